@@ -1,0 +1,76 @@
+//! Errors of building and validating settings; each names the key or source at fault.
+
+use std::path::PathBuf;
+
+/// Why a configuration could not be built; the last good configuration stays in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A configuration file could not be read.
+    #[error("failed to read config file {path}")]
+    ReadFile {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A source is not valid TOML.
+    #[error("{origin} is not valid TOML: {message}")]
+    Syntax {
+        /// Where the text came from, such as `ConfigMap brokkr/brokkr-broker key broker.toml`.
+        origin: String,
+        /// The parser's message with line and column.
+        message: String,
+        /// The parser's error.
+        #[source]
+        source: toml::de::Error,
+    },
+    /// A key is unknown or its value has the wrong type.
+    #[error("{key}: {message}")]
+    Field {
+        /// The dotted key path, such as `cors.max_age`.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A value has the right type but is outside what the broker accepts.
+    #[error("{key}: {reason}")]
+    Invalid {
+        /// The dotted key path.
+        key: String,
+        /// What is wrong with the value (never the value of a secret).
+        reason: String,
+    },
+    /// An environment variable named like a setting cannot be used.
+    #[error("environment variable {var}: {reason}")]
+    Env {
+        /// The variable's name.
+        var: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The ConfigMap exists but lacks the data key the broker reads.
+    #[error("ConfigMap {namespace}/{name} has no data key {key}")]
+    MissingDataKey {
+        /// Namespace of the ConfigMap.
+        namespace: String,
+        /// Name of the ConfigMap.
+        name: String,
+        /// The data key that was expected.
+        key: String,
+    },
+}
+
+impl ConfigError {
+    /// The dotted key at fault, when the error is about one key.
+    #[must_use]
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Self::Field { key, .. } | Self::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}
+
+/// Result with [`ConfigError`] as its default error.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;

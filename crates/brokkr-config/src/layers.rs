@@ -1,0 +1,323 @@
+//! Merges the configuration sources, lowest to highest: defaults < file < ConfigMap < environment.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use crate::{ConfigError, Result, Settings, validate::validate};
+
+/// Prefix of environment variables that set a key: `BROKKR__SECTION__KEY`.
+pub const ENV_PREFIX: &str = "BROKKR__";
+
+/// Settings built from every layer, ready to be put in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// The merged, validated settings.
+    pub settings: Settings,
+    /// Keys set in the ConfigMap that an environment variable overrides.
+    pub shadowed_by_env: Vec<String>,
+}
+
+/// TOML text with a description of where it came from, used in error messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerText {
+    /// Such as `ConfigMap brokkr/brokkr-broker key broker.toml`.
+    pub origin: String,
+    /// The TOML document.
+    pub text: String,
+}
+
+#[derive(Debug, Clone)]
+struct EnvEntry {
+    section: String,
+    key: String,
+    value: Value,
+}
+
+/// The layers that do not change while the broker runs (defaults, file, environment).
+/// [`ConfigLayers::build`] puts a ConfigMap document between the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigLayers {
+    file: Table,
+    env: Vec<EnvEntry>,
+}
+
+impl ConfigLayers {
+    /// Only the built-in defaults.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the TOML file at `path` above the defaults.
+    pub fn with_file(self, path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        self.with_file_text(&LayerText {
+            origin: format!("config file {}", path.display()),
+            text,
+        })
+    }
+
+    /// Adds a TOML document as the file layer.
+    pub fn with_file_text(mut self, layer: &LayerText) -> Result<Self> {
+        self.file = parse(layer)?;
+        // Fail at start-up, not at the first reload, when the file itself is wrong.
+        self.build(None)?;
+        Ok(self)
+    }
+
+    /// Adds every `BROKKR__SECTION__KEY` variable among `vars` as the top layer.
+    pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
+        let defaults = defaults_table();
+        for (var, raw) in vars {
+            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+                continue;
+            };
+            let env_err = |reason: String| ConfigError::Env {
+                var: var.clone(),
+                reason,
+            };
+            let Some((section, key)) = rest
+                .to_ascii_lowercase()
+                .split_once("__")
+                .map(|(s, k)| (s.to_owned(), k.to_owned()))
+            else {
+                return Err(env_err("expected BROKKR__SECTION__KEY".into()));
+            };
+            let default = match defaults.get(&section).and_then(Value::as_table) {
+                Some(table) => table.get(&key),
+                None => return Err(env_err(format!("there is no section [{section}]"))),
+            };
+            let is_text = matches!(default, Some(Value::String(_)))
+                || (section == "config_reload" && key == "namespace");
+            if default.is_none() && !is_text {
+                return Err(env_err(format!("there is no setting {section}.{key}")));
+            }
+            let value = if is_text {
+                Value::String(raw)
+            } else {
+                parse_env_value(&raw).map_err(env_err)?
+            };
+            self.env.push(EnvEntry {
+                section,
+                key,
+                value,
+            });
+        }
+        self.build(None)?;
+        Ok(self)
+    }
+
+    /// Builds and validates settings with `configmap` (if any) between the file and the environment.
+    pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
+        let mut merged = self.file.clone();
+        let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
+        merge(&mut merged, &configmap);
+        let mut shadowed_by_env = Vec::new();
+        for entry in &self.env {
+            let section = merged
+                .entry(entry.section.clone())
+                .or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(table) = section {
+                table.insert(entry.key.clone(), entry.value.clone());
+            }
+            let in_configmap = configmap
+                .get(&entry.section)
+                .and_then(Value::as_table)
+                .is_some_and(|t| t.contains_key(&entry.key));
+            if in_configmap {
+                shadowed_by_env.push(format!("{}.{}", entry.section, entry.key));
+            }
+        }
+        let settings: Settings =
+            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+                let key = e.path().to_string();
+                let message = if key.starts_with("admin.token") {
+                    "invalid value (not shown: the key holds a secret)".to_owned()
+                } else {
+                    e.into_inner().to_string()
+                };
+                ConfigError::Field { key, message }
+            })?;
+        validate(&settings)?;
+        Ok(Candidate {
+            settings,
+            shadowed_by_env,
+        })
+    }
+}
+
+/// Parses a document; the error gives line and column but never quotes the text, which may hold a secret.
+fn parse(layer: &LayerText) -> Result<Table> {
+    layer.text.parse::<Table>().map_err(|source| {
+        let at = source.span().map(|span| {
+            let before = &layer.text[..span.start.min(layer.text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::Syntax {
+            origin: layer.origin.clone(),
+            message: format!("{}{}", source.message().trim_end(), at.unwrap_or_default()),
+            source,
+        }
+    })
+}
+
+/// An environment value is TOML when it parses as TOML (`false`, `["a", "b"]`), else a plain string (`5s`).
+fn parse_env_value(raw: &str) -> std::result::Result<Value, String> {
+    let parsed = format!("value = {raw}")
+        .parse::<Table>()
+        .ok()
+        .and_then(|mut t| t.remove("value"));
+    Ok(parsed.unwrap_or_else(|| Value::String(raw.to_owned())))
+}
+
+fn defaults_table() -> Table {
+    match Value::try_from(Settings::default()) {
+        Ok(Value::Table(t)) => t,
+        _ => Table::new(),
+    }
+}
+
+/// Deep-merges `top` over `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut Table, top: &Table) {
+    for (key, value) in top {
+        match (base.get_mut(key), value) {
+            (Some(Value::Table(b)), Value::Table(t)) => merge(b, t),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn text(origin: &str, text: &str) -> LayerText {
+        LayerText {
+            origin: origin.into(),
+            text: text.into(),
+        }
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_lowest_to_highest() {
+        let layers = ConfigLayers::new()
+            .with_file_text(&text(
+                "file",
+                "[log]\nlevel = \"warn\"\n[cors]\nmax_age = \"1m\"",
+            ))
+            .and_then(|l| l.with_env(env(&[("BROKKR__CORS__MAX_AGE", "2m"), ("PATH", "/bin")])))
+            .expect("layers build");
+        let built = layers
+            .build(Some(&text(
+                "cm",
+                "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"30s\"",
+            )))
+            .expect("builds");
+        assert_eq!(
+            built.settings.log.level, "debug",
+            "the ConfigMap overrides the file"
+        );
+        assert_eq!(
+            built.settings.cors.max_age,
+            Duration::from_secs(120),
+            "the environment overrides the ConfigMap"
+        );
+        assert_eq!(built.shadowed_by_env, vec!["cors.max_age".to_owned()]);
+        assert_eq!(
+            layers.build(None).expect("builds").settings.log.level,
+            "warn"
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = ConfigLayers::new()
+            .build(Some(&text("cm", "[cors]\nmax_agee = \"1m\"")))
+            .expect_err("rejected");
+        assert!(err.to_string().contains("max_agee"), "{err}");
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key() {
+        let err = ConfigLayers::new()
+            .build(Some(&text("cm", "[config_reload]\ndebounce = 5")))
+            .expect_err("rejected");
+        assert_eq!(err.key(), Some("config_reload.debounce"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_names_the_key() {
+        let err = ConfigLayers::new()
+            .build(Some(&text("cm", "[cors]\nmax_age = \"soon\"")))
+            .expect_err("rejected");
+        assert_eq!(err.key(), Some("cors.max_age"), "{err}");
+    }
+
+    #[test]
+    fn malformed_toml_gives_position_but_never_the_text() {
+        let err = ConfigLayers::new()
+            .build(Some(&text(
+                "ConfigMap a/b key broker.toml",
+                "[admin]\ntoken = \"hunter2",
+            )))
+            .expect_err("rejected");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("ConfigMap a/b key broker.toml") && shown.contains("line 2"),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn a_mistyped_secret_is_not_echoed() {
+        let err = ConfigLayers::new()
+            .build(Some(&text("cm", "[admin]\ntoken = 123456")))
+            .expect_err("rejected");
+        assert_eq!(err.key(), Some("admin.token"));
+        assert!(!err.to_string().contains("123456"), "{err}");
+    }
+
+    #[test]
+    fn environment_values_are_typed_by_the_setting() {
+        let layers = ConfigLayers::new()
+            .with_env(env(&[
+                ("BROKKR__CONFIG_RELOAD__ENABLED", "false"),
+                ("BROKKR__CORS__ALLOWED_ORIGINS", "[\"https://a.example\"]"),
+                ("BROKKR__LOG__LEVEL", "true"),
+            ]))
+            .expect("env is valid");
+        let s = layers.build(None).expect("builds").settings;
+        assert!(!s.config_reload.enabled);
+        assert_eq!(s.cors.allowed_origins, vec!["https://a.example".to_owned()]);
+        assert_eq!(
+            s.log.level, "true",
+            "a string setting takes the text as it is"
+        );
+    }
+
+    #[test]
+    fn an_unknown_environment_setting_names_the_variable() {
+        let err = ConfigLayers::new()
+            .with_env(env(&[("BROKKR__CORS__MAXAGE", "1m")]))
+            .expect_err("rejected");
+        assert!(err.to_string().contains("BROKKR__CORS__MAXAGE"), "{err}");
+    }
+}

@@ -1,0 +1,17 @@
+//! Typed, layered, validated and hot-reloadable settings of the Brokkr broker.
+//!
+//! Sources, lowest to highest: built-in defaults < `--config FILE` < the ConfigMap's data key < environment
+//! `BROKKR__SECTION__KEY`. [`ConfigLayers`] merges them into [`Settings`], [`diff`] compares two snapshots with
+//! secrets redacted, and [`ReloadableConfig`] serves the snapshot in force to readers without locks.
+
+mod duration;
+pub mod error;
+pub mod layers;
+pub mod reloadable;
+pub mod settings;
+mod validate;
+
+pub use error::{ConfigError, Result};
+pub use layers::{Candidate, ConfigLayers};
+pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
+pub use settings::{Change, FieldInfo, LogFormat, Settings, diff};

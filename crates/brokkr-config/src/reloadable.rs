@@ -1,0 +1,273 @@
+//! The configuration in force: lock-free reads, change notification, and the one place a reload is applied.
+
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::SystemTime,
+};
+
+use arc_swap::ArcSwap;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tokio::sync::watch;
+
+use crate::{Candidate, Change, ConfigError, Settings, diff};
+
+/// Which ConfigMap version a snapshot came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceRef {
+    /// Namespace of the ConfigMap.
+    pub namespace: String,
+    /// Name of the ConfigMap.
+    pub name: String,
+    /// `metadata.resourceVersion` that was read.
+    pub resource_version: Option<String>,
+}
+
+/// An immutable configuration that was put in force.
+#[derive(Debug, Clone)]
+pub struct ConfigSnapshot {
+    /// The settings in force.
+    pub settings: Settings,
+    /// Counts applied reloads; 0 is the start-up configuration.
+    pub generation: u64,
+    /// Short SHA-256 of the settings (secrets excluded): equal on every broker that runs the same configuration.
+    pub hash: String,
+    /// The ConfigMap the settings were read from, if any.
+    pub source: Option<SourceRef>,
+    /// When it was put in force.
+    pub applied_at: SystemTime,
+}
+
+impl ConfigSnapshot {
+    fn new(settings: Settings, generation: u64, source: Option<SourceRef>) -> Self {
+        let hash = hash_of(&settings);
+        Self {
+            settings,
+            generation,
+            hash,
+            source,
+            applied_at: SystemTime::now(),
+        }
+    }
+}
+
+fn hash_of(settings: &Settings) -> String {
+    let mut hasher = Sha256::new();
+    for field in settings.fields() {
+        hasher.update(field.key.as_bytes());
+        hasher.update([0]);
+        hasher.update(field.value.as_bytes());
+        hasher.update([0]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// New settings are in force.
+    Applied {
+        /// The new generation.
+        generation: u64,
+        /// The dynamic settings that changed, secrets redacted.
+        changes: Vec<Change>,
+        /// Restart-only settings that differ and wait for the next start.
+        restart_required: Vec<Change>,
+    },
+    /// Nothing that applies live changed.
+    Unchanged {
+        /// Restart-only settings that differ and wait for the next start.
+        restart_required: Vec<Change>,
+    },
+    /// The candidate was invalid; the configuration in force did not change.
+    Rejected {
+        /// Why, naming the key at fault.
+        reason: String,
+    },
+}
+
+impl ReloadOutcome {
+    /// `applied`, `unchanged` or `rejected`: the `outcome` label of the metrics and the admin API.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Applied { .. } => "applied",
+            Self::Unchanged { .. } => "unchanged",
+            Self::Rejected { .. } => "rejected",
+        }
+    }
+
+    /// Restart-only settings that differ from the running ones.
+    #[must_use]
+    pub fn restart_required(&self) -> &[Change] {
+        match self {
+            Self::Applied {
+                restart_required, ..
+            }
+            | Self::Unchanged { restart_required } => restart_required,
+            Self::Rejected { .. } => &[],
+        }
+    }
+}
+
+/// The last reload attempt, for status reporting.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastReload {
+    /// `applied`, `unchanged` or `rejected`.
+    pub outcome: &'static str,
+    /// When it happened.
+    #[serde(with = "humantime_serde_rfc3339")]
+    pub at: SystemTime,
+    /// Why it was rejected.
+    pub error: Option<String>,
+    /// Restart-only keys whose new value waits for the next start.
+    pub restart_required: Vec<String>,
+    /// ConfigMap keys that an environment variable overrides.
+    pub shadowed_by_env: Vec<String>,
+}
+
+mod humantime_serde_rfc3339 {
+    pub(super) fn serialize<S: serde::Serializer>(
+        at: &std::time::SystemTime,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.collect_str(&humantime::format_rfc3339_seconds(*at))
+    }
+}
+
+/// Shared handle to the configuration in force. Cheap to clone; reads never block.
+#[derive(Debug, Clone)]
+pub struct ReloadableConfig {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    current: ArcSwap<ConfigSnapshot>,
+    notify: watch::Sender<Arc<ConfigSnapshot>>,
+    last_reload: Mutex<Option<LastReload>>,
+}
+
+impl ReloadableConfig {
+    /// Puts the start-up settings in force as generation 0.
+    #[must_use]
+    pub fn new(settings: Settings) -> Self {
+        let snapshot = Arc::new(ConfigSnapshot::new(settings, 0, None));
+        let (notify, _) = watch::channel(snapshot.clone());
+        Self {
+            inner: Arc::new(Inner {
+                current: ArcSwap::new(snapshot),
+                notify,
+                last_reload: Mutex::new(None),
+            }),
+        }
+    }
+
+    /// The snapshot in force now.
+    #[must_use]
+    pub fn current(&self) -> Arc<ConfigSnapshot> {
+        self.inner.current.load_full()
+    }
+
+    /// The settings in force now.
+    #[must_use]
+    pub fn settings(&self) -> Settings {
+        self.inner.current.load().settings.clone()
+    }
+
+    /// A receiver that sees every snapshot put in force from now on.
+    #[must_use]
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ConfigSnapshot>> {
+        self.inner.notify.subscribe()
+    }
+
+    /// The last reload attempt, if any.
+    #[must_use]
+    pub fn last_reload(&self) -> Option<LastReload> {
+        self.inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Applies `candidate` all-or-nothing: dynamic settings switch together, restart-only differences are
+    /// reported and left for the next start, and a rejected candidate changes nothing.
+    ///
+    /// Reloads must come from one place (the `ConfigActor`); concurrent callers could interleave generations.
+    pub fn reload(
+        &self,
+        candidate: Result<Candidate, ConfigError>,
+        source: Option<SourceRef>,
+    ) -> ReloadOutcome {
+        let current = self.current();
+        let previous_shadowed = self
+            .last_reload()
+            .map(|r| r.shadowed_by_env)
+            .unwrap_or_default();
+        let (outcome, shadowed_by_env) = match candidate {
+            Err(error) => (
+                ReloadOutcome::Rejected {
+                    reason: error.to_string(),
+                },
+                previous_shadowed,
+            ),
+            Ok(Candidate {
+                settings,
+                shadowed_by_env,
+            }) => {
+                let restart_required: Vec<Change> = diff(&current.settings, &settings)
+                    .into_iter()
+                    .filter(|c| !c.dynamic)
+                    .collect();
+                let next = settings.with_restart_only_from(&current.settings);
+                let changes = diff(&current.settings, &next);
+                let outcome = if changes.is_empty() {
+                    if source.is_some() && current.source != source {
+                        // Same settings, newer ConfigMap version: record which version they match, quietly.
+                        let mut same = (*current).clone();
+                        same.source = source;
+                        self.inner.current.store(Arc::new(same));
+                    }
+                    ReloadOutcome::Unchanged { restart_required }
+                } else {
+                    let generation = current.generation + 1;
+                    let snapshot = Arc::new(ConfigSnapshot::new(next, generation, source));
+                    self.inner.current.store(snapshot.clone());
+                    self.inner.notify.send_replace(snapshot);
+                    ReloadOutcome::Applied {
+                        generation,
+                        changes,
+                        restart_required,
+                    }
+                };
+                (outcome, shadowed_by_env)
+            }
+        };
+        let record = LastReload {
+            outcome: outcome.label(),
+            at: SystemTime::now(),
+            error: match &outcome {
+                ReloadOutcome::Rejected { reason } => Some(reason.clone()),
+                _ => None,
+            },
+            restart_required: outcome
+                .restart_required()
+                .iter()
+                .map(|c| c.key.to_owned())
+                .collect(),
+            shadowed_by_env,
+        };
+        *self
+            .inner
+            .last_reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+        outcome
+    }
+}

@@ -1,0 +1,302 @@
+//! The broker's settings, their defaults, which of them apply live, and the redacted diff between two snapshots.
+
+use std::{net::SocketAddr, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+/// Every setting of the broker. Unknown keys are rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// The admin API.
+    pub admin: AdminSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// Cross-origin resource sharing on every route.
+    pub cors: CorsSettings,
+    /// The ConfigMap hot-reload subsystem.
+    pub config_reload: ReloadSettings,
+}
+
+/// `[server]`: restart-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        }
+    }
+}
+
+/// `[admin]`: restart-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Bearer token of the admin API; empty locks the admin API. A secret: never logged.
+    pub token: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// Dynamic: the tracing filter, in `EnvFilter` syntax (`info,brokkr=debug`).
+    pub level: String,
+    /// Restart-only: `text` or `json`.
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `[cors]`: dynamic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins allowed to call the broker from a browser (`https://app.example.com`), or `*`. Empty disables CORS.
+    pub allowed_origins: Vec<String>,
+    /// How long browsers may cache a preflight answer.
+    #[serde(with = "crate::duration")]
+    pub max_age: Duration,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        Self {
+            allowed_origins: Vec::new(),
+            max_age: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `[config_reload]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadSettings {
+    /// Restart-only: watch the ConfigMap at all.
+    pub enabled: bool,
+    /// Restart-only: namespace of the ConfigMap; else `POD_NAMESPACE`, else the service account's namespace.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// Restart-only: name of the ConfigMap.
+    pub configmap: String,
+    /// Restart-only: the data key holding the TOML.
+    pub key: String,
+    /// Dynamic: quiet window after the last change before reloading.
+    #[serde(with = "crate::duration")]
+    pub debounce: Duration,
+    /// Dynamic: longest a change waits under constant churn.
+    #[serde(with = "crate::duration")]
+    pub max_wait: Duration,
+    /// Dynamic: period of the full re-read that catches a silent watch.
+    #[serde(with = "crate::duration")]
+    pub resync_interval: Duration,
+}
+
+impl Default for ReloadSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            namespace: None,
+            configmap: "brokkr-broker".into(),
+            key: "broker.toml".into(),
+            debounce: Duration::from_secs(5),
+            max_wait: Duration::from_secs(20),
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One setting as an operator sees it: its key, whether it applies live, and its value ready to print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldInfo {
+    /// Dotted key, such as `cors.max_age`.
+    pub key: &'static str,
+    /// Applied live (`true`) or only at the next start (`false`).
+    pub dynamic: bool,
+    /// The value as TOML would show it; `<redacted>` for a secret that is set.
+    pub value: String,
+}
+
+const REDACTED: &str = "<redacted>";
+
+impl Settings {
+    /// Every setting with its printable value, secrets redacted, in a stable order.
+    #[must_use]
+    pub fn fields(&self) -> Vec<FieldInfo> {
+        let secret = |s: &str| {
+            if s.is_empty() {
+                String::new()
+            } else {
+                REDACTED.to_owned()
+            }
+        };
+        let d = |d: &Duration| humantime::format_duration(*d).to_string();
+        let r = &self.config_reload;
+        let field = |key, dynamic, value| FieldInfo {
+            key,
+            dynamic,
+            value,
+        };
+        vec![
+            field("server.listen", false, self.server.listen.to_string()),
+            field("admin.token", false, secret(&self.admin.token)),
+            field("log.level", true, self.log.level.clone()),
+            field(
+                "log.format",
+                false,
+                format!("{:?}", self.log.format).to_lowercase(),
+            ),
+            field(
+                "cors.allowed_origins",
+                true,
+                format!("{:?}", self.cors.allowed_origins),
+            ),
+            field("cors.max_age", true, d(&self.cors.max_age)),
+            field("config_reload.enabled", false, r.enabled.to_string()),
+            field(
+                "config_reload.namespace",
+                false,
+                r.namespace.clone().unwrap_or_default(),
+            ),
+            field("config_reload.configmap", false, r.configmap.clone()),
+            field("config_reload.key", false, r.key.clone()),
+            field("config_reload.debounce", true, d(&r.debounce)),
+            field("config_reload.max_wait", true, d(&r.max_wait)),
+            field("config_reload.resync_interval", true, d(&r.resync_interval)),
+        ]
+    }
+
+    /// These settings with every restart-only value taken from `running`: what a reload may put in force.
+    #[must_use]
+    pub fn with_restart_only_from(&self, running: &Settings) -> Settings {
+        let mut next = self.clone();
+        next.server = running.server.clone();
+        next.admin = running.admin.clone();
+        next.log.format = running.log.format;
+        next.config_reload.enabled = running.config_reload.enabled;
+        next.config_reload.namespace = running.config_reload.namespace.clone();
+        next.config_reload.configmap = running.config_reload.configmap.clone();
+        next.config_reload.key = running.config_reload.key.clone();
+        next
+    }
+}
+
+/// One changed setting between two snapshots, with secret values redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    /// Dotted key.
+    pub key: &'static str,
+    /// The value before.
+    pub old: String,
+    /// The value after.
+    pub new: String,
+    /// Whether the change applies live.
+    pub dynamic: bool,
+}
+
+/// The settings that differ between `old` and `new`, in the order of [`Settings::fields`].
+///
+/// A secret shows as `<redacted>` on both sides, so its change is visible but its value never is.
+#[must_use]
+pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
+    let secret_changed = old.admin.token != new.admin.token;
+    old.fields()
+        .into_iter()
+        .zip(new.fields())
+        .filter(|(a, b)| a.value != b.value || (a.key == "admin.token" && secret_changed))
+        .map(|(a, b)| Change {
+            key: a.key,
+            old: a.value,
+            new: b.value,
+            dynamic: a.dynamic,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_secret_is_reported_without_its_value() {
+        let old = Settings {
+            admin: AdminSettings {
+                token: "hunter2".into(),
+            },
+            ..Settings::default()
+        };
+        let new = Settings {
+            admin: AdminSettings {
+                token: "swordfish".into(),
+            },
+            ..Settings::default()
+        };
+        let changes = diff(&old, &new);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].key, "admin.token");
+        assert_eq!(
+            (changes[0].old.as_str(), changes[0].new.as_str()),
+            (REDACTED, REDACTED)
+        );
+        assert!(!format!("{changes:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn identical_settings_have_no_diff() {
+        assert!(diff(&Settings::default(), &Settings::default()).is_empty());
+    }
+
+    #[test]
+    fn restart_only_values_are_kept_from_the_running_settings() {
+        let running = Settings::default();
+        let mut candidate = Settings::default();
+        candidate.server.listen = SocketAddr::from(([127, 0, 0, 1], 9999));
+        candidate.log.level = "debug".into();
+        let next = candidate.with_restart_only_from(&running);
+        assert_eq!(next.server.listen, running.server.listen);
+        assert_eq!(next.log.level, "debug");
+    }
+
+    #[test]
+    fn fields_list_every_key_of_the_toml_form_once() {
+        let mut settings = Settings::default();
+        settings.config_reload.namespace = Some("brokkr".into());
+        let toml = toml::Value::try_from(&settings).expect("settings serialize");
+        let mut from_toml = Vec::new();
+        for (section, table) in toml.as_table().expect("a table") {
+            for key in table.as_table().expect("a section").keys() {
+                from_toml.push(format!("{section}.{key}"));
+            }
+        }
+        let mut listed: Vec<String> = settings.fields().iter().map(|f| f.key.to_owned()).collect();
+        from_toml.sort();
+        listed.sort();
+        assert_eq!(listed, from_toml);
+    }
+}
