@@ -8,9 +8,7 @@ pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Resul
     serializer.collect_str(&humantime::format_duration(*value))
 }
 
-pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Duration, D::Error> {
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
     humantime::parse_duration(&text).map_err(|e| {
         D::Error::custom(format!(

@@ -91,8 +91,8 @@ impl ConfigLayers {
                 Some(table) => table.get(&key),
                 None => return Err(env_err(format!("there is no section [{section}]"))),
             };
-            let is_text = matches!(default, Some(Value::String(_)))
-                || (section == "config_reload" && key == "namespace");
+            let is_text =
+                matches!(default, Some(Value::String(_))) || (section == "config_reload" && key == "namespace");
             if default.is_none() && !is_text {
                 return Err(env_err(format!("there is no setting {section}.{key}")));
             }
@@ -101,11 +101,7 @@ impl ConfigLayers {
             } else {
                 parse_env_value(&raw).map_err(env_err)?
             };
-            self.env.push(EnvEntry {
-                section,
-                key,
-                value,
-            });
+            self.env.push(EnvEntry { section, key, value });
         }
         self.build(None)?;
         Ok(self)
@@ -132,16 +128,15 @@ impl ConfigLayers {
                 shadowed_by_env.push(format!("{}.{}", entry.section, entry.key));
             }
         }
-        let settings: Settings =
-            serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
-                let key = e.path().to_string();
-                let message = if key.starts_with("admin.token") {
-                    "invalid value (not shown: the key holds a secret)".to_owned()
-                } else {
-                    e.into_inner().to_string()
-                };
-                ConfigError::Field { key, message }
-            })?;
+        let settings: Settings = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+            let key = e.path().to_string();
+            let message = if key.starts_with("admin.token") {
+                "invalid value (not shown: the key holds a secret)".to_owned()
+            } else {
+                e.into_inner().to_string()
+            };
+            ConfigError::Field { key, message }
+        })?;
         validate(&settings)?;
         Ok(Candidate {
             settings,
@@ -209,41 +204,26 @@ mod tests {
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
     fn layers_apply_lowest_to_highest() {
         let layers = ConfigLayers::new()
-            .with_file_text(&text(
-                "file",
-                "[log]\nlevel = \"warn\"\n[cors]\nmax_age = \"1m\"",
-            ))
+            .with_file_text(&text("file", "[log]\nlevel = \"warn\"\n[cors]\nmax_age = \"1m\""))
             .and_then(|l| l.with_env(env(&[("BROKKR__CORS__MAX_AGE", "2m"), ("PATH", "/bin")])))
             .expect("layers build");
         let built = layers
-            .build(Some(&text(
-                "cm",
-                "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"30s\"",
-            )))
+            .build(Some(&text("cm", "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"30s\"")))
             .expect("builds");
-        assert_eq!(
-            built.settings.log.level, "debug",
-            "the ConfigMap overrides the file"
-        );
+        assert_eq!(built.settings.log.level, "debug", "the ConfigMap overrides the file");
         assert_eq!(
             built.settings.cors.max_age,
             Duration::from_secs(120),
             "the environment overrides the ConfigMap"
         );
         assert_eq!(built.shadowed_by_env, vec!["cors.max_age".to_owned()]);
-        assert_eq!(
-            layers.build(None).expect("builds").settings.log.level,
-            "warn"
-        );
+        assert_eq!(layers.build(None).expect("builds").settings.log.level, "warn");
     }
 
     #[test]
@@ -307,10 +287,7 @@ mod tests {
         let s = layers.build(None).expect("builds").settings;
         assert!(!s.config_reload.enabled);
         assert_eq!(s.cors.allowed_origins, vec!["https://a.example".to_owned()]);
-        assert_eq!(
-            s.log.level, "true",
-            "a string setting takes the text as it is"
-        );
+        assert_eq!(s.log.level, "true", "a string setting takes the text as it is");
     }
 
     #[test]

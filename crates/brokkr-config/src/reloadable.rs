@@ -59,12 +59,7 @@ fn hash_of(settings: &Settings) -> String {
         hasher.update(field.value.as_bytes());
         hasher.update([0]);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hasher.finalize().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 /// What a reload did.
@@ -106,10 +101,7 @@ impl ReloadOutcome {
     #[must_use]
     pub fn restart_required(&self) -> &[Change] {
         match self {
-            Self::Applied {
-                restart_required, ..
-            }
-            | Self::Unchanged { restart_required } => restart_required,
+            Self::Applied { restart_required, .. } | Self::Unchanged { restart_required } => restart_required,
             Self::Rejected { .. } => &[],
         }
     }
@@ -132,10 +124,7 @@ pub struct LastReload {
 }
 
 mod humantime_serde_rfc3339 {
-    pub(super) fn serialize<S: serde::Serializer>(
-        at: &std::time::SystemTime,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: serde::Serializer>(at: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(&humantime::format_rfc3339_seconds(*at))
     }
 }
@@ -200,16 +189,9 @@ impl ReloadableConfig {
     /// reported and left for the next start, and a rejected candidate changes nothing.
     ///
     /// Reloads must come from one place (the `ConfigActor`); concurrent callers could interleave generations.
-    pub fn reload(
-        &self,
-        candidate: Result<Candidate, ConfigError>,
-        source: Option<SourceRef>,
-    ) -> ReloadOutcome {
+    pub fn reload(&self, candidate: Result<Candidate, ConfigError>, source: Option<SourceRef>) -> ReloadOutcome {
         let current = self.current();
-        let previous_shadowed = self
-            .last_reload()
-            .map(|r| r.shadowed_by_env)
-            .unwrap_or_default();
+        let previous_shadowed = self.last_reload().map(|r| r.shadowed_by_env).unwrap_or_default();
         let (outcome, shadowed_by_env) = match candidate {
             Err(error) => (
                 ReloadOutcome::Rejected {
@@ -256,18 +238,10 @@ impl ReloadableConfig {
                 ReloadOutcome::Rejected { reason } => Some(reason.clone()),
                 _ => None,
             },
-            restart_required: outcome
-                .restart_required()
-                .iter()
-                .map(|c| c.key.to_owned())
-                .collect(),
+            restart_required: outcome.restart_required().iter().map(|c| c.key.to_owned()).collect(),
             shadowed_by_env,
         };
-        *self
-            .inner
-            .last_reload
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(record);
+        *self.inner.last_reload.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);
         outcome
     }
 }

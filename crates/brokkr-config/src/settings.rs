@@ -158,25 +158,13 @@ impl Settings {
         };
         let d = |d: &Duration| humantime::format_duration(*d).to_string();
         let r = &self.config_reload;
-        let field = |key, dynamic, value| FieldInfo {
-            key,
-            dynamic,
-            value,
-        };
+        let field = |key, dynamic, value| FieldInfo { key, dynamic, value };
         vec![
             field("server.listen", false, self.server.listen.to_string()),
             field("admin.token", false, secret(&self.admin.token)),
             field("log.level", true, self.log.level.clone()),
-            field(
-                "log.format",
-                false,
-                format!("{:?}", self.log.format).to_lowercase(),
-            ),
-            field(
-                "cors.allowed_origins",
-                true,
-                format!("{:?}", self.cors.allowed_origins),
-            ),
+            field("log.format", false, format!("{:?}", self.log.format).to_lowercase()),
+            field("cors.allowed_origins", true, format!("{:?}", self.cors.allowed_origins)),
             field("cors.max_age", true, d(&self.cors.max_age)),
             field("config_reload.enabled", false, r.enabled.to_string()),
             field(
@@ -260,10 +248,7 @@ mod tests {
         let changes = diff(&old, &new);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].key, "admin.token");
-        assert_eq!(
-            (changes[0].old.as_str(), changes[0].new.as_str()),
-            (REDACTED, REDACTED)
-        );
+        assert_eq!((changes[0].old.as_str(), changes[0].new.as_str()), (REDACTED, REDACTED));
         assert!(!format!("{changes:?}").contains("hunter2"));
     }
 

@@ -18,12 +18,7 @@ fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()
         let show = |d| humantime::format_duration(d).to_string();
         return Err(invalid(
             key,
-            format!(
-                "{} is out of range {}..={}",
-                show(value),
-                show(min),
-                show(max)
-            ),
+            format!("{} is out of range {}..={}", show(value), show(min), show(max)),
         ));
     }
     Ok(())
@@ -31,15 +26,12 @@ fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()
 
 /// A Kubernetes name or namespace: an RFC 1123 subdomain (`max` 253) or label (`max` 63).
 fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> {
-    let ok_char =
-        |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if value.is_empty() || value.len() > max || !value.chars().all(ok_char) {
         return Err(invalid(
             key,
-            format!(
-                "{value:?} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})"
-            ),
+            format!("{value:?} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})"),
         ));
     }
     if !ends_ok(value.chars().next()) || !ends_ok(value.chars().last()) {
@@ -69,8 +61,7 @@ fn check_origin(key: &str, origin: &str) -> Result<()> {
 
 /// Checks everything serde cannot: filter syntax, origins, names, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
-    EnvFilter::try_new(&s.log.level)
-        .map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
+    EnvFilter::try_new(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
     for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
         check_origin(&format!("cors.allowed_origins[{i}]"), origin)?;
     }
@@ -153,10 +144,7 @@ mod tests {
     #[test]
     fn an_origin_with_a_path_names_its_index() {
         let mut s = Settings::default();
-        s.cors.allowed_origins = vec![
-            "https://ok.example".into(),
-            "https://bad.example/path".into(),
-        ];
+        s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/path".into()];
         assert_eq!(key_of(validate(&s)), "cors.allowed_origins[1]");
     }
 

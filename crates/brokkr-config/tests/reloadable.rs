@@ -25,10 +25,7 @@ fn a_valid_change_is_applied_and_notified() {
     let mut updates = config.subscribe();
     let before = config.current();
 
-    let outcome = config.reload(
-        layers.build(Some(&configmap("[log]\nlevel = \"debug\""))),
-        source("7"),
-    );
+    let outcome = config.reload(layers.build(Some(&configmap("[log]\nlevel = \"debug\""))), source("7"));
 
     let ReloadOutcome::Applied {
         generation,
@@ -57,10 +54,7 @@ fn a_valid_change_is_applied_and_notified() {
 fn an_invalid_candidate_keeps_the_last_good_configuration() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
-    config.reload(
-        layers.build(Some(&configmap("[log]\nlevel = \"debug\""))),
-        source("1"),
-    );
+    config.reload(layers.build(Some(&configmap("[log]\nlevel = \"debug\""))), source("1"));
 
     let outcome = config.reload(
         layers.build(Some(&configmap("[config_reload]\nmax_wait = \"1s\""))),
@@ -110,17 +104,10 @@ fn the_same_settings_again_are_unchanged() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let text = configmap("[cors]\nallowed_origins = [\"https://a.example\"]");
-    assert_eq!(
-        config
-            .reload(layers.build(Some(&text)), source("1"))
-            .label(),
-        "applied"
-    );
+    assert_eq!(config.reload(layers.build(Some(&text)), source("1")).label(), "applied");
     let hash = config.current().hash.clone();
     assert_eq!(
-        config
-            .reload(layers.build(Some(&text)), source("2"))
-            .label(),
+        config.reload(layers.build(Some(&text)), source("2")).label(),
         "unchanged"
     );
     assert_eq!(
