@@ -1,0 +1,29 @@
+//! The ConfigMap hot-reload subsystem as actix actors.
+//!
+//! One edit travels `WatcherActor` → [`ConfigMapObserved`] → `DebounceActor` → [`Reload`] → `ConfigActor`, which
+//! applies it through [`brokkr_config::ReloadableConfig`]. `WatcherSupervisor` restarts the watcher with backoff,
+//! and [`registration`] decides whether any of it runs.
+
+pub mod backoff;
+pub mod config_actor;
+pub mod debounce;
+pub mod events;
+pub mod messages;
+pub mod metrics;
+pub mod registration;
+pub mod source;
+pub mod status;
+pub mod supervisor;
+pub mod watcher;
+
+pub use config_actor::ConfigActor;
+pub use debounce::DebounceActor;
+pub use messages::{
+    ConfigMapObserved, ConfigMapState, ConfigMapVersion, Reload, ReloadNow, ReloadReport, WatcherStatusChanged,
+};
+pub use metrics::ReloadMetrics;
+pub use registration::{Environment, Plan, Subsystem, plan};
+pub use source::{ConfigMapSource, KubeConfigMapSource};
+pub use status::{WatcherState, WatcherStatus};
+pub use supervisor::WatcherSupervisor;
+pub use watcher::WatcherActor;

@@ -1,0 +1,73 @@
+//! The messages between the actors, one type per hop, each with its result type beside it.
+
+use std::collections::BTreeMap;
+
+use actix::Message;
+use brokkr_config::Change;
+use serde::Serialize;
+
+use crate::status::WatcherState;
+
+/// One read of the broker's ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigMapVersion {
+    /// `data` of the ConfigMap.
+    pub data: BTreeMap<String, String>,
+    /// `metadata.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `metadata.uid`.
+    pub uid: Option<String>,
+}
+
+/// What the API server says about the ConfigMap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigMapState {
+    /// It exists with this content.
+    Present(ConfigMapVersion),
+    /// It does not exist (never created, or deleted): keep the last good configuration.
+    Absent,
+}
+
+/// Watcher → debounce: the ConfigMap was listed or changed.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct ConfigMapObserved {
+    /// The state seen.
+    pub state: ConfigMapState,
+    /// Seen by the initial list of a (re)started watch: forwarded at once, with no quiet window.
+    pub initial: bool,
+}
+
+/// Debounce → config: apply this state now.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct Reload {
+    /// The latest state seen.
+    pub state: ConfigMapState,
+}
+
+/// Admin API or SIGHUP → config: read the ConfigMap now, bypassing the debounce, and report.
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Result<ReloadReport, crate::config_actor::ReloadError>")]
+pub struct ReloadNow;
+
+/// The result of one reload, as the admin API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReloadReport {
+    /// `applied`, `unchanged` or `rejected`.
+    pub outcome: &'static str,
+    /// Dynamic settings that changed, secrets redacted.
+    pub changes: Vec<Change>,
+    /// Generation in force afterwards.
+    pub generation: u64,
+    /// Why nothing was applied, when something went wrong.
+    pub error: Option<String>,
+}
+
+/// Watcher → supervisor: the watch changed state; `Failed` asks for a restart.
+#[derive(Debug, Clone, Message)]
+#[rtype(result = "()")]
+pub struct WatcherStatusChanged {
+    /// The new state.
+    pub state: WatcherState,
+}

@@ -1,0 +1,106 @@
+//! The subsystem's Prometheus metrics; names are a contract with dashboards and alerts.
+
+use std::{
+    sync::atomic::AtomicU64,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+/// Counters and gauges of reloads, watch events and restarts. Cheap to clone; clones share values.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadMetrics {
+    reloads: Family<Vec<(String, String)>, Counter>,
+    last_successful: Gauge,
+    last_success_timestamp: Gauge<f64, AtomicU64>,
+    generation: Gauge,
+    info: Family<Vec<(String, String)>, Gauge>,
+    restart_required: Gauge,
+    /// ConfigMap changes seen by the watcher.
+    pub watch_events: Counter,
+    /// Changes folded into a pending reload by the debounce window.
+    pub debounce_coalesced: Counter,
+    /// Watcher restarts by the supervisor.
+    pub watcher_restarts: Counter,
+}
+
+impl ReloadMetrics {
+    /// Creates the metrics and registers them in `registry` under their `brokkr_config_*` names.
+    #[must_use]
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        registry.register("brokkr_config_reloads", "Reloads by outcome", m.reloads.clone());
+        registry.register(
+            "brokkr_config_last_reload_successful",
+            "1 if the last reload was not rejected",
+            m.last_successful.clone(),
+        );
+        registry.register(
+            "brokkr_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last reload that was not rejected",
+            m.last_success_timestamp.clone(),
+        );
+        registry.register(
+            "brokkr_config_generation",
+            "Generation of the configuration in force",
+            m.generation.clone(),
+        );
+        registry.register(
+            "brokkr_config_info",
+            "Hash of the configuration in force",
+            m.info.clone(),
+        );
+        registry.register(
+            "brokkr_config_restart_required",
+            "Number of restart-only settings whose new value waits for a restart",
+            m.restart_required.clone(),
+        );
+        registry.register(
+            "brokkr_config_watch_events",
+            "ConfigMap changes seen by the watch",
+            m.watch_events.clone(),
+        );
+        registry.register(
+            "brokkr_config_debounce_coalesced",
+            "Changes coalesced into a pending reload",
+            m.debounce_coalesced.clone(),
+        );
+        registry.register(
+            "brokkr_config_watcher_restarts",
+            "Watcher restarts after API errors",
+            m.watcher_restarts.clone(),
+        );
+        m.last_successful.set(1);
+        m
+    }
+
+    /// Records a reload's outcome (`applied`, `unchanged`, `rejected`) and the configuration now in force.
+    pub fn record_reload(&self, outcome: &str, generation: u64, hash: &str, restart_required: usize) {
+        self.reloads
+            .get_or_create(&vec![("outcome".into(), outcome.into())])
+            .inc();
+        if outcome == "rejected" {
+            self.last_successful.set(0);
+        } else {
+            self.last_successful.set(1);
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            self.last_success_timestamp.set(now);
+            self.restart_required
+                .set(i64::try_from(restart_required).unwrap_or(i64::MAX));
+        }
+        self.set_in_force(generation, hash);
+    }
+
+    /// Publishes the generation and hash in force.
+    pub fn set_in_force(&self, generation: u64, hash: &str) {
+        self.generation.set(i64::try_from(generation).unwrap_or(i64::MAX));
+        self.info.clear();
+        self.info.get_or_create(&vec![("hash".into(), hash.into())]).set(1);
+    }
+}

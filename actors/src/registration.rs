@@ -1,0 +1,316 @@
+//! Decides whether the subsystem runs, connects to the API server without guessing, and registers the actors.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use actix::{Actor, Addr};
+use brokkr_config::{ConfigLayers, ReloadableConfig, Settings};
+use kube::{
+    Client,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tracing::info;
+
+use crate::{
+    config_actor::ConfigActor,
+    debounce::DebounceActor,
+    events::KubeReloadEvents,
+    metrics::ReloadMetrics,
+    source::{ConfigMapSource, KubeConfigMapSource},
+    status::{WatcherState, WatcherStatus},
+    supervisor::WatcherSupervisor,
+};
+
+const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+
+/// Why the subsystem could not connect.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistrationError {
+    /// The kubeconfig that was named could not be read or used.
+    #[error("failed to load kubeconfig {path}")]
+    Kubeconfig {
+        /// The file, or `KUBECONFIG` as given.
+        path: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The in-cluster service account could not be used.
+    #[error("failed to load in-cluster configuration")]
+    InCluster(#[source] kube::config::InClusterError),
+    /// A client could not be built from the configuration.
+    #[error("failed to create Kubernetes client")]
+    Client(#[source] kube::Error),
+}
+
+/// What the process knows about where it runs. Read once, injectable in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// `KUBERNETES_SERVICE_HOST`: set inside a pod.
+    pub kubernetes_service_host: Option<String>,
+    /// `--kubeconfig`.
+    pub kubeconfig_flag: Option<PathBuf>,
+    /// `KUBECONFIG`.
+    pub kubeconfig_env: Option<String>,
+    /// `POD_NAMESPACE` (downward API).
+    pub pod_namespace: Option<String>,
+    /// `POD_NAME` (downward API), used as the Events' reporting instance.
+    pub pod_name: Option<String>,
+    /// Content of the service account's namespace file.
+    pub service_account_namespace: Option<String>,
+}
+
+impl Environment {
+    /// Reads the process environment and the service account's namespace file.
+    #[must_use]
+    pub fn from_process(kubeconfig_flag: Option<PathBuf>) -> Self {
+        let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+        Self {
+            kubernetes_service_host: var("KUBERNETES_SERVICE_HOST"),
+            kubeconfig_flag,
+            kubeconfig_env: var("KUBECONFIG"),
+            pod_namespace: var("POD_NAMESPACE"),
+            pod_name: var("POD_NAME"),
+            service_account_namespace: std::fs::read_to_string(SERVICE_ACCOUNT_NAMESPACE)
+                .ok()
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// How to reach the API server; chosen explicitly, never by falling back to `~/.kube/config`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Connection {
+    /// The pod's service account.
+    InCluster,
+    /// A kubeconfig named by `--kubeconfig` or `KUBECONFIG`.
+    Kubeconfig(String),
+}
+
+/// Whether and how the subsystem runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Nothing is registered and no API request is made.
+    Disabled {
+        /// Why, for the INFO line at start-up.
+        reason: &'static str,
+    },
+    /// Watch `configmap` in `namespace` (or the kubeconfig's namespace when `None`).
+    Enabled {
+        /// The namespace, when settings or the environment name it.
+        namespace: Option<String>,
+        /// How to connect.
+        connection: Connection,
+    },
+}
+
+/// Decides from settings and environment alone; makes no request.
+#[must_use]
+pub fn plan(settings: &Settings, env: &Environment) -> Plan {
+    if !settings.config_reload.enabled {
+        return Plan::Disabled {
+            reason: "config_reload.enabled is false",
+        };
+    }
+    let connection = match (&env.kubeconfig_flag, &env.kubeconfig_env, &env.kubernetes_service_host) {
+        (Some(path), _, _) => Connection::Kubeconfig(path.display().to_string()),
+        (None, Some(paths), _) => Connection::Kubeconfig(paths.clone()),
+        (None, None, Some(_)) => Connection::InCluster,
+        (None, None, None) => {
+            return Plan::Disabled {
+                reason: "not running in Kubernetes (KUBERNETES_SERVICE_HOST unset) and no --kubeconfig or KUBECONFIG given",
+            };
+        }
+    };
+    let namespace = settings
+        .config_reload
+        .namespace
+        .clone()
+        .or_else(|| env.pod_namespace.clone())
+        .or_else(|| env.service_account_namespace.clone());
+    Plan::Enabled { namespace, connection }
+}
+
+/// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
+#[derive(Clone)]
+pub struct Subsystem {
+    /// Where to send [`crate::ReloadNow`]; `None` when disabled.
+    pub config_actor: Option<Addr<ConfigActor>>,
+    /// The watcher's state and restarts.
+    pub watcher: WatcherStatus,
+    /// True once a configuration is in force.
+    pub ready: Arc<AtomicBool>,
+}
+
+impl Subsystem {
+    /// No actors; ready at once.
+    #[must_use]
+    pub fn disabled() -> Self {
+        Self {
+            config_actor: None,
+            watcher: WatcherStatus::new(WatcherState::Disabled),
+            ready: Arc::new(AtomicBool::new(true)),
+        }
+    }
+
+    /// Follows `plan`: logs why and returns [`Subsystem::disabled`], or connects and registers the actors.
+    pub async fn start(
+        plan: Plan,
+        env: &Environment,
+        config: ReloadableConfig,
+        layers: ConfigLayers,
+        metrics: ReloadMetrics,
+    ) -> Result<Self, RegistrationError> {
+        let (namespace, connection) = match plan {
+            Plan::Disabled { reason } => {
+                info!(reason, "ConfigMap hot reload is off; no watch is started");
+                return Ok(Self::disabled());
+            }
+            Plan::Enabled { namespace, connection } => (namespace, connection),
+        };
+        let kube_config = match &connection {
+            Connection::InCluster => kube::Config::incluster().map_err(RegistrationError::InCluster)?,
+            Connection::Kubeconfig(paths) => {
+                let kubeconfig = load_kubeconfig(paths)?;
+                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|source| RegistrationError::Kubeconfig {
+                        path: paths.clone(),
+                        source,
+                    })?
+            }
+        };
+        let namespace = namespace.unwrap_or_else(|| kube_config.default_namespace.clone());
+        let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
+        let name = config.current().settings.config_reload.configmap.clone();
+        info!(
+            namespace,
+            configmap = name,
+            ?connection,
+            "watching ConfigMap for hot reload"
+        );
+        let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, &name));
+        let events = Arc::new(KubeReloadEvents::new(client, env.pod_name.clone()));
+        Ok(Self::register(source, config, layers, metrics, Some(events)))
+    }
+
+    /// Registers the actors on `source`: supervisor → watcher → debounce → config.
+    #[must_use]
+    pub fn register(
+        source: Arc<dyn ConfigMapSource>,
+        config: ReloadableConfig,
+        layers: ConfigLayers,
+        metrics: ReloadMetrics,
+        events: Option<Arc<dyn crate::events::ReloadEvents>>,
+    ) -> Self {
+        let ready = Arc::new(AtomicBool::new(false));
+        let mut actor =
+            ConfigActor::new(config.clone(), layers, source.clone(), metrics.clone()).ready_flag(ready.clone());
+        if let Some(events) = events {
+            actor = actor.events(events);
+        }
+        let config_actor = actor.start();
+        let debounce = DebounceActor::new(config, config_actor.clone().recipient(), metrics.clone()).start();
+        let watcher = WatcherStatus::new(WatcherState::Listing);
+        WatcherSupervisor::new(source, debounce.recipient(), metrics, watcher.clone()).start();
+        Self {
+            config_actor: Some(config_actor),
+            watcher,
+            ready,
+        }
+    }
+
+    /// Whether a configuration is in force.
+    #[must_use]
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+}
+
+fn load_kubeconfig(paths: &str) -> Result<Kubeconfig, RegistrationError> {
+    let err = |source| RegistrationError::Kubeconfig {
+        path: paths.to_owned(),
+        source,
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
+        let next = Kubeconfig::read_from(&path).map_err(err)?;
+        merged = Some(match merged {
+            Some(acc) => acc.merge(next).map_err(err)?,
+            None => next,
+        });
+    }
+    merged.ok_or_else(|| err(kube::config::KubeconfigError::FindPath))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(enabled: bool) -> Settings {
+        let mut s = Settings::default();
+        s.config_reload.enabled = enabled;
+        s
+    }
+
+    #[test]
+    fn the_flag_off_disables_even_inside_kubernetes() {
+        let env = Environment {
+            kubernetes_service_host: Some("10.0.0.1".into()),
+            ..Environment::default()
+        };
+        assert!(matches!(plan(&settings(false), &env), Plan::Disabled { .. }));
+    }
+
+    #[test]
+    fn outside_kubernetes_without_a_named_kubeconfig_nothing_runs() {
+        assert!(matches!(
+            plan(&settings(true), &Environment::default()),
+            Plan::Disabled { .. }
+        ));
+    }
+
+    #[test]
+    fn an_explicit_kubeconfig_wins_and_the_namespace_falls_back_in_order() {
+        let env = Environment {
+            kubeconfig_flag: Some("/tmp/kc".into()),
+            kubeconfig_env: Some("/other".into()),
+            pod_namespace: Some("from-pod".into()),
+            service_account_namespace: Some("from-sa".into()),
+            ..Environment::default()
+        };
+        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else {
+            panic!("enabled")
+        };
+        assert_eq!(connection, Connection::Kubeconfig("/tmp/kc".into()));
+        assert_eq!(namespace.as_deref(), Some("from-pod"));
+        let mut s = settings(true);
+        s.config_reload.namespace = Some("from-settings".into());
+        let Plan::Enabled { namespace, .. } = plan(&s, &env) else {
+            panic!("enabled")
+        };
+        assert_eq!(namespace.as_deref(), Some("from-settings"));
+    }
+
+    #[test]
+    fn in_cluster_uses_the_service_account() {
+        let env = Environment {
+            kubernetes_service_host: Some("10.0.0.1".into()),
+            service_account_namespace: Some("brokkr".into()),
+            ..Environment::default()
+        };
+        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else {
+            panic!("enabled")
+        };
+        assert_eq!(
+            (namespace.as_deref(), connection),
+            (Some("brokkr"), Connection::InCluster)
+        );
+    }
+}
