@@ -74,6 +74,9 @@ impl ReloadMetrics {
             m.watcher_restarts.clone(),
         );
         m.last_successful.set(1);
+        for outcome in ["applied", "unchanged", "rejected"] {
+            drop(m.reloads.get_or_create(&vec![("outcome".into(), outcome.into())]));
+        }
         m
     }
 

@@ -15,15 +15,15 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A source is not valid TOML.
+    ///
+    /// The parser's own error is deliberately not kept as the source: its display quotes the offending line,
+    /// which may hold a secret, and error chains end up in logs.
     #[error("{origin} is not valid TOML: {message}")]
     Syntax {
         /// Where the text came from, such as `ConfigMap brokkr/brokkr-broker key broker.toml`.
         origin: String,
-        /// The parser's message with line and column.
+        /// The parser's message with line and column, without the text.
         message: String,
-        /// The parser's error.
-        #[source]
-        source: toml::de::Error,
     },
     /// A key is unknown or its value has the wrong type.
     #[error("{key}: {message}")]

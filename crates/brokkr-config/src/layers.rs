@@ -157,7 +157,6 @@ fn parse(layer: &LayerText) -> Result<Table> {
         ConfigError::Syntax {
             origin: layer.origin.clone(),
             message: format!("{}{}", source.message().trim_end(), at.unwrap_or_default()),
-            source,
         }
     })
 }

@@ -1,0 +1,107 @@
+//! The admin API: configuration status and on-demand reload, behind the `admin.token` bearer token.
+
+use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
+use brokkr_config::ReloadableConfig;
+use brokkr_reload::{ReloadNow, Subsystem, WatcherState};
+use serde_json::{Value, json};
+
+/// Registers `/api/v1/admin/config` and `/api/v1/admin/config/reload`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(status).service(reload);
+}
+
+/// True when `admin.token` is set and the request presents it as a bearer token.
+fn authorized(req: &HttpRequest, config: &ReloadableConfig) -> bool {
+    let expected = config.current().settings.admin.token.clone();
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    !expected.is_empty() && constant_time_eq(expected.as_bytes(), presented.as_bytes())
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn unauthorized() -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+        .json(json!({ "error": "admin API needs Authorization: Bearer <admin.token>" }))
+}
+
+/// The settings as JSON with the secret replaced.
+fn redacted_settings(config: &ReloadableConfig) -> Value {
+    let settings = config.current().settings.clone();
+    let mut value = serde_json::to_value(&settings).unwrap_or(Value::Null);
+    if let Some(token) = value
+        .pointer_mut("/admin/token")
+        .filter(|t| t.as_str().is_some_and(|s| !s.is_empty()))
+    {
+        *token = Value::from("<redacted>");
+    }
+    value
+}
+
+fn watcher_json(subsystem: &Subsystem) -> Value {
+    let (state, restarts) = subsystem.watcher.get();
+    let error = match &state {
+        WatcherState::Failed(e) | WatcherState::Backoff(e) => Some(e.clone()),
+        _ => None,
+    };
+    let name = match state {
+        WatcherState::Disabled => "disabled",
+        WatcherState::Listing => "listing",
+        WatcherState::Watching => "watching",
+        WatcherState::Failed(_) => "failed",
+        WatcherState::Backoff(_) => "backoff",
+    };
+    json!({ "enabled": subsystem.config_actor.is_some(), "state": name, "restarts": restarts, "error": error })
+}
+
+/// `GET /api/v1/admin/config`: what is in force, where it came from, and how the last reload went.
+#[get("/api/v1/admin/config")]
+async fn status(
+    req: HttpRequest,
+    config: web::Data<ReloadableConfig>,
+    subsystem: web::Data<Subsystem>,
+) -> HttpResponse {
+    if !authorized(&req, &config) {
+        return unauthorized();
+    }
+    let now = config.current();
+    let last = config.last_reload();
+    HttpResponse::Ok().json(json!({
+        "generation": now.generation,
+        "hash": now.hash,
+        "source": now.source,
+        "applied_at": humantime::format_rfc3339_seconds(now.applied_at).to_string(),
+        "last_reload": last.as_ref().map(|l| json!({ "outcome": l.outcome, "at": l.at, "error": l.error })),
+        "restart_required": last.as_ref().map(|l| l.restart_required.clone()).unwrap_or_default(),
+        "shadowed_by_env": last.as_ref().map(|l| l.shadowed_by_env.clone()).unwrap_or_default(),
+        "watcher": watcher_json(&subsystem),
+        "settings": redacted_settings(&config),
+    }))
+}
+
+/// `POST /api/v1/admin/config/reload`: re-reads the ConfigMap now, bypassing the debounce.
+#[post("/api/v1/admin/config/reload")]
+async fn reload(
+    req: HttpRequest,
+    config: web::Data<ReloadableConfig>,
+    subsystem: web::Data<Subsystem>,
+) -> HttpResponse {
+    if !authorized(&req, &config) {
+        return unauthorized();
+    }
+    let Some(actor) = &subsystem.config_actor else {
+        return HttpResponse::ServiceUnavailable().json(json!({ "error": "ConfigMap hot reload is disabled" }));
+    };
+    match actor.send(ReloadNow).await {
+        Ok(Ok(report)) => HttpResponse::Ok().json(report),
+        Ok(Err(error)) => HttpResponse::BadGateway().json(json!({ "error": crate::error::chain(&error) })),
+        Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
+    }
+}

@@ -1,0 +1,27 @@
+//! `check-config FILE`: validates a configuration file offline, like `promtool check config`.
+
+use std::{path::Path, process::ExitCode};
+
+use brokkr_config::ConfigLayers;
+
+/// Prints `FILE: OK` and the settings it yields, or the error naming the key; exit 1 on error.
+#[must_use]
+pub fn run(file: &Path) -> ExitCode {
+    match ConfigLayers::new()
+        .with_file(file)
+        .and_then(|layers| layers.build(None))
+    {
+        Ok(candidate) => {
+            println!("{}: OK", file.display());
+            for field in candidate.settings.fields() {
+                let when = if field.dynamic { "dynamic" } else { "restart" };
+                println!("  {:<32} {:<8} {}", field.key, when, field.value);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("{}: {}", file.display(), crate::error::chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors that stop the broker from starting.
+
+use std::net::SocketAddr;
+
+/// Why `serve` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The configuration from defaults, file and environment is invalid.
+    #[error("invalid configuration")]
+    Config(#[from] brokkr_config::ConfigError),
+    /// The hot-reload subsystem could not connect.
+    #[error("failed to start ConfigMap hot reload")]
+    Registration(#[from] brokkr_reload::registration::RegistrationError),
+    /// Logging could not be set up.
+    #[error("failed to set up logging: {0}")]
+    Logging(String),
+    /// The HTTP server could not bind or failed.
+    #[error("HTTP server on {addr} failed")]
+    Server {
+        /// The address from `server.listen`.
+        addr: SocketAddr,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// An error and its causes, joined with `: `.
+#[must_use]
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(next) = cause {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        cause = next.source();
+    }
+    text
+}

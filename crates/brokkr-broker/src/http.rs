@@ -1,0 +1,41 @@
+//! The HTTP interface: health, readiness, metrics, and the admin routes; a contract with tools outside the project.
+
+use actix_web::{HttpResponse, Responder, get, web};
+use brokkr_reload::Subsystem;
+use prometheus_client::{encoding::text::encode, registry::Registry};
+
+/// Registers every route. Needs `web::Data` of `ReloadableConfig`, `Subsystem` and `Registry`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz)
+        .service(readyz)
+        .service(metrics)
+        .configure(crate::admin::routes);
+}
+
+/// `200` while the process serves.
+#[get("/healthz")]
+async fn healthz() -> impl Responder {
+    HttpResponse::Ok().body("ok")
+}
+
+/// `200` once a configuration is in force; `503` before.
+#[get("/readyz")]
+async fn readyz(subsystem: web::Data<Subsystem>) -> impl Responder {
+    if subsystem.is_ready() {
+        HttpResponse::Ok().body("ok")
+    } else {
+        HttpResponse::ServiceUnavailable().body("waiting for the first ConfigMap read")
+    }
+}
+
+/// Prometheus text exposition.
+#[get("/metrics")]
+async fn metrics(registry: web::Data<Registry>) -> impl Responder {
+    let mut body = String::new();
+    match encode(&mut body, &registry) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body),
+        Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
+    }
+}

@@ -1,0 +1,10 @@
+//! The Brokkr broker: an actix-web server whose CORS, log filter and reload timers follow its ConfigMap live.
+
+pub mod admin;
+pub mod check;
+pub mod cli;
+pub mod cors;
+pub mod error;
+pub mod http;
+pub mod logging;
+pub mod serve;

@@ -1,0 +1,129 @@
+//! Logging whose filter follows `log.level` live, through tracing-subscriber's `reload` layer.
+
+use brokkr_config::{LogFormat, ReloadableConfig, settings::LogSettings};
+use tracing::warn;
+use tracing_subscriber::{EnvFilter, Layer, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
+
+use crate::error::BrokerError;
+
+/// Handle that swaps the filter of the installed subscriber.
+pub type FilterHandle = reload::Handle<EnvFilter, Registry>;
+
+/// Installs the global subscriber: `log.format` is fixed for the process, `log.level` stays swappable.
+pub fn init(settings: &LogSettings) -> Result<FilterHandle, BrokerError> {
+    let filter = EnvFilter::try_new(&settings.level).map_err(|e| BrokerError::Logging(e.to_string()))?;
+    let (filter, handle) = reload::Layer::new(filter);
+    let output = match settings.format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(false).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
+        .try_init()
+        .map_err(|e| BrokerError::Logging(e.to_string()))?;
+    Ok(handle)
+}
+
+/// Applies `log.level` from every snapshot put in force until the configuration is dropped.
+///
+/// Subscribes before returning, so no snapshot put in force after this call is missed, however late the
+/// returned future first runs.
+pub fn follow<S: 'static>(
+    config: &ReloadableConfig,
+    handle: reload::Handle<EnvFilter, S>,
+) -> impl Future<Output = ()> + use<S> {
+    let mut updates = config.subscribe();
+    let mut applied = updates.borrow_and_update().settings.log.level.clone();
+    async move {
+        while updates.changed().await.is_ok() {
+            let level = updates.borrow_and_update().settings.log.level.clone();
+            if level == applied {
+                continue;
+            }
+            // The level was validated with the same parser before it was put in force.
+            match EnvFilter::try_new(&level) {
+                Ok(filter) => match handle.reload(filter) {
+                    Ok(()) => applied = level,
+                    Err(error) => warn!(%error, "could not swap the log filter"),
+                },
+                Err(error) => warn!(%error, "log.level in force does not parse"),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::Write,
+        sync::{Arc, Mutex},
+    };
+
+    use brokkr_config::{ConfigLayers, layers::LayerText};
+    use tracing::{debug, info};
+    use tracing_subscriber::fmt::MakeWriter;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Self::Writer {
+            self.clone()
+        }
+    }
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_new_log_level_changes_what_is_logged() {
+        let captured = Captured::default();
+        let (filter, handle) = reload::Layer::new(EnvFilter::new("info"));
+        let subscriber = tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_writer(captured.clone()));
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let layers = ConfigLayers::new();
+        let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
+        let follower = actix_rt::spawn(follow(&config, handle));
+
+        debug!("hidden at info");
+        info!("shown at info");
+        let text = "[log]\nlevel = \"debug\"".to_owned();
+        config.reload(
+            layers.build(Some(&LayerText {
+                origin: "test".into(),
+                text,
+            })),
+            None,
+        );
+        tokio::task::yield_now().await;
+        debug!("shown at debug");
+
+        let logged = captured.text();
+        assert!(!logged.contains("hidden at info"), "{logged}");
+        assert!(logged.contains("shown at info"), "{logged}");
+        assert!(logged.contains("shown at debug"), "{logged}");
+        follower.abort();
+    }
+}

@@ -1,0 +1,20 @@
+//! The `brokkr-broker` command: `serve` runs the broker, `check-config FILE` validates a file offline.
+
+use std::process::ExitCode;
+
+use brokkr_broker::cli::{Cli, Command};
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => match actix_web::rt::System::new().block_on(brokkr_broker::serve::run(args)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("brokkr-broker: {}", brokkr_broker::error::chain(&error));
+                ExitCode::FAILURE
+            }
+        },
+        Command::CheckConfig { file } => brokkr_broker::check::run(&file),
+    }
+}
