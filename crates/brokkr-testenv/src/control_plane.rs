@@ -1,0 +1,261 @@
+//! Starts etcd and kube-apiserver on free loopback ports and hands out kubeconfigs and clients.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use base64::{Engine, engine::general_purpose::STANDARD};
+use kube::{
+    Client,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use tempfile::TempDir;
+
+use crate::{
+    Error, Result, assets_dir,
+    error::io,
+    pki::{Pki, service_account_key},
+    process::{Process, free_port},
+};
+
+const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n";
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// etcd + kube-apiserver with RBAC and an audit log, in a temporary folder removed on drop.
+///
+/// When dropped during a panic, the end of both components' logs is printed, so a failing test shows why.
+pub struct ControlPlane {
+    dir: TempDir,
+    bin: PathBuf,
+    pki: Pki,
+    port: u16,
+    apiserver_args: Vec<String>,
+    etcd: Process,
+    apiserver: Option<Process>,
+    admin_kubeconfig: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts both components and waits until the API server is ready.
+    pub async fn start() -> Result<Self> {
+        let bin = assets_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("brokkr-testenv-")
+            .tempdir()
+            .map_err(io("create temp dir"))?;
+        let path = dir.path().to_owned();
+        let write = |name: &str, text: &str| -> Result<String> {
+            let file = path.join(name);
+            fs::write(&file, text).map_err(io(format!("write {}", file.display())))?;
+            Ok(file.display().to_string())
+        };
+
+        let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
+        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+        let peer_url = format!("http://127.0.0.1:{peer_port}");
+        let etcd_args: Vec<String> = vec![
+            "--data-dir=etcd-data".into(),
+            format!("--listen-client-urls={etcd_url}"),
+            format!("--advertise-client-urls={etcd_url}"),
+            format!("--listen-peer-urls={peer_url}"),
+            format!("--initial-advertise-peer-urls={peer_url}"),
+            format!("--initial-cluster=default={peer_url}"),
+            "--unsafe-no-fsync".into(),
+            "--log-level=warn".into(),
+        ];
+        let etcd = Process::spawn("etcd", &bin.join("etcd"), &etcd_args, &path)?;
+
+        let pki = Pki::new()?;
+        let serving = pki.serving()?;
+        let sa = service_account_key()?;
+        let ca = write("ca.crt", &pki.ca_cert)?;
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            // A loopback address cannot be published as the kubernetes Service endpoint.
+            "--endpoint-reconciler-type=none".into(),
+            format!("--tls-cert-file={}", write("apiserver.crt", &serving.cert)?),
+            format!("--tls-private-key-file={}", write("apiserver.key", &serving.key)?),
+            format!("--client-ca-file={ca}"),
+            "--authorization-mode=RBAC".into(),
+            format!("--service-account-key-file={}", write("sa.pub", &sa.cert)?),
+            format!("--service-account-signing-key-file={}", write("sa.key", &sa.key)?),
+            "--service-account-issuer=https://127.0.0.1".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--allow-privileged=true".into(),
+            format!("--audit-policy-file={}", write("audit-policy.yaml", AUDIT_POLICY)?),
+            format!("--audit-log-path={}", path.join("audit.log").display()),
+            "--audit-log-mode=blocking".into(),
+            format!("--cert-dir={}", path.join("certs").display()),
+            "--v=1".into(),
+        ];
+
+        let admin_kubeconfig = path.join("admin.kubeconfig");
+        let mut plane = Self {
+            dir,
+            bin,
+            pki,
+            port,
+            apiserver_args,
+            etcd,
+            apiserver: None,
+            admin_kubeconfig,
+        };
+        plane.write_kubeconfig(&plane.admin_kubeconfig.clone(), "admin", Some("system:masters"))?;
+        plane.start_apiserver().await?;
+        Ok(plane)
+    }
+
+    /// The folder of logs, certificates and kubeconfigs.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The folder of the binaries (for `kubectl`).
+    #[must_use]
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// `https://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn server_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+
+    /// A kubeconfig for a cluster admin (group `system:masters`, bypasses RBAC).
+    #[must_use]
+    pub fn admin_kubeconfig(&self) -> &Path {
+        &self.admin_kubeconfig
+    }
+
+    /// Writes a kubeconfig for `user` (no groups: only what RBAC grants it) and returns its path.
+    pub fn user_kubeconfig(&self, user: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(format!("{user}.kubeconfig"));
+        self.write_kubeconfig(&path, user, None)?;
+        Ok(path)
+    }
+
+    fn write_kubeconfig(&self, path: &Path, user: &str, group: Option<&str>) -> Result<()> {
+        let pair = self.pki.client(user, group)?;
+        let b64 = |s: &str| STANDARD.encode(s);
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    \
+             client-key-data: {key}\ncontexts:\n- name: testenv\n  context:\n    cluster: testenv\n    user: {user}\n    \
+             namespace: default\ncurrent-context: testenv\n",
+            server = self.server_url(),
+            ca = b64(&self.pki.ca_cert),
+            cert = b64(&pair.cert),
+            key = b64(&pair.key),
+        );
+        fs::write(path, yaml).map_err(io(format!("write {}", path.display())))
+    }
+
+    /// A client from the kubeconfig at `path`.
+    pub async fn client_for(path: &Path) -> Result<Client> {
+        let kubeconfig = Kubeconfig::read_from(path).map_err(Error::Kubeconfig)?;
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .map_err(Error::Kubeconfig)?;
+        Client::try_from(config).map_err(Error::Client)
+    }
+
+    /// A cluster-admin client.
+    pub async fn admin_client(&self) -> Result<Client> {
+        Self::client_for(&self.admin_kubeconfig).await
+    }
+
+    /// Starts (or restarts) kube-apiserver on the same port and waits until it is ready.
+    pub async fn start_apiserver(&mut self) -> Result<()> {
+        let process = Process::spawn(
+            "kube-apiserver",
+            &self.bin.join("kube-apiserver"),
+            &self.apiserver_args,
+            self.dir.path(),
+        )?;
+        self.apiserver = Some(process);
+        let client = self.admin_client().await?;
+        let started = Instant::now();
+        loop {
+            let request = http::Request::get("/readyz").body(Vec::new()).ok();
+            let ready = match request {
+                Some(req) => client.request_text(req).await.is_ok_and(|body| body.trim() == "ok"),
+                None => false,
+            };
+            if ready {
+                return Ok(());
+            }
+            let running = self.apiserver.as_mut().is_some_and(Process::is_running) && self.etcd.is_running();
+            if !running || started.elapsed() > READY_TIMEOUT {
+                let apiserver = self.apiserver.as_ref().map(|p| p.log.clone()).unwrap_or_default();
+                return Err(Error::NotReady {
+                    component: "kube-apiserver",
+                    seconds: started.elapsed().as_secs(),
+                    tail: format!(
+                        "{}\n--- etcd ---\n{}",
+                        crate::process::tail_of(&apiserver, 4000),
+                        self.etcd.tail(2000)
+                    ),
+                    log: apiserver,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Stops kube-apiserver (etcd keeps the data) until [`ControlPlane::start_apiserver`].
+    pub fn stop_apiserver(&mut self) {
+        if let Some(mut process) = self.apiserver.take() {
+            process.stop();
+        }
+    }
+
+    /// Every audit event so far, one JSON object each.
+    #[must_use]
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
+        text.lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+
+    /// Audit events of requests made by `user`, one per request (the `ResponseComplete` stage).
+    #[must_use]
+    pub fn requests_by(&self, user: &str) -> Vec<serde_json::Value> {
+        self.audit_events()
+            .into_iter()
+            .filter(|e| e["user"]["username"] == user && e["stage"] == "ResponseComplete")
+            .collect()
+    }
+
+    /// The end of each component's log.
+    #[must_use]
+    pub fn logs(&self) -> String {
+        let apiserver = self.apiserver.as_ref().map(|p| p.tail(6000)).unwrap_or_default();
+        format!(
+            "--- {} ---\n{}\n--- kube-apiserver ---\n{apiserver}",
+            self.etcd.name,
+            self.etcd.tail(3000)
+        )
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "control plane in {} at failure:\n{}",
+                self.dir.path().display(),
+                self.logs()
+            );
+        }
+        self.stop_apiserver();
+        self.etcd.stop();
+    }
+}

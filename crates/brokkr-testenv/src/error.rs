@@ -1,0 +1,49 @@
+//! Errors of starting and driving the local control plane.
+
+use std::path::PathBuf;
+
+/// Why the control plane could not be provided.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The binaries could not be found or built.
+    #[error("failed to provide kube-apiserver and etcd: {0}")]
+    Assets(String),
+    /// A file or process operation failed.
+    #[error("{what} failed")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Certificates could not be generated.
+    #[error("failed to generate certificates")]
+    Pki(#[source] rcgen::Error),
+    /// A component did not become ready in time; its log follows.
+    #[error("{component} was not ready after {seconds} s; log {log}:\n{tail}")]
+    NotReady {
+        /// `etcd` or `kube-apiserver`.
+        component: &'static str,
+        /// How long it was given.
+        seconds: u64,
+        /// Its log file.
+        log: PathBuf,
+        /// The end of that log.
+        tail: String,
+    },
+    /// A kubeconfig could not be turned into a client.
+    #[error("failed to build a client")]
+    Kubeconfig(#[source] kube::config::KubeconfigError),
+    /// A client could not be created.
+    #[error("failed to create a client")]
+    Client(#[source] kube::Error),
+}
+
+/// Result with [`Error`] as its default error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
