@@ -1,0 +1,161 @@
+//! The real control plane plus the Kubernetes objects the tests need: namespace, ConfigMap, RBAC, Events.
+
+use std::{collections::BTreeMap, path::PathBuf};
+
+use brokkr_testenv::ControlPlane;
+use k8s_openapi::api::{
+    core::v1::{ConfigMap, Namespace},
+    events::v1::Event,
+    rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, ListParams, ObjectMeta, PostParams},
+};
+
+/// Name of the ConfigMap the brokers watch (the default `config_reload.configmap`).
+pub const CONFIGMAP: &str = "brokkr-broker";
+/// The identity the brokers use: a client certificate with this common name and no groups.
+pub const BROKER_USER: &str = "brokkr-broker";
+
+/// A control plane with one namespace for the test.
+pub struct Cluster {
+    /// The processes.
+    pub plane: ControlPlane,
+    /// A cluster-admin client.
+    pub admin: Client,
+    /// The test's namespace.
+    pub namespace: String,
+}
+
+impl Cluster {
+    /// Starts a control plane and creates `namespace`.
+    pub async fn start(namespace: &str) -> Self {
+        let plane = ControlPlane::start().await.expect("control plane starts");
+        let admin = plane.admin_client().await.expect("admin client");
+        let ns = Namespace {
+            metadata: meta(namespace, None),
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(admin.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace");
+        Self {
+            plane,
+            admin,
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// A kubeconfig for the broker's restricted identity.
+    #[must_use]
+    pub fn broker_kubeconfig(&self) -> PathBuf {
+        self.plane.user_kubeconfig(BROKER_USER).expect("kubeconfig")
+    }
+
+    fn configmaps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.admin.clone(), &self.namespace)
+    }
+
+    /// Creates or replaces the ConfigMap with `broker.toml = toml`; returns its new resourceVersion.
+    pub async fn apply_config(&self, toml: &str) -> String {
+        let api = self.configmaps();
+        let mut cm = ConfigMap {
+            metadata: meta(CONFIGMAP, Some(&self.namespace)),
+            data: Some(BTreeMap::from([("broker.toml".to_owned(), toml.to_owned())])),
+            ..ConfigMap::default()
+        };
+        let written = match api.get_opt(CONFIGMAP).await.expect("get ConfigMap") {
+            Some(existing) => {
+                cm.metadata.resource_version = existing.metadata.resource_version;
+                api.replace(CONFIGMAP, &PostParams::default(), &cm)
+                    .await
+                    .expect("replace ConfigMap")
+            }
+            None => api.create(&PostParams::default(), &cm).await.expect("create ConfigMap"),
+        };
+        written.metadata.resource_version.unwrap_or_default()
+    }
+
+    /// Deletes the ConfigMap.
+    pub async fn delete_config(&self) {
+        self.configmaps()
+            .delete(CONFIGMAP, &DeleteParams::default())
+            .await
+            .expect("delete ConfigMap");
+    }
+
+    /// The least the broker needs: read its own ConfigMap, record Events.
+    pub async fn grant_broker_role(&self) {
+        let role = Role {
+            metadata: meta("brokkr-broker", Some(&self.namespace)),
+            rules: Some(vec![
+                PolicyRule {
+                    api_groups: Some(vec![String::new()]),
+                    resources: Some(vec!["configmaps".into()]),
+                    resource_names: Some(vec![CONFIGMAP.into()]),
+                    verbs: vec!["get".into(), "list".into(), "watch".into()],
+                    ..PolicyRule::default()
+                },
+                PolicyRule {
+                    api_groups: Some(vec![String::new(), "events.k8s.io".into()]),
+                    resources: Some(vec!["events".into()]),
+                    verbs: vec!["create".into(), "patch".into()],
+                    ..PolicyRule::default()
+                },
+            ]),
+        };
+        let binding = RoleBinding {
+            metadata: meta("brokkr-broker", Some(&self.namespace)),
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "Role".into(),
+                name: "brokkr-broker".into(),
+            },
+            subjects: Some(vec![Subject {
+                kind: "User".into(),
+                name: BROKER_USER.into(),
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                ..Subject::default()
+            }]),
+        };
+        let pp = PostParams::default();
+        Api::<Role>::namespaced(self.admin.clone(), &self.namespace)
+            .create(&pp, &role)
+            .await
+            .expect("Role");
+        Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace)
+            .create(&pp, &binding)
+            .await
+            .expect("RoleBinding");
+    }
+
+    /// Events in the namespace about the ConfigMap, as `(type, reason, note)`.
+    pub async fn configmap_events(&self) -> Vec<(String, String, String)> {
+        let events = Api::<Event>::namespaced(self.admin.clone(), &self.namespace)
+            .list(&ListParams::default())
+            .await
+            .expect("list Events");
+        events
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(CONFIGMAP))
+            .map(|e| {
+                (
+                    e.type_.unwrap_or_default(),
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: namespace.map(Into::into),
+        ..ObjectMeta::default()
+    }
+}

@@ -1,0 +1,8 @@
+//! Harness for the end-to-end tests: starts `brokkr-broker serve` as a process and drives it over HTTP and
+//! through the Kubernetes API only.
+
+pub mod broker;
+pub mod cluster;
+
+pub use broker::Broker;
+pub use cluster::Cluster;
