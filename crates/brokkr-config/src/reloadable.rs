@@ -30,7 +30,8 @@ pub struct ConfigSnapshot {
     pub settings: Settings,
     /// Counts applied reloads; 0 is the start-up configuration.
     pub generation: u64,
-    /// Short SHA-256 of the settings (secrets excluded): equal on every broker that runs the same configuration.
+    /// Short SHA-256 of the dynamic settings: equal on every broker that follows the same ConfigMap, whatever
+    /// per-instance restart-only values (such as `server.listen`) each has.
     pub hash: String,
     /// The ConfigMap the settings were read from, if any.
     pub source: Option<SourceRef>,
@@ -53,7 +54,7 @@ impl ConfigSnapshot {
 
 fn hash_of(settings: &Settings) -> String {
     let mut hasher = Sha256::new();
-    for field in settings.fields() {
+    for field in settings.fields().into_iter().filter(|f| f.dynamic) {
         hasher.update(field.key.as_bytes());
         hasher.update([0]);
         hasher.update(field.value.as_bytes());

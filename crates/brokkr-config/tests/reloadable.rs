@@ -1,7 +1,7 @@
 //! `ReloadableConfig` applies valid candidates atomically, reports restart-only changes, and keeps the last good
 //! configuration when a candidate is rejected.
 
-use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef, layers::LayerText};
+use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, Settings, SourceRef, layers::LayerText};
 
 fn configmap(text: &str) -> LayerText {
     LayerText {
@@ -113,5 +113,22 @@ fn the_same_settings_again_are_unchanged() {
     assert_eq!(
         (config.current().generation, config.current().hash.as_str()),
         (1, hash.as_str())
+    );
+}
+
+#[test]
+fn the_hash_ignores_per_instance_restart_only_settings() {
+    let layers = ConfigLayers::new();
+    let mut a = layers.build(None).expect("defaults").settings;
+    let mut b = a.clone();
+    b.server.listen = "127.0.0.1:9999".parse().expect("address");
+    assert_eq!(
+        ReloadableConfig::new(a.clone()).current().hash,
+        ReloadableConfig::new(b).current().hash
+    );
+    a.log.level = "debug".into();
+    assert_ne!(
+        ReloadableConfig::new(a).current().hash,
+        ReloadableConfig::new(Settings::default()).current().hash
     );
 }
