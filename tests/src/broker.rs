@@ -19,13 +19,13 @@ fn broker_binary() -> PathBuf {
             if let Some(path) = std::env::var_os("BROKKR_BROKER_BIN") {
                 return PathBuf::from(path);
             }
-            // target/<profile>/deps/<test> → target/<profile>/brokkr-broker
+            // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/brokkr-broker
             let exe = std::env::current_exe().expect("test binary path");
-            let binary = exe
-                .parent()
-                .and_then(Path::parent)
-                .expect("target dir")
-                .join("brokkr-broker");
+            let mut dir = exe.parent().expect("binary folder");
+            if dir.ends_with("deps") {
+                dir = dir.parent().expect("profile folder");
+            }
+            let binary = dir.join("brokkr-broker");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let built = std::process::Command::new(cargo)
                 .args(["build", "-p", "brokkr-broker", "--bin", "brokkr-broker"])
@@ -71,7 +71,9 @@ impl Broker {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command.spawn().expect("start brokkr-broker");
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", broker_binary().display()));
         let broker = Self {
             child,
             port,
@@ -144,6 +146,18 @@ impl Broker {
             .get("access-control-allow-origin")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
+    }
+
+    /// The broker's log file.
+    #[must_use]
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The port the broker serves on.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The broker's log so far, one JSON object per line (non-JSON lines skipped).
