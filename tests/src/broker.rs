@@ -160,6 +160,25 @@ impl Broker {
         self.port
     }
 
+    /// Sends `signal` (such as `-HUP`, `-TERM`) to the broker process with `kill`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("broker still running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal} {pid}");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn wait_for_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let status = tokio::time::timeout(timeout, self.child.wait())
+            .await
+            .expect("exits in time")
+            .expect("wait");
+        status.code()
+    }
+
     /// The broker's log so far, one JSON object per line (non-JSON lines skipped).
     #[must_use]
     pub fn log_lines(&self) -> Vec<Value> {

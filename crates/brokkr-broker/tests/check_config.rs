@@ -1,0 +1,37 @@
+//! `brokkr-broker check-config FILE` validates offline: exit 0 with the settings, or exit 1 naming the key.
+
+use std::process::Command;
+
+fn check(toml: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, toml).expect("write");
+    let out = Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .expect("runs");
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
+}
+
+#[test]
+fn a_valid_file_passes_and_lists_each_setting_with_when_it_applies() {
+    let (code, stdout, _) = check("[log]\nlevel = \"debug\"\n[admin]\ntoken = \"t0ps3cret\"");
+    assert_eq!(code, 0);
+    assert!(stdout.contains("OK"), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("log.level") && l.contains("dynamic") && l.contains("debug")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("t0ps3cret"), "the token is redacted: {stdout}");
+}
+
+#[test]
+fn an_invalid_file_exits_1_naming_the_key() {
+    let (code, _, stderr) = check("[config_reload]\ndebounce = \"30s\"\nmax_wait = \"10s\"");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("config_reload.max_wait"), "{stderr}");
+}
