@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use brokkr_e2e::{Broker, Cluster, cluster::BROKER_USER};
+use brokkr_e2e::{Cluster, cluster::BROKER_USER};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_its_role_the_broker_stays_up_reports_the_403_and_recovers() {
@@ -11,7 +11,7 @@ async fn without_its_role_the_broker_stays_up_reports_the_403_and_recovers() {
     cluster
         .apply_config("[cors]\nallowed_origins = [\"https://one.example\"]")
         .await;
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "norole", &[], cluster.plane.dir()).await;
+    let broker = cluster.start_broker(&[]).await;
 
     broker
         .wait_until("the status reports the 403", Duration::from_secs(20), |b| async move {
@@ -60,13 +60,9 @@ async fn without_its_role_the_broker_stays_up_reports_the_403_and_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_hot_reload_disabled_the_broker_makes_no_api_request() {
-    let cluster = Cluster::start("disabled").await;
-    cluster.grant_broker_role().await;
-    cluster
-        .apply_config("[cors]\nallowed_origins = [\"https://one.example\"]")
-        .await;
+    let cluster = Cluster::with_config("disabled", "[cors]\nallowed_origins = [\"https://one.example\"]").await;
     let env = [("BROKKR__CONFIG_RELOAD__ENABLED", "false")];
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "disabled", &env, cluster.plane.dir()).await;
+    let broker = cluster.start_broker(&env).await;
 
     let (code, _) = broker.reload_now().await;
     assert_eq!(code, 503, "on-demand reload is unavailable when disabled");

@@ -7,9 +7,7 @@ use brokkr_e2e::{Broker, Cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_brokers_converge_to_the_same_hash() {
-    let cluster = Cluster::start("fleet").await;
-    cluster.grant_broker_role().await;
-    cluster.apply_config("[config_reload]\ndebounce = \"1s\"").await;
+    let cluster = Cluster::with_config("fleet", "[config_reload]\ndebounce = \"1s\"").await;
     let kubeconfig = cluster.broker_kubeconfig();
     let mut brokers = Vec::new();
     for _ in 0..3 {
@@ -44,10 +42,8 @@ async fn three_brokers_converge_to_the_same_hash() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_watch_recovers_after_the_api_server_restarts() {
-    let mut cluster = Cluster::start("restart").await;
-    cluster.grant_broker_role().await;
-    cluster.apply_config("[config_reload]\ndebounce = \"1s\"").await;
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "restart", &[], cluster.plane.dir()).await;
+    let mut cluster = Cluster::with_config("restart", "[config_reload]\ndebounce = \"1s\"").await;
+    let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
 
     cluster.plane.stop_apiserver();

@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use brokkr_e2e::{Broker, Cluster};
+use brokkr_e2e::Cluster;
 use serde_json::Value;
 
 const DEBOUNCE: Duration = Duration::from_secs(1);
@@ -24,12 +24,12 @@ fn lines_between(lines: &[Value], from_generation: u64, to_generation: u64) -> V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
-    let cluster = Cluster::start("reload").await;
-    cluster.grant_broker_role().await;
-    cluster
-        .apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"https://one.example\"]")
-        .await;
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "reload", &[], cluster.plane.dir()).await;
+    let cluster = Cluster::with_config(
+        "reload",
+        "[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"https://one.example\"]",
+    )
+    .await;
+    let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
     assert_eq!(
         broker
@@ -129,7 +129,7 @@ async fn invalid_and_deleted_configmaps_keep_the_last_good_configuration() {
     cluster.grant_broker_role().await;
     let good = |origin: &str| format!("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"{origin}\"]");
     cluster.apply_config(&good("https://one.example")).await;
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "invalid", &[], cluster.plane.dir()).await;
+    let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
 
     cluster

@@ -3,16 +3,14 @@
 
 use std::time::Duration;
 
-use brokkr_e2e::{Broker, Cluster};
+use brokkr_e2e::Cluster;
 
 const SLOW: &str = "[config_reload]\ndebounce = \"10m\"\nmax_wait = \"10m\"\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn admin_reload_and_sighup_bypass_the_debounce_and_sigterm_stops_gracefully() {
-    let cluster = Cluster::start("signals").await;
-    cluster.grant_broker_role().await;
-    cluster.apply_config(SLOW).await;
-    let mut broker = Broker::start(&cluster.broker_kubeconfig(), "signals", &[], cluster.plane.dir()).await;
+    let cluster = Cluster::with_config("signals", SLOW).await;
+    let mut broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
 
     cluster

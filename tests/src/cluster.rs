@@ -13,6 +13,8 @@ use kube::{
     api::{DeleteParams, ListParams, ObjectMeta, PostParams},
 };
 
+use crate::Broker;
+
 /// Name of the ConfigMap the brokers watch (the default `config_reload.configmap`).
 pub const CONFIGMAP: &str = "brokkr-broker";
 /// The identity the brokers use: a client certificate with this common name and no groups.
@@ -46,6 +48,19 @@ impl Cluster {
             admin,
             namespace: namespace.to_owned(),
         }
+    }
+
+    /// Starts a control plane, creates `namespace`, grants the broker its Role and writes the ConfigMap.
+    pub async fn with_config(namespace: &str, toml: &str) -> Self {
+        let cluster = Self::start(namespace).await;
+        cluster.grant_broker_role().await;
+        cluster.apply_config(toml).await;
+        cluster
+    }
+
+    /// Starts a broker with the restricted identity in this namespace, with extra `env`.
+    pub async fn start_broker(&self, env: &[(&str, &str)]) -> Broker {
+        Broker::start(&self.broker_kubeconfig(), &self.namespace, env, self.plane.dir()).await
     }
 
     /// A kubeconfig for the broker's restricted identity.

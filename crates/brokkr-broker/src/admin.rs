@@ -1,6 +1,10 @@
 //! The admin API: configuration status and on-demand reload, behind the `admin.token` bearer token.
 
-use actix_web::{HttpRequest, HttpResponse, get, http::header, post, web};
+use std::future::{Ready, ready};
+
+use actix_web::{
+    FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, get, http::StatusCode, http::header, post, web,
+};
 use brokkr_config::ReloadableConfig;
 use brokkr_reload::{ReloadNow, Subsystem, WatcherState};
 use serde_json::{Value, json};
@@ -8,6 +12,44 @@ use serde_json::{Value, json};
 /// Registers `/api/v1/admin/config` and `/api/v1/admin/config/reload`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(status).service(reload);
+}
+
+/// Why an admin request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// No `admin.token` is configured, or the request did not present it.
+    #[error("admin API needs Authorization: Bearer <admin.token>")]
+    Unauthorized,
+}
+
+impl ResponseError for AdminError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::UNAUTHORIZED
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .json(json!({ "error": self.to_string() }))
+    }
+}
+
+/// Extractor that admits only requests presenting `admin.token`; any other request gets `401`.
+#[derive(Debug, Clone, Copy)]
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = AdminError;
+    type Future = Ready<Result<Self, AdminError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let config = req.app_data::<web::Data<ReloadableConfig>>();
+        ready(if config.is_some_and(|c| authorized(req, c)) {
+            Ok(Admin)
+        } else {
+            Err(AdminError::Unauthorized)
+        })
+    }
 }
 
 /// True when `admin.token` is set and the request presents it as a bearer token.
@@ -24,12 +66,6 @@ fn authorized(req: &HttpRequest, config: &ReloadableConfig) -> bool {
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn unauthorized() -> HttpResponse {
-    HttpResponse::Unauthorized()
-        .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
-        .json(json!({ "error": "admin API needs Authorization: Bearer <admin.token>" }))
 }
 
 /// The settings as JSON with the secret replaced.
@@ -63,14 +99,7 @@ fn watcher_json(subsystem: &Subsystem) -> Value {
 
 /// `GET /api/v1/admin/config`: what is in force, where it came from, and how the last reload went.
 #[get("/api/v1/admin/config")]
-async fn status(
-    req: HttpRequest,
-    config: web::Data<ReloadableConfig>,
-    subsystem: web::Data<Subsystem>,
-) -> HttpResponse {
-    if !authorized(&req, &config) {
-        return unauthorized();
-    }
+async fn status(_: Admin, config: web::Data<ReloadableConfig>, subsystem: web::Data<Subsystem>) -> HttpResponse {
     let now = config.current();
     let last = config.last_reload();
     HttpResponse::Ok().json(json!({
@@ -78,7 +107,11 @@ async fn status(
         "hash": now.hash,
         "source": now.source,
         "applied_at": humantime::format_rfc3339_seconds(now.applied_at).to_string(),
-        "last_reload": last.as_ref().map(|l| json!({ "outcome": l.outcome, "at": l.at, "error": l.error })),
+        "last_reload": last.as_ref().map(|l| json!({
+            "outcome": l.outcome,
+            "at": humantime::format_rfc3339_seconds(l.at).to_string(),
+            "error": l.error,
+        })),
         "restart_required": last.as_ref().map(|l| l.restart_required.clone()).unwrap_or_default(),
         "shadowed_by_env": last.as_ref().map(|l| l.shadowed_by_env.clone()).unwrap_or_default(),
         "watcher": watcher_json(&subsystem),
@@ -88,14 +121,7 @@ async fn status(
 
 /// `POST /api/v1/admin/config/reload`: re-reads the ConfigMap now, bypassing the debounce.
 #[post("/api/v1/admin/config/reload")]
-async fn reload(
-    req: HttpRequest,
-    config: web::Data<ReloadableConfig>,
-    subsystem: web::Data<Subsystem>,
-) -> HttpResponse {
-    if !authorized(&req, &config) {
-        return unauthorized();
-    }
+async fn reload(_: Admin, subsystem: web::Data<Subsystem>) -> HttpResponse {
     let Some(actor) = &subsystem.config_actor else {
         return HttpResponse::ServiceUnavailable().json(json!({ "error": "ConfigMap hot reload is disabled" }));
     };

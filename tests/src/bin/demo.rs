@@ -3,20 +3,20 @@
 
 use std::{io::Write, time::Duration};
 
-use brokkr_e2e::{Broker, Cluster, broker::ADMIN_TOKEN, cluster::CONFIGMAP};
+use brokkr_e2e::{Cluster, broker::ADMIN_TOKEN, cluster::CONFIGMAP};
 
 const NAMESPACE: &str = "demo";
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     eprintln!("starting etcd and kube-apiserver (the first run builds them with Go; that takes a few minutes)…");
-    let cluster = Cluster::start(NAMESPACE).await;
-    cluster.grant_broker_role().await;
-    cluster
-        .apply_config("[config_reload]\ndebounce = \"2s\"\n\n[cors]\nallowed_origins = [\"https://app.example\"]\n")
-        .await;
+    let cluster = Cluster::with_config(
+        NAMESPACE,
+        "[config_reload]\ndebounce = \"2s\"\n\n[cors]\nallowed_origins = [\"https://app.example\"]\n",
+    )
+    .await;
     let env = [("BROKKR__LOG__FORMAT", "text")];
-    let broker = Broker::start(&cluster.broker_kubeconfig(), NAMESPACE, &env, cluster.plane.dir()).await;
+    let broker = cluster.start_broker(&env).await;
 
     let kubectl = cluster.plane.bin().join("kubectl").display().to_string();
     let kubeconfig = cluster.plane.admin_kubeconfig().display().to_string();

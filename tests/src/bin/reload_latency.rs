@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use brokkr_e2e::{Broker, Cluster};
+use brokkr_e2e::Cluster;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -12,10 +12,8 @@ async fn main() {
     let debounce = args.next().unwrap_or_else(|| "100ms".into());
     let document = |i: u32| format!("[config_reload]\ndebounce = \"{debounce}\"\n[cors]\nmax_age = \"{i}s\"");
 
-    let cluster = Cluster::start("bench").await;
-    cluster.grant_broker_role().await;
-    cluster.apply_config(&document(0)).await;
-    let broker = Broker::start(&cluster.broker_kubeconfig(), "bench", &[], cluster.plane.dir()).await;
+    let cluster = Cluster::with_config("bench", &document(0)).await;
+    let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
 
     let mut samples = Vec::new();
@@ -27,7 +25,10 @@ async fn main() {
             if broker.status().await["generation"].as_u64() >= Some(generation) {
                 break;
             }
-            assert!(edited.elapsed() < Duration::from_secs(30), "edit {i} not applied in 30 s");
+            assert!(
+                edited.elapsed() < Duration::from_secs(30),
+                "edit {i} not applied in 30 s"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         samples.push(edited.elapsed());
