@@ -15,11 +15,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(500),
-            max: Duration::from_secs(60),
-            attempt: 0,
-        }
+        Self { initial: Duration::from_millis(500), max: Duration::from_secs(60), attempt: 0 }
     }
 }
 
@@ -41,9 +37,7 @@ impl Backoff {
     /// The ceiling of the next delay, before jitter.
     #[must_use]
     pub fn ceiling(&self) -> Duration {
-        self.initial
-            .saturating_mul(2u32.saturating_pow(self.attempt.min(31)))
-            .min(self.max)
+        self.initial.saturating_mul(2u32.saturating_pow(self.attempt.min(31))).min(self.max)
     }
 
     /// The next delay, in `[ceiling / 2, ceiling]`; advances the attempt count.
@@ -66,18 +60,12 @@ mod tests {
 
     #[test]
     fn delays_grow_exponentially_within_jitter_and_stop_at_max() {
-        let mut b = Backoff::default()
-            .initial(Duration::from_secs(1))
-            .max(Duration::from_secs(8));
+        let mut b = Backoff::default().initial(Duration::from_secs(1)).max(Duration::from_secs(8));
         let ceilings = [1, 2, 4, 8, 8];
         for secs in ceilings {
             let ceiling = Duration::from_secs(secs);
             let d = b.next_delay();
-            assert!(
-                d >= ceiling / 2 && d <= ceiling,
-                "{d:?} not in [{:?}, {ceiling:?}]",
-                ceiling / 2
-            );
+            assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} not in [{:?}, {ceiling:?}]", ceiling / 2);
         }
     }
 

@@ -12,7 +12,7 @@ use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture,
 };
 use brokkr_config::{ConfigError, ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef, layers::LayerText};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     events::ReloadEvents,
@@ -109,100 +109,75 @@ impl ConfigActor {
     fn apply(&mut self, state: ConfigMapState, trigger: &'static str, ctx: &mut Context<Self>) -> ReloadReport {
         self.ready.store(true, Ordering::Release);
         let running = self.config.current();
-        let reload = &running.settings.config_reload;
-        let namespace = self.source.namespace();
-        let (name, key) = (reload.configmap.clone(), reload.key.clone());
+        let (namespace, name) = (self.source.namespace(), running.settings.config_reload.configmap.clone());
         let ConfigMapState::Present(version) = state else {
             let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
             warn!(trigger, "{message}");
-            return ReloadReport {
-                outcome: "unchanged",
-                changes: Vec::new(),
-                generation: running.generation,
-                error: Some(message),
-            };
+            let generation = running.generation;
+            return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
         };
+        let key = running.settings.config_reload.key.clone();
         let candidate = match version.data.get(&key) {
             Some(text) => {
                 let origin = format!("ConfigMap {namespace}/{name} key {key}");
-                self.layers.build(Some(&LayerText {
-                    origin,
-                    text: text.clone(),
-                }))
+                self.layers.build(Some(&LayerText { origin, text: text.clone() }))
             }
-            None => Err(ConfigError::MissingDataKey {
-                namespace: namespace.clone(),
-                name: name.clone(),
-                key,
-            }),
+            None => Err(ConfigError::MissingDataKey { namespace: namespace.clone(), name: name.clone(), key }),
         };
-        let source = SourceRef {
-            namespace,
-            name,
-            resource_version: version.resource_version,
-        };
+        let source = SourceRef { namespace, name, resource_version: version.resource_version };
         let outcome = self.config.reload(candidate, Some(source.clone()));
         let now = self.config.current();
-        self.metrics.record_reload(
-            outcome.label(),
-            now.generation,
-            &now.hash,
-            outcome.restart_required().len(),
-        );
+        self.metrics.record_reload(outcome.label(), now.generation, &now.hash, outcome.restart_required().len());
         if let Some(events) = &self.events {
             events.reloaded(&source, &outcome);
         }
-        let rv = source.resource_version.as_deref().unwrap_or("");
-        let mut report = ReloadReport {
-            outcome: outcome.label(),
-            changes: Vec::new(),
-            generation: now.generation,
-            error: None,
-        };
+        log_outcome(&outcome, &now.hash, now.generation, source.resource_version.as_deref().unwrap_or(""), trigger);
+        if let Some(last) = self.config.last_reload().filter(|l| !l.shadowed_by_env.is_empty()) {
+            warn!(keys = ?last.shadowed_by_env, "ConfigMap keys are overridden by BROKKR__* environment variables");
+        }
+        let mut report =
+            ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation: now.generation, error: None };
         match outcome {
-            ReloadOutcome::Applied {
-                generation,
-                changes,
-                restart_required,
-            } => {
-                for c in &changes {
-                    info!(key = c.key, old = %c.old, new = %c.new, "configuration changed");
-                }
-                info!(generation, hash = %now.hash, resource_version = rv, trigger, "configuration applied");
-                warn_restart_required(&restart_required);
+            ReloadOutcome::Applied { changes, .. } => {
                 if changes.iter().any(|c| c.key == "config_reload.resync_interval") {
                     self.schedule_resync(ctx);
                 }
                 report.changes = changes;
             }
-            ReloadOutcome::Unchanged { restart_required } => {
-                info!(
-                    generation = now.generation,
-                    resource_version = rv,
-                    trigger,
-                    "configuration unchanged"
-                );
-                warn_restart_required(&restart_required);
-            }
-            ReloadOutcome::Rejected { reason } => {
-                error!(%reason, resource_version = rv, trigger, "configuration rejected; keeping the last good configuration");
-                report.error = Some(reason);
-            }
-        }
-        if let Some(last) = self.config.last_reload().filter(|l| !l.shadowed_by_env.is_empty()) {
-            warn!(keys = ?last.shadowed_by_env, "ConfigMap keys are overridden by BROKKR__* environment variables");
+            ReloadOutcome::Rejected { reason } => report.error = Some(reason),
+            ReloadOutcome::Unchanged { .. } => {}
         }
         report
     }
 }
 
+/// One INFO line per changed key, then a summary; rejections at ERROR; restart-only changes at WARN.
+fn log_outcome(outcome: &ReloadOutcome, hash: &str, generation: u64, rv: &str, trigger: &'static str) {
+    match outcome {
+        ReloadOutcome::Applied { changes, .. } => {
+            for c in changes {
+                info!(key = c.key, old = %c.old, new = %c.new, "configuration changed");
+            }
+            info!(generation, hash, resource_version = rv, trigger, "configuration applied");
+        }
+        // A periodic re-read that finds nothing new is routine.
+        ReloadOutcome::Unchanged { .. } if trigger == "resync" => {
+            debug!(generation, resource_version = rv, trigger, "configuration unchanged");
+        }
+        ReloadOutcome::Unchanged { .. } => {
+            info!(generation, resource_version = rv, trigger, "configuration unchanged");
+        }
+        ReloadOutcome::Rejected { reason } => {
+            error!(%reason, resource_version = rv, trigger, "configuration rejected; keeping the last good configuration");
+        }
+    }
+    warn_restart_required(outcome.restart_required());
+}
+
 fn warn_restart_required(changes: &[brokkr_config::Change]) {
     if !changes.is_empty() {
         let keys: Vec<_> = changes.iter().map(|c| c.key).collect();
-        warn!(
-            ?keys,
-            "restart the broker to apply these settings; the running values stay in force"
-        );
+        warn!(?keys, "restart the broker to apply these settings; the running values stay in force");
     }
 }
 
@@ -234,15 +209,10 @@ impl Handler<ReloadNow> for ConfigActor {
 
     fn handle(&mut self, _: ReloadNow, _: &mut Self::Context) -> Self::Result {
         let configmap = self.source.describe();
-        Box::pin(
-            self.source
-                .read()
-                .into_actor(self)
-                .map(move |read, act, ctx| match read {
-                    Ok(state) => Ok(act.apply(state, "on demand", ctx)),
-                    Err(source) => Err(ReloadError::Read { configmap, source }),
-                }),
-        )
+        Box::pin(self.source.read().into_actor(self).map(move |read, act, ctx| match read {
+            Ok(state) => Ok(act.apply(state, "on demand", ctx)),
+            Err(source) => Err(ReloadError::Read { configmap, source }),
+        }))
     }
 }
 

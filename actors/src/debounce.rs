@@ -43,16 +43,7 @@ impl DebounceActor {
     /// Debounces towards `forward`, with windows read from `config`.
     #[must_use]
     pub fn new(config: ReloadableConfig, forward: Recipient<Reload>, metrics: ReloadMetrics) -> Self {
-        Self {
-            config,
-            forward,
-            metrics,
-            pending: None,
-            window: 0,
-            opened_at: None,
-            quiet_timer: None,
-            max_timer: None,
-        }
+        Self { config, forward, metrics, pending: None, window: 0, opened_at: None, quiet_timer: None, max_timer: None }
     }
 
     fn flush(&mut self, ctx: &mut Context<Self>, reason: &'static str) {
@@ -88,24 +79,12 @@ impl Handler<ConfigMapObserved> for DebounceActor {
         let window = self.window;
         if self.opened_at.is_none() {
             self.opened_at = Some(Instant::now());
-            self.max_timer = Some(ctx.notify_later(
-                FlushDue {
-                    window,
-                    reason: "max wait",
-                },
-                timing.max_wait,
-            ));
+            self.max_timer = Some(ctx.notify_later(FlushDue { window, reason: "max wait" }, timing.max_wait));
         }
         if let Some(handle) = self.quiet_timer.take() {
             ctx.cancel_future(handle);
         }
-        self.quiet_timer = Some(ctx.notify_later(
-            FlushDue {
-                window,
-                reason: "quiet",
-            },
-            timing.debounce,
-        ));
+        self.quiet_timer = Some(ctx.notify_later(FlushDue { window, reason: "quiet" }, timing.debounce));
     }
 }
 

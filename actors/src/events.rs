@@ -26,15 +26,7 @@ impl KubeReloadEvents {
     /// A publisher reporting as controller `brokkr-broker`, instance `instance` (the pod name, if known).
     #[must_use]
     pub fn new(client: Client, instance: Option<String>) -> Self {
-        Self {
-            recorder: Recorder::new(
-                client,
-                Reporter {
-                    controller: "brokkr-broker".into(),
-                    instance,
-                },
-            ),
-        }
+        Self { recorder: Recorder::new(client, Reporter { controller: "brokkr-broker".into(), instance }) }
     }
 }
 
@@ -51,9 +43,7 @@ pub fn events_for(outcome: &ReloadOutcome) -> Vec<Event> {
     let keys = |changes: &[brokkr_config::Change]| changes.iter().map(|c| c.key).collect::<Vec<_>>().join(", ");
     let mut events = Vec::new();
     match outcome {
-        ReloadOutcome::Applied {
-            generation, changes, ..
-        } => events.push(event(
+        ReloadOutcome::Applied { generation, changes, .. } => events.push(event(
             EventType::Normal,
             "ConfigApplied",
             format!("generation {generation}: changed {}", keys(changes)),

@@ -43,26 +43,14 @@ impl ReloadMetrics {
             "Unix time of the last reload that was not rejected",
             m.last_success_timestamp.clone(),
         );
-        registry.register(
-            "brokkr_config_generation",
-            "Generation of the configuration in force",
-            m.generation.clone(),
-        );
-        registry.register(
-            "brokkr_config_info",
-            "Hash of the configuration in force",
-            m.info.clone(),
-        );
+        registry.register("brokkr_config_generation", "Generation of the configuration in force", m.generation.clone());
+        registry.register("brokkr_config_info", "Hash of the configuration in force", m.info.clone());
         registry.register(
             "brokkr_config_restart_required",
             "Number of restart-only settings whose new value waits for a restart",
             m.restart_required.clone(),
         );
-        registry.register(
-            "brokkr_config_watch_events",
-            "ConfigMap changes seen by the watch",
-            m.watch_events.clone(),
-        );
+        registry.register("brokkr_config_watch_events", "ConfigMap changes seen by the watch", m.watch_events.clone());
         registry.register(
             "brokkr_config_debounce_coalesced",
             "Changes coalesced into a pending reload",
@@ -82,20 +70,14 @@ impl ReloadMetrics {
 
     /// Records a reload's outcome (`applied`, `unchanged`, `rejected`) and the configuration now in force.
     pub fn record_reload(&self, outcome: &str, generation: u64, hash: &str, restart_required: usize) {
-        self.reloads
-            .get_or_create(&vec![("outcome".into(), outcome.into())])
-            .inc();
+        self.reloads.get_or_create(&vec![("outcome".into(), outcome.into())]).inc();
         if outcome == "rejected" {
             self.last_successful.set(0);
         } else {
             self.last_successful.set(1);
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
             self.last_success_timestamp.set(now);
-            self.restart_required
-                .set(i64::try_from(restart_required).unwrap_or(i64::MAX));
+            self.restart_required.set(i64::try_from(restart_required).unwrap_or(i64::MAX));
         }
         self.set_in_force(generation, hash);
     }

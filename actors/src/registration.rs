@@ -114,9 +114,7 @@ pub enum Plan {
 #[must_use]
 pub fn plan(settings: &Settings, env: &Environment) -> Plan {
     if !settings.config_reload.enabled {
-        return Plan::Disabled {
-            reason: "config_reload.enabled is false",
-        };
+        return Plan::Disabled { reason: "config_reload.enabled is false" };
     }
     let connection = match (&env.kubeconfig_flag, &env.kubeconfig_env, &env.kubernetes_service_host) {
         (Some(path), _, _) => Connection::Kubeconfig(path.display().to_string()),
@@ -180,21 +178,13 @@ impl Subsystem {
                 let kubeconfig = load_kubeconfig(paths)?;
                 kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
                     .await
-                    .map_err(|source| RegistrationError::Kubeconfig {
-                        path: paths.clone(),
-                        source,
-                    })?
+                    .map_err(|source| RegistrationError::Kubeconfig { path: paths.clone(), source })?
             }
         };
         let namespace = namespace.unwrap_or_else(|| kube_config.default_namespace.clone());
         let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
         let name = config.current().settings.config_reload.configmap.clone();
-        info!(
-            namespace,
-            configmap = name,
-            ?connection,
-            "watching ConfigMap for hot reload"
-        );
+        info!(namespace, configmap = name, ?connection, "watching ConfigMap for hot reload");
         let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, &name));
         let events = Arc::new(KubeReloadEvents::new(client, env.pod_name.clone()));
         Ok(Self::register(source, config, layers, metrics, Some(events)))
@@ -219,11 +209,7 @@ impl Subsystem {
         let debounce = DebounceActor::new(config, config_actor.clone().recipient(), metrics.clone()).start();
         let watcher = WatcherStatus::new(WatcherState::Listing);
         WatcherSupervisor::new(source, debounce.recipient(), metrics, watcher.clone()).start();
-        Self {
-            config_actor: Some(config_actor),
-            watcher,
-            ready,
-        }
+        Self { config_actor: Some(config_actor), watcher, ready }
     }
 
     /// Whether a configuration is in force.
@@ -234,10 +220,7 @@ impl Subsystem {
 }
 
 fn load_kubeconfig(paths: &str) -> Result<Kubeconfig, RegistrationError> {
-    let err = |source| RegistrationError::Kubeconfig {
-        path: paths.to_owned(),
-        source,
-    };
+    let err = |source| RegistrationError::Kubeconfig { path: paths.to_owned(), source };
     let mut merged: Option<Kubeconfig> = None;
     for path in std::env::split_paths(paths).filter(|p| !p.as_os_str().is_empty()) {
         let next = Kubeconfig::read_from(&path).map_err(err)?;
@@ -261,19 +244,13 @@ mod tests {
 
     #[test]
     fn the_flag_off_disables_even_inside_kubernetes() {
-        let env = Environment {
-            kubernetes_service_host: Some("10.0.0.1".into()),
-            ..Environment::default()
-        };
+        let env = Environment { kubernetes_service_host: Some("10.0.0.1".into()), ..Environment::default() };
         assert!(matches!(plan(&settings(false), &env), Plan::Disabled { .. }));
     }
 
     #[test]
     fn outside_kubernetes_without_a_named_kubeconfig_nothing_runs() {
-        assert!(matches!(
-            plan(&settings(true), &Environment::default()),
-            Plan::Disabled { .. }
-        ));
+        assert!(matches!(plan(&settings(true), &Environment::default()), Plan::Disabled { .. }));
     }
 
     #[test]
@@ -285,16 +262,12 @@ mod tests {
             service_account_namespace: Some("from-sa".into()),
             ..Environment::default()
         };
-        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else {
-            panic!("enabled")
-        };
+        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else { panic!("enabled") };
         assert_eq!(connection, Connection::Kubeconfig("/tmp/kc".into()));
         assert_eq!(namespace.as_deref(), Some("from-pod"));
         let mut s = settings(true);
         s.config_reload.namespace = Some("from-settings".into());
-        let Plan::Enabled { namespace, .. } = plan(&s, &env) else {
-            panic!("enabled")
-        };
+        let Plan::Enabled { namespace, .. } = plan(&s, &env) else { panic!("enabled") };
         assert_eq!(namespace.as_deref(), Some("from-settings"));
     }
 
@@ -305,12 +278,7 @@ mod tests {
             service_account_namespace: Some("brokkr".into()),
             ..Environment::default()
         };
-        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else {
-            panic!("enabled")
-        };
-        assert_eq!(
-            (namespace.as_deref(), connection),
-            (Some("brokkr"), Connection::InCluster)
-        );
+        let Plan::Enabled { namespace, connection } = plan(&settings(true), &env) else { panic!("enabled") };
+        assert_eq!((namespace.as_deref(), connection), (Some("brokkr"), Connection::InCluster));
     }
 }

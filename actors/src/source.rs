@@ -44,11 +44,7 @@ impl KubeConfigMapSource {
     /// The ConfigMap `name` in `namespace`.
     #[must_use]
     pub fn new(client: Client, namespace: &str, name: &str) -> Self {
-        Self {
-            api: Api::namespaced(client, namespace),
-            namespace: namespace.into(),
-            name: name.into(),
-        }
+        Self { api: Api::namespaced(client, namespace), namespace: namespace.into(), name: name.into() }
     }
 }
 
@@ -62,13 +58,7 @@ impl ConfigMapSource for KubeConfigMapSource {
     fn read(&self) -> BoxFuture<'static, Result<ConfigMapState, kube::Error>> {
         let api = self.api.clone();
         let name = self.name.clone();
-        async move {
-            Ok(api
-                .get_opt(&name)
-                .await?
-                .map_or(ConfigMapState::Absent, |cm| state_of(&cm)))
-        }
-        .boxed()
+        async move { Ok(api.get_opt(&name).await?.map_or(ConfigMapState::Absent, |cm| state_of(&cm))) }.boxed()
     }
 
     fn namespace(&self) -> String {

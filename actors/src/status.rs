@@ -30,9 +30,7 @@ impl WatcherStatus {
     /// A status that starts in `state` with no restarts.
     #[must_use]
     pub fn new(state: WatcherState) -> Self {
-        Self {
-            inner: Arc::new(Mutex::new((state, 0))),
-        }
+        Self { inner: Arc::new(Mutex::new((state, 0))) }
     }
 
     /// Current state and number of restarts.

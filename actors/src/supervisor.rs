@@ -38,15 +38,7 @@ impl WatcherSupervisor {
         metrics: ReloadMetrics,
         status: WatcherStatus,
     ) -> Self {
-        Self {
-            source,
-            forward,
-            metrics,
-            status,
-            backoff: Backoff::default(),
-            watcher: None,
-            pending_restart: None,
-        }
+        Self { source, forward, metrics, status, backoff: Backoff::default(), watcher: None, pending_restart: None }
     }
 
     /// Replaces the restart backoff (tests use short, known delays).

@@ -37,13 +37,7 @@ impl WatcherActor {
         report: Recipient<WatcherStatusChanged>,
         metrics: ReloadMetrics,
     ) -> Self {
-        Self {
-            source,
-            forward,
-            report,
-            metrics,
-            listed: None,
-        }
+        Self { source, forward, report, metrics, listed: None }
     }
 
     fn observe(&self, state: ConfigMapState, initial: bool) {
@@ -57,9 +51,7 @@ impl Actor for WatcherActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         debug!(configmap = %self.source.describe(), "starting watch");
-        self.report.do_send(WatcherStatusChanged {
-            state: WatcherState::Listing,
-        });
+        self.report.do_send(WatcherStatusChanged { state: WatcherState::Listing });
         ctx.add_stream(self.source.watch());
     }
 }
@@ -71,9 +63,7 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
             Ok(watcher::Event::Init) => self.listed = None,
             Ok(watcher::Event::InitApply(cm)) => self.listed = Some(cm),
             Ok(watcher::Event::InitDone) => {
-                self.report.do_send(WatcherStatusChanged {
-                    state: WatcherState::Watching,
-                });
+                self.report.do_send(WatcherStatusChanged { state: WatcherState::Watching });
                 match self.listed.take() {
                     Some(cm) => self.observe(state_of(&cm), true),
                     None => {
@@ -89,9 +79,7 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
             }
             Err(error) => {
                 warn!(%configmap, error = %error, "watch failed; the supervisor will restart it");
-                self.report.do_send(WatcherStatusChanged {
-                    state: WatcherState::Failed(error.to_string()),
-                });
+                self.report.do_send(WatcherStatusChanged { state: WatcherState::Failed(error.to_string()) });
                 ctx.stop();
             }
         }
@@ -99,9 +87,7 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
 
     fn finished(&mut self, ctx: &mut Self::Context) {
         // kube's watcher never ends on its own; if it does, treat it as a failure so the supervisor restarts it.
-        self.report.do_send(WatcherStatusChanged {
-            state: WatcherState::Failed("watch stream ended".into()),
-        });
+        self.report.do_send(WatcherStatusChanged { state: WatcherState::Failed("watch stream ended".into()) });
         ctx.stop();
     }
 }

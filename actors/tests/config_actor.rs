@@ -30,10 +30,7 @@ struct RecordedEvents(Arc<Mutex<Vec<String>>>);
 
 impl ReloadEvents for RecordedEvents {
     fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome) {
-        self.0
-            .lock()
-            .expect("lock")
-            .extend(events_for(outcome).into_iter().map(|e| e.reason));
+        self.0.lock().expect("lock").extend(events_for(outcome).into_iter().map(|e| e.reason));
     }
 }
 
@@ -45,16 +42,9 @@ fn harness() -> Harness {
     let metrics = ReloadMetrics::register(&mut registry);
     let events = RecordedEvents::default();
     let recorded = events.0.clone();
-    let actor = ConfigActor::new(config.clone(), layers, Arc::new(source.clone()), metrics)
-        .events(Arc::new(events))
-        .start();
-    Harness {
-        actor,
-        config,
-        source,
-        registry,
-        events: recorded,
-    }
+    let actor =
+        ConfigActor::new(config.clone(), layers, Arc::new(source.clone()), metrics).events(Arc::new(events)).start();
+    Harness { actor, config, source, registry, events: recorded }
 }
 
 impl Harness {
@@ -78,25 +68,15 @@ async fn invalid_input_is_rejected_with_the_key_named_and_the_last_good_configur
     assert_eq!(h.config.current().settings.log.level, "debug");
     let last = h.config.last_reload().expect("recorded");
     assert_eq!(last.outcome, "rejected");
-    assert!(
-        last.error.as_deref().is_some_and(|e| e.contains("cors.max_age")),
-        "{last:?}"
-    );
+    assert!(last.error.as_deref().is_some_and(|e| e.contains("cors.max_age")), "{last:?}");
     let metrics = h.metrics();
     assert!(metrics.contains("brokkr_config_last_reload_successful 0"), "{metrics}");
-    assert!(
-        metrics.contains("brokkr_config_reloads_total{outcome=\"rejected\"} 1"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("brokkr_config_reloads_total{outcome=\"rejected\"} 1"), "{metrics}");
     assert!(metrics.contains("brokkr_config_generation 1"), "{metrics}");
     assert_eq!(*h.events.lock().expect("lock"), ["ConfigApplied", "ConfigRejected"]);
 
     h.reload(present("[log]\nlevel = \"warn\"", "3")).await;
-    assert_eq!(
-        h.config.current().settings.log.level,
-        "warn",
-        "the next valid document applies"
-    );
+    assert_eq!(h.config.current().settings.log.level, "warn", "the next valid document applies");
     assert!(h.metrics().contains("brokkr_config_last_reload_successful 1"));
 }
 
@@ -105,10 +85,7 @@ async fn malformed_toml_and_a_missing_data_key_are_rejected_without_a_panic() {
     let h = harness();
     h.reload(present("[log\nlevel = ", "1")).await;
     let error = h.config.last_reload().and_then(|l| l.error).expect("rejected");
-    assert!(
-        error.contains("ConfigMap test/brokkr-broker key broker.toml is not valid TOML"),
-        "{error}"
-    );
+    assert!(error.contains("ConfigMap test/brokkr-broker key broker.toml is not valid TOML"), "{error}");
 
     let mut no_key = present("", "2");
     if let ConfigMapState::Present(v) = &mut no_key {
@@ -123,17 +100,10 @@ async fn malformed_toml_and_a_missing_data_key_are_rejected_without_a_panic() {
 #[actix_rt::test]
 async fn a_restart_only_change_is_reported_not_applied() {
     let h = harness();
-    h.reload(present(
-        "[server]\nlisten = \"127.0.0.1:1\"\n[log]\nlevel = \"debug\"",
-        "1",
-    ))
-    .await;
+    h.reload(present("[server]\nlisten = \"127.0.0.1:1\"\n[log]\nlevel = \"debug\"", "1")).await;
 
     let last = h.config.last_reload().expect("recorded");
-    assert_eq!(
-        (last.outcome, last.restart_required.as_slice()),
-        ("applied", ["server.listen".to_owned()].as_slice())
-    );
+    assert_eq!((last.outcome, last.restart_required.as_slice()), ("applied", ["server.listen".to_owned()].as_slice()));
     assert_eq!(h.config.current().settings.server.listen.port(), 8080);
     assert!(h.metrics().contains("brokkr_config_restart_required 1"));
     assert_eq!(*h.events.lock().expect("lock"), ["ConfigApplied", "RestartRequired"]);
@@ -151,35 +121,13 @@ async fn a_deleted_configmap_keeps_the_last_good_configuration() {
 #[actix_rt::test]
 async fn reload_now_reads_the_configmap_and_reports_the_changes() {
     let h = harness();
-    h.source
-        .set_state(present("[cors]\nallowed_origins = [\"https://a.example\"]", "9"));
-    let report = h
-        .actor
-        .send(ReloadNow)
-        .await
-        .expect("actor alive")
-        .expect("read succeeds");
+    h.source.set_state(present("[cors]\nallowed_origins = [\"https://a.example\"]", "9"));
+    let report = h.actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
     assert_eq!((report.outcome, report.generation), ("applied", 1));
-    assert_eq!(
-        report.changes.iter().map(|c| c.key).collect::<Vec<_>>(),
-        ["cors.allowed_origins"]
-    );
-    let again = h
-        .actor
-        .send(ReloadNow)
-        .await
-        .expect("actor alive")
-        .expect("read succeeds");
+    assert_eq!(report.changes.iter().map(|c| c.key).collect::<Vec<_>>(), ["cors.allowed_origins"]);
+    let again = h.actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
     assert_eq!((again.outcome, again.generation), ("unchanged", 1));
-    assert_eq!(
-        h.config
-            .current()
-            .source
-            .clone()
-            .and_then(|s| s.resource_version)
-            .as_deref(),
-        Some("9")
-    );
+    assert_eq!(h.config.current().source.clone().and_then(|s| s.resource_version).as_deref(), Some("9"));
 }
 
 #[actix_rt::test]
@@ -199,9 +147,5 @@ async fn resync_follows_the_live_resync_interval() {
     assert_eq!(h.source.reads(), 2, "the new 30 s interval is in use");
     run_for(Duration::from_secs(30)).await;
     assert_eq!(h.source.reads(), 3);
-    assert_eq!(
-        h.config.current().generation,
-        1,
-        "re-reading the same document is not a reload"
-    );
+    assert_eq!(h.config.current().generation, 1, "re-reading the same document is not a reload");
 }

@@ -17,10 +17,7 @@ fn start(config: &ReloadableConfig) -> (Addr<DebounceActor>, std::sync::Arc<std:
 }
 
 fn change(addr: &Addr<DebounceActor>, rv: &str) {
-    addr.do_send(ConfigMapObserved {
-        state: present(&format!("# {rv}"), rv),
-        initial: false,
-    });
+    addr.do_send(ConfigMapObserved { state: present(&format!("# {rv}"), rv), initial: false });
 }
 
 fn versions(seen: &std::sync::Mutex<Vec<Reload>>) -> Vec<String> {
@@ -82,10 +79,7 @@ async fn the_initial_list_is_forwarded_at_once_and_supersedes_a_pending_change()
     tokio::time::pause();
     let (debounce, seen) = start(&defaults());
     change(&debounce, "1");
-    debounce.do_send(ConfigMapObserved {
-        state: present("", "2"),
-        initial: true,
-    });
+    debounce.do_send(ConfigMapObserved { state: present("", "2"), initial: true });
     settle().await;
     assert_eq!(versions(&seen), ["2"]);
     run_for(Duration::from_secs(30)).await;
@@ -99,22 +93,12 @@ async fn a_new_debounce_setting_changes_the_window_live() {
     let config = defaults();
     let (debounce, seen) = start(&config);
     let text = "[config_reload]\ndebounce = \"1s\"\nmax_wait = \"2s\"".to_owned();
-    let outcome = config.reload(
-        layers.build(Some(&LayerText {
-            origin: "test".into(),
-            text,
-        })),
-        None,
-    );
+    let outcome = config.reload(layers.build(Some(&LayerText { origin: "test".into(), text })), None);
     assert_eq!(outcome.label(), "applied");
 
     change(&debounce, "1");
     run_for(Duration::from_millis(1001)).await;
-    assert_eq!(
-        versions(&seen),
-        ["1"],
-        "reloaded after the new 1 s window, not the default 5 s"
-    );
+    assert_eq!(versions(&seen), ["1"], "reloaded after the new 1 s window, not the default 5 s");
 
     // Changes every 0.3 s from 1.0 s to 2.8 s: the 1 s quiet window never elapses, max_wait closes it at 3.0 s.
     for rv in 2..=8 {

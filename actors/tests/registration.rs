@@ -12,13 +12,7 @@ fn start(settings: Settings, env: &Environment) -> Subsystem {
     assert!(matches!(plan, Plan::Disabled { .. }), "{plan:?}");
     let system = actix_rt::System::new();
     system
-        .block_on(Subsystem::start(
-            plan,
-            env,
-            config,
-            ConfigLayers::new(),
-            ReloadMetrics::default(),
-        ))
+        .block_on(Subsystem::start(plan, env, config, ConfigLayers::new(), ReloadMetrics::default()))
         .expect("a disabled subsystem always starts")
 }
 

@@ -24,17 +24,10 @@ async fn a_watcher_error_leads_to_a_supervised_restart_with_growing_backoff() {
     let (probe, seen) = Probe::<ConfigMapObserved>::new();
     let status = WatcherStatus::new(WatcherState::Listing);
     let metrics = ReloadMetrics::default();
-    let backoff = Backoff::default()
-        .initial(Duration::from_secs(1))
-        .max(Duration::from_secs(8));
-    WatcherSupervisor::new(
-        Arc::new(source.clone()),
-        probe.start().recipient(),
-        metrics.clone(),
-        status.clone(),
-    )
-    .backoff(backoff)
-    .start();
+    let backoff = Backoff::default().initial(Duration::from_secs(1)).max(Duration::from_secs(8));
+    WatcherSupervisor::new(Arc::new(source.clone()), probe.start().recipient(), metrics.clone(), status.clone())
+        .backoff(backoff)
+        .start();
     settle().await;
     assert_eq!(source.watches_opened(), 1);
     source.emit_list(Some(configmap("", "1")));
@@ -44,11 +37,7 @@ async fn a_watcher_error_leads_to_a_supervised_restart_with_growing_backoff() {
 
     source.emit(Err(watcher::Error::NoResourceVersion));
     run_for(ms(450)).await;
-    assert!(
-        matches!(status.get(), (WatcherState::Backoff(_), 0)),
-        "{:?}",
-        status.get()
-    );
+    assert!(matches!(status.get(), (WatcherState::Backoff(_), 0)), "{:?}", status.get());
     assert_eq!(source.watches_opened(), 1, "first delay is at least half of 1 s");
     run_for(ms(600)).await;
     assert_eq!(source.watches_opened(), 2, "restarted within 1 s");
@@ -74,13 +63,8 @@ async fn a_relist_after_restart_with_the_same_configmap_is_unchanged() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let source = FakeSource::default();
-    let subsystem = Subsystem::register(
-        Arc::new(source.clone()),
-        config.clone(),
-        layers,
-        ReloadMetrics::default(),
-        None,
-    );
+    let subsystem =
+        Subsystem::register(Arc::new(source.clone()), config.clone(), layers, ReloadMetrics::default(), None);
     settle().await;
     let document = "[log]\nlevel = \"debug\"";
     source.emit_list(Some(configmap(document, "5")));

@@ -16,27 +16,16 @@ async fn three_brokers_converge_to_the_same_hash() {
     for broker in &brokers {
         broker.wait_for_generation(1, Duration::from_secs(30)).await;
     }
-    cluster
-        .apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"*\"]")
-        .await;
+    cluster.apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"*\"]").await;
     let mut hashes = Vec::new();
     for broker in &brokers {
         let latency = broker.wait_for_generation(2, Duration::from_secs(10)).await;
-        println!(
-            "e2e fleet edit->applied (observed per broker, sequentially): {} ms",
-            latency.as_millis()
-        );
+        println!("e2e fleet edit->applied (observed per broker, sequentially): {} ms", latency.as_millis());
         hashes.push(broker.status().await["hash"].as_str().unwrap_or_default().to_owned());
     }
     assert!(hashes.iter().all(|h| !h.is_empty() && *h == hashes[0]), "{hashes:?}");
     for broker in &brokers {
-        assert_eq!(
-            broker
-                .allowed_origin("/healthz", "https://any.example")
-                .await
-                .as_deref(),
-            Some("*")
-        );
+        assert_eq!(broker.allowed_origin("/healthz", "https://any.example").await.as_deref(), Some("*"));
     }
 }
 
@@ -48,21 +37,11 @@ async fn the_watch_recovers_after_the_api_server_restarts() {
 
     cluster.plane.stop_apiserver();
     broker
-        .wait_until(
-            "the watch notices the API server is gone",
-            Duration::from_secs(60),
-            |b| async move {
-                matches!(
-                    b.status().await["watcher"]["state"].as_str(),
-                    Some("failed" | "backoff")
-                )
-            },
-        )
+        .wait_until("the watch notices the API server is gone", Duration::from_secs(60), |b| async move {
+            matches!(b.status().await["watcher"]["state"].as_str(), Some("failed" | "backoff"))
+        })
         .await;
-    assert_eq!(
-        broker.get("/healthz", None).await.map(|r| r.status().as_u16()),
-        Some(200)
-    );
+    assert_eq!(broker.get("/healthz", None).await.map(|r| r.status().as_u16()), Some(200));
     cluster.plane.start_apiserver().await.expect("API server restarts");
     cluster.admin = cluster.plane.admin_client().await.expect("admin client");
     broker
@@ -72,13 +51,8 @@ async fn the_watch_recovers_after_the_api_server_restarts() {
         .await;
     let status = broker.status().await;
     assert!(status["watcher"]["restarts"].as_u64() >= Some(1));
-    assert_eq!(
-        status["generation"], 1,
-        "the re-list found the same ConfigMap: unchanged, no spurious reload"
-    );
+    assert_eq!(status["generation"], 1, "the re-list found the same ConfigMap: unchanged, no spurious reload");
 
-    cluster
-        .apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"1m\"")
-        .await;
+    cluster.apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"1m\"").await;
     broker.wait_for_generation(2, Duration::from_secs(10)).await;
 }

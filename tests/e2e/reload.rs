@@ -11,14 +11,8 @@ const DEBOUNCE: Duration = Duration::from_secs(1);
 fn lines_between(lines: &[Value], from_generation: u64, to_generation: u64) -> Vec<Value> {
     let applied =
         |g: u64| move |l: &Value| l["message"] == "configuration applied" && l["generation"].as_u64() == Some(g);
-    let start = lines
-        .iter()
-        .position(applied(from_generation))
-        .expect("from generation logged");
-    let end = lines
-        .iter()
-        .position(applied(to_generation))
-        .expect("to generation logged");
+    let start = lines.iter().position(applied(from_generation)).expect("from generation logged");
+    let end = lines.iter().position(applied(to_generation)).expect("to generation logged");
     lines[start + 1..end].to_vec()
 }
 
@@ -31,13 +25,7 @@ async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
     .await;
     let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
-    assert_eq!(
-        broker
-            .allowed_origin("/healthz", "https://one.example")
-            .await
-            .as_deref(),
-        Some("https://one.example")
-    );
+    assert_eq!(broker.allowed_origin("/healthz", "https://one.example").await.as_deref(), Some("https://one.example"));
 
     // One edit, three keys: applied within debounce + 1 s, CORS follows, one INFO line per changed key,
     // and the new filter shows brokkr_reload's debug lines from the next reload on.
@@ -52,16 +40,8 @@ async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
     let status = broker.status().await;
     assert_eq!(status["source"]["resource_version"], rv.as_str());
     assert_eq!(status["settings"]["cors"]["max_age"], "2m");
-    assert_eq!(
-        broker
-            .allowed_origin("/api/v1/admin/config", "https://one.example")
-            .await,
-        None
-    );
-    assert_eq!(
-        broker.allowed_origin("/readyz", "https://two.example").await.as_deref(),
-        Some("https://two.example")
-    );
+    assert_eq!(broker.allowed_origin("/api/v1/admin/config", "https://one.example").await, None);
+    assert_eq!(broker.allowed_origin("/readyz", "https://two.example").await.as_deref(), Some("https://two.example"));
 
     // A change right after a reload is applied, not dropped. It also lengthens the debounce for the burst.
     cluster
@@ -71,10 +51,7 @@ async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
         )
         .await;
     let latency = broker.wait_for_generation(3, DEBOUNCE + Duration::from_secs(1)).await;
-    println!(
-        "e2e change-right-after-reload latency (debounce 1s): {} ms",
-        latency.as_millis()
-    );
+    println!("e2e change-right-after-reload latency (debounce 1s): {} ms", latency.as_millis());
 
     let lines = broker.log_lines();
     let changed: BTreeMap<String, usize> = lines_between(&lines, 1, 2)
@@ -84,16 +61,11 @@ async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
             *acc.entry(l["key"].as_str().unwrap_or_default().to_owned()).or_default() += 1;
             acc
         });
-    let expected: BTreeMap<String, usize> = ["cors.allowed_origins", "cors.max_age", "log.level"]
-        .into_iter()
-        .map(|k| (k.to_owned(), 1))
-        .collect();
+    let expected: BTreeMap<String, usize> =
+        ["cors.allowed_origins", "cors.max_age", "log.level"].into_iter().map(|k| (k.to_owned(), 1)).collect();
     assert_eq!(changed, expected);
     let debug_between_2_and_3 = lines_between(&lines, 2, 3).iter().any(|l| l["level"] == "DEBUG");
-    assert!(
-        debug_between_2_and_3,
-        "log.level took effect: debug lines of brokkr_reload appear"
-    );
+    assert!(debug_between_2_and_3, "log.level took effect: debug lines of brokkr_reload appear");
 
     // A burst of 50 updates gives exactly one reload, of the last one.
     let mut last_rv = String::new();
@@ -116,10 +88,7 @@ async fn edits_apply_live_bursts_coalesce_and_late_changes_land() {
     assert_eq!(status["generation"], 4, "one reload for the whole burst");
     assert_eq!(status["settings"]["cors"]["max_age"], "50s");
     let metrics = broker.metrics().await;
-    assert!(
-        metrics.contains("brokkr_config_reloads_total{outcome=\"applied\"} 4"),
-        "{metrics}"
-    );
+    assert!(metrics.contains("brokkr_config_reloads_total{outcome=\"applied\"} 4"), "{metrics}");
     assert!(metrics.contains("brokkr_config_watch_events_total"), "{metrics}");
 }
 
@@ -132,33 +101,18 @@ async fn invalid_and_deleted_configmaps_keep_the_last_good_configuration() {
     let broker = cluster.start_broker(&[]).await;
     broker.wait_for_generation(1, Duration::from_secs(30)).await;
 
-    cluster
-        .apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"")
-        .await;
+    cluster.apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"").await;
     broker
-        .wait_until(
-            "the invalid update is rejected",
-            Duration::from_secs(10),
-            |b| async move { b.status().await["last_reload"]["outcome"] == "rejected" },
-        )
+        .wait_until("the invalid update is rejected", Duration::from_secs(10), |b| async move {
+            b.status().await["last_reload"]["outcome"] == "rejected"
+        })
         .await;
     let status = broker.status().await;
     let error = status["last_reload"]["error"].as_str().unwrap_or_default().to_owned();
     assert!(error.contains("cors.max_age"), "{error}");
     assert_eq!(status["generation"], 1);
-    assert!(
-        broker
-            .metrics()
-            .await
-            .contains("brokkr_config_last_reload_successful 0")
-    );
-    assert_eq!(
-        broker
-            .allowed_origin("/healthz", "https://one.example")
-            .await
-            .as_deref(),
-        Some("https://one.example")
-    );
+    assert!(broker.metrics().await.contains("brokkr_config_last_reload_successful 0"));
+    assert_eq!(broker.allowed_origin("/healthz", "https://one.example").await.as_deref(), Some("https://one.example"));
     let warned = broker
         .wait_until("a Warning Event is recorded", Duration::from_secs(10), |_| async {
             cluster
@@ -172,37 +126,21 @@ async fn invalid_and_deleted_configmaps_keep_the_last_good_configuration() {
 
     cluster.apply_config(&good("https://two.example")).await;
     broker.wait_for_generation(2, Duration::from_secs(10)).await;
-    assert!(
-        broker
-            .metrics()
-            .await
-            .contains("brokkr_config_last_reload_successful 1")
-    );
+    assert!(broker.metrics().await.contains("brokkr_config_last_reload_successful 1"));
 
     cluster.delete_config().await;
     broker
         .wait_until("the delete is noticed", Duration::from_secs(10), |b| async move {
-            b.log_lines()
-                .iter()
-                .any(|l| l["message"] == "ConfigMap deleted; keeping the last good configuration")
+            b.log_lines().iter().any(|l| l["message"] == "ConfigMap deleted; keeping the last good configuration")
         })
         .await;
     assert_eq!(broker.status().await["generation"], 2);
-    assert_eq!(
-        broker
-            .allowed_origin("/healthz", "https://two.example")
-            .await
-            .as_deref(),
-        Some("https://two.example")
-    );
+    assert_eq!(broker.allowed_origin("/healthz", "https://two.example").await.as_deref(), Some("https://two.example"));
 
     cluster.apply_config(&good("https://three.example")).await;
     broker.wait_for_generation(3, Duration::from_secs(10)).await;
     assert_eq!(
-        broker
-            .allowed_origin("/healthz", "https://three.example")
-            .await
-            .as_deref(),
+        broker.allowed_origin("/healthz", "https://three.example").await.as_deref(),
         Some("https://three.example")
     );
 }

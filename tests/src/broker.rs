@@ -48,10 +48,7 @@ pub struct Broker {
 impl Broker {
     /// Starts `brokkr-broker serve` with only `KUBECONFIG=kubeconfig`, the namespace, and `env` set.
     pub async fn start(kubeconfig: &Path, namespace: &str, env: &[(&str, &str)], log_dir: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = log_dir.join(format!("broker-{port}.log"));
         let file = std::fs::File::create(&log).expect("broker log");
         let mut command = Command::new(broker_binary());
@@ -71,15 +68,8 @@ impl Broker {
         for (key, value) in env {
             command.env(key, value);
         }
-        let child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {}: {e}", broker_binary().display()));
-        let broker = Self {
-            child,
-            port,
-            log,
-            http: reqwest::Client::new(),
-        };
+        let child = command.spawn().unwrap_or_else(|e| panic!("start {}: {e}", broker_binary().display()));
+        let broker = Self { child, port, log, http: reqwest::Client::new() };
         broker
             .wait_until("healthz answers", Duration::from_secs(30), |b| async move {
                 b.get("/healthz", None).await.is_some()
@@ -130,22 +120,13 @@ impl Broker {
 
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
-        self.get("/metrics", None)
-            .await
-            .expect("metrics answer")
-            .text()
-            .await
-            .expect("text")
+        self.get("/metrics", None).await.expect("metrics answer").text().await.expect("text")
     }
 
     /// The `Access-Control-Allow-Origin` a GET of `path` from `origin` receives.
     pub async fn allowed_origin(&self, path: &str, origin: &str) -> Option<String> {
         let response = self.get(path, Some(origin)).await.expect("answers");
-        response
-            .headers()
-            .get("access-control-allow-origin")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
+        response.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()).map(str::to_owned)
     }
 
     /// The broker's log file.
@@ -163,19 +144,13 @@ impl Broker {
     /// Sends `signal` (such as `-HUP`, `-TERM`) to the broker process with `kill`.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("broker still running").to_string();
-        let sent = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("run kill");
+        let sent = std::process::Command::new("kill").args([signal, &pid]).status().expect("run kill");
         assert!(sent.success(), "kill {signal} {pid}");
     }
 
     /// Waits for the process to exit and returns its exit code.
     pub async fn wait_for_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let status = tokio::time::timeout(timeout, self.child.wait())
-            .await
-            .expect("exits in time")
-            .expect("wait");
+        let status = tokio::time::timeout(timeout, self.child.wait()).await.expect("exits in time").expect("wait");
         status.code()
     }
 
@@ -197,21 +172,16 @@ impl Broker {
             if check(self).await {
                 return started.elapsed();
             }
-            assert!(
-                started.elapsed() < timeout,
-                "timed out after {timeout:?} waiting until {what}"
-            );
+            assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting until {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     /// Waits until the status shows `generation`; returns the time taken.
     pub async fn wait_for_generation(&self, generation: u64, timeout: Duration) -> Duration {
-        self.wait_until(
-            &format!("generation {generation} is in force"),
-            timeout,
-            |b| async move { b.status().await["generation"].as_u64() >= Some(generation) },
-        )
+        self.wait_until(&format!("generation {generation} is in force"), timeout, |b| async move {
+            b.status().await["generation"].as_u64() >= Some(generation)
+        })
         .await
     }
 }

@@ -35,19 +35,9 @@ impl Cluster {
     pub async fn start(namespace: &str) -> Self {
         let plane = ControlPlane::start().await.expect("control plane starts");
         let admin = plane.admin_client().await.expect("admin client");
-        let ns = Namespace {
-            metadata: meta(namespace, None),
-            ..Namespace::default()
-        };
-        Api::<Namespace>::all(admin.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("namespace");
-        Self {
-            plane,
-            admin,
-            namespace: namespace.to_owned(),
-        }
+        let ns = Namespace { metadata: meta(namespace, None), ..Namespace::default() };
+        Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await.expect("namespace");
+        Self { plane, admin, namespace: namespace.to_owned() }
     }
 
     /// Starts a control plane, creates `namespace`, grants the broker its Role and writes the ConfigMap.
@@ -84,9 +74,7 @@ impl Cluster {
         let written = match api.get_opt(CONFIGMAP).await.expect("get ConfigMap") {
             Some(existing) => {
                 cm.metadata.resource_version = existing.metadata.resource_version;
-                api.replace(CONFIGMAP, &PostParams::default(), &cm)
-                    .await
-                    .expect("replace ConfigMap")
+                api.replace(CONFIGMAP, &PostParams::default(), &cm).await.expect("replace ConfigMap")
             }
             None => api.create(&PostParams::default(), &cm).await.expect("create ConfigMap"),
         };
@@ -95,10 +83,7 @@ impl Cluster {
 
     /// Deletes the ConfigMap.
     pub async fn delete_config(&self) {
-        self.configmaps()
-            .delete(CONFIGMAP, &DeleteParams::default())
-            .await
-            .expect("delete ConfigMap");
+        self.configmaps().delete(CONFIGMAP, &DeleteParams::default()).await.expect("delete ConfigMap");
     }
 
     /// The least the broker needs: read its own ConfigMap, record Events.
@@ -136,10 +121,7 @@ impl Cluster {
             }]),
         };
         let pp = PostParams::default();
-        Api::<Role>::namespaced(self.admin.clone(), &self.namespace)
-            .create(&pp, &role)
-            .await
-            .expect("Role");
+        Api::<Role>::namespaced(self.admin.clone(), &self.namespace).create(&pp, &role).await.expect("Role");
         Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace)
             .create(&pp, &binding)
             .await
@@ -156,21 +138,11 @@ impl Cluster {
             .items
             .into_iter()
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(CONFIGMAP))
-            .map(|e| {
-                (
-                    e.type_.unwrap_or_default(),
-                    e.reason.unwrap_or_default(),
-                    e.note.unwrap_or_default(),
-                )
-            })
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
             .collect()
     }
 }
 
 fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name.into()),
-        namespace: namespace.map(Into::into),
-        ..ObjectMeta::default()
-    }
+    ObjectMeta { name: Some(name.into()), namespace: namespace.map(Into::into), ..ObjectMeta::default() }
 }

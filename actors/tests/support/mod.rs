@@ -53,11 +53,7 @@ impl FakeSource {
     /// Sends an item on the newest watch.
     pub fn emit(&self, item: WatchItem) {
         let watches = self.watches.lock().expect("lock");
-        watches
-            .last()
-            .expect("a watch is open")
-            .send(item)
-            .expect("watch is alive");
+        watches.last().expect("a watch is open").send(item).expect("watch is alive");
     }
 
     /// Emits an initial list holding `cm` (or nothing).
@@ -89,12 +85,7 @@ impl ConfigMapSource for FakeSource {
 
     fn read(&self) -> BoxFuture<'static, Result<ConfigMapState, kube::Error>> {
         *self.reads.lock().expect("lock") += 1;
-        let state = self
-            .state
-            .lock()
-            .expect("lock")
-            .clone()
-            .unwrap_or(ConfigMapState::Absent);
+        let state = self.state.lock().expect("lock").clone().unwrap_or(ConfigMapState::Absent);
         async move { Ok(state) }.boxed()
     }
 

@@ -44,11 +44,7 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let config = req.app_data::<web::Data<ReloadableConfig>>();
-        ready(if config.is_some_and(|c| authorized(req, c)) {
-            Ok(Admin)
-        } else {
-            Err(AdminError::Unauthorized)
-        })
+        ready(if config.is_some_and(|c| authorized(req, c)) { Ok(Admin) } else { Err(AdminError::Unauthorized) })
     }
 }
 
@@ -72,10 +68,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 fn redacted_settings(config: &ReloadableConfig) -> Value {
     let settings = config.current().settings.clone();
     let mut value = serde_json::to_value(&settings).unwrap_or(Value::Null);
-    if let Some(token) = value
-        .pointer_mut("/admin/token")
-        .filter(|t| t.as_str().is_some_and(|s| !s.is_empty()))
-    {
+    if let Some(token) = value.pointer_mut("/admin/token").filter(|t| t.as_str().is_some_and(|s| !s.is_empty())) {
         *token = Value::from("<redacted>");
     }
     value

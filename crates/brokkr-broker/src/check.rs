@@ -7,10 +7,7 @@ use brokkr_config::ConfigLayers;
 /// Prints `FILE: OK` and the settings it yields, or the error naming the key; exit 1 on error.
 #[must_use]
 pub fn run(file: &Path) -> ExitCode {
-    match ConfigLayers::new()
-        .with_file(file)
-        .and_then(|layers| layers.build(None))
-    {
+    match ConfigLayers::new().with_file(file).and_then(|layers| layers.build(None)) {
         Ok(candidate) => {
             println!("{}: OK", file.display());
             for field in candidate.settings.fields() {

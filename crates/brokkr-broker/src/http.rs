@@ -6,10 +6,7 @@ use prometheus_client::{encoding::text::encode, registry::Registry};
 
 /// Registers every route. Needs `web::Data` of `ReloadableConfig`, `Subsystem` and `Registry`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(healthz)
-        .service(readyz)
-        .service(metrics)
-        .configure(crate::admin::routes);
+    cfg.service(healthz).service(readyz).service(metrics).configure(crate::admin::routes);
 }
 
 /// `200` while the process serves.
@@ -33,9 +30,9 @@ async fn readyz(subsystem: web::Data<Subsystem>) -> impl Responder {
 async fn metrics(registry: web::Data<Registry>) -> impl Responder {
     let mut body = String::new();
     match encode(&mut body, &registry) {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-            .body(body),
+        Ok(()) => {
+            HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(body)
+        }
         Err(error) => HttpResponse::InternalServerError().body(error.to_string()),
     }
 }

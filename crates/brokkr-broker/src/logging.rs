@@ -71,10 +71,7 @@ mod tests {
 
     impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0
-                .lock()
-                .map_err(|_| std::io::ErrorKind::Other)?
-                .extend_from_slice(buf);
+            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -110,13 +107,7 @@ mod tests {
         debug!("hidden at info");
         info!("shown at info");
         let text = "[log]\nlevel = \"debug\"".to_owned();
-        config.reload(
-            layers.build(Some(&LayerText {
-                origin: "test".into(),
-                text,
-            })),
-            None,
-        );
+        config.reload(layers.build(Some(&LayerText { origin: "test".into(), text })), None);
         tokio::task::yield_now().await;
         debug!("shown at debug");
 

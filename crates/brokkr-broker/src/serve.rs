@@ -33,11 +33,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
 
     let listen = settings.server.listen;
     let server_err = |source| BrokerError::Server { addr: listen, source };
-    let (config, subsystem, registry) = (
-        web::Data::new(config),
-        web::Data::new(subsystem),
-        web::Data::new(registry),
-    );
+    let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(config.clone())
@@ -64,10 +60,9 @@ fn settings_from_env() -> Result<Vec<(String, String)>, ConfigError> {
         let Some(name) = name.to_str().filter(|n| n.starts_with(ENV_PREFIX)).map(str::to_owned) else {
             continue;
         };
-        let value = value.into_string().map_err(|_| ConfigError::Env {
-            var: name.clone(),
-            reason: "the value is not UTF-8".into(),
-        })?;
+        let value = value
+            .into_string()
+            .map_err(|_| ConfigError::Env { var: name.clone(), reason: "the value is not UTF-8".into() })?;
         vars.push((name, value));
     }
     Ok(vars)
@@ -86,11 +81,7 @@ fn reload_on_sighup(subsystem: Subsystem) {
                 continue;
             };
             match actor.send(ReloadNow).await {
-                Ok(Ok(report)) => info!(
-                    outcome = report.outcome,
-                    generation = report.generation,
-                    "SIGHUP reload"
-                ),
+                Ok(Ok(report)) => info!(outcome = report.outcome, generation = report.generation, "SIGHUP reload"),
                 Ok(Err(error)) => warn!(error = %crate::error::chain(&error), "SIGHUP reload failed"),
                 Err(error) => warn!(%error, "SIGHUP reload failed"),
             }

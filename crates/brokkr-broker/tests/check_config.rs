@@ -6,11 +6,7 @@ fn check(toml: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("broker.toml");
     std::fs::write(&file, toml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .expect("runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_brokkr-broker")).arg("check-config").arg(&file).output().expect("runs");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
@@ -21,9 +17,7 @@ fn a_valid_file_passes_and_lists_each_setting_with_when_it_applies() {
     assert_eq!(code, 0);
     assert!(stdout.contains("OK"), "{stdout}");
     assert!(
-        stdout
-            .lines()
-            .any(|l| l.contains("log.level") && l.contains("dynamic") && l.contains("debug")),
+        stdout.lines().any(|l| l.contains("log.level") && l.contains("dynamic") && l.contains("debug")),
         "{stdout}"
     );
     assert!(!stdout.contains("t0ps3cret"), "the token is redacted: {stdout}");

@@ -16,20 +16,14 @@ use serde_json::Value;
 
 fn config_with(file: &str) -> (ConfigLayers, ReloadableConfig) {
     let layers = ConfigLayers::new()
-        .with_file_text(&LayerText {
-            origin: "test file".into(),
-            text: file.into(),
-        })
+        .with_file_text(&LayerText { origin: "test file".into(), text: file.into() })
         .expect("valid file");
     let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
     (layers, config)
 }
 
 fn apply(layers: &ConfigLayers, config: &ReloadableConfig, document: &str) {
-    let candidate = layers.build(Some(&LayerText {
-        origin: "test ConfigMap".into(),
-        text: document.into(),
-    }));
+    let candidate = layers.build(Some(&LayerText { origin: "test ConfigMap".into(), text: document.into() }));
     assert_eq!(config.reload(candidate, None).label(), "applied");
 }
 
@@ -57,25 +51,13 @@ fn header_of<B>(res: &actix_web::dev::ServiceResponse<B>, name: header::HeaderNa
 async fn cors_headers_follow_the_live_settings_on_every_route() {
     let (layers, config) = config_with("");
     let app = app!(config);
-    let get = |path: &str| {
-        TestRequest::get()
-            .uri(path)
-            .insert_header((header::ORIGIN, "https://app.example"))
-            .to_request()
-    };
+    let get =
+        |path: &str| TestRequest::get().uri(path).insert_header((header::ORIGIN, "https://app.example")).to_request();
 
     let res = test::call_service(&app, get("/healthz")).await;
-    assert_eq!(
-        header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN),
-        None,
-        "no origin allowed by default"
-    );
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), None, "no origin allowed by default");
 
-    apply(
-        &layers,
-        &config,
-        "[cors]\nallowed_origins = [\"https://app.example\"]\nmax_age = \"90s\"",
-    );
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"https://app.example\"]\nmax_age = \"90s\"");
     for path in ["/healthz", "/readyz", "/metrics", "/api/v1/admin/config"] {
         let res = test::call_service(&app, get(path)).await;
         assert_eq!(
@@ -94,27 +76,17 @@ async fn cors_headers_follow_the_live_settings_on_every_route() {
     assert_eq!(res.status(), StatusCode::NO_CONTENT);
     assert_eq!(header_of(&res, header::ACCESS_CONTROL_MAX_AGE).as_deref(), Some("90"));
 
-    apply(
-        &layers,
-        &config,
-        "[cors]\nallowed_origins = [\"https://other.example\"]\nmax_age = \"90s\"",
-    );
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"https://other.example\"]\nmax_age = \"90s\"");
     let res = test::call_service(&app, get("/healthz")).await;
-    assert_eq!(
-        header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN),
-        None,
-        "the old origin is no longer allowed"
-    );
+    assert_eq!(header_of(&res, header::ACCESS_CONTROL_ALLOW_ORIGIN), None, "the old origin is no longer allowed");
 }
 
 #[actix_rt::test]
 async fn the_admin_api_is_locked_without_a_token() {
     let (_, config) = config_with("");
     let app = app!(config);
-    let req = TestRequest::get()
-        .uri("/api/v1/admin/config")
-        .insert_header((header::AUTHORIZATION, "Bearer "))
-        .to_request();
+    let req =
+        TestRequest::get().uri("/api/v1/admin/config").insert_header((header::AUTHORIZATION, "Bearer ")).to_request();
     assert_eq!(test::call_service(&app, req).await.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -148,8 +120,5 @@ async fn admin_status_redacts_the_token_and_reload_is_unavailable_when_disabled(
         .uri("/api/v1/admin/config/reload")
         .insert_header((header::AUTHORIZATION, "Bearer s3cret-token"))
         .to_request();
-    assert_eq!(
-        test::call_service(&app, req).await.status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
+    assert_eq!(test::call_service(&app, req).await.status(), StatusCode::SERVICE_UNAVAILABLE);
 }

@@ -10,9 +10,6 @@ pub(crate) fn serialize<S: Serializer>(value: &Duration, serializer: S) -> Resul
 
 pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        D::Error::custom(format!(
-            "invalid duration {text:?} ({e}); write it like \"5s\" or \"1m 30s\""
-        ))
-    })
+    humantime::parse_duration(&text)
+        .map_err(|e| D::Error::custom(format!("invalid duration {text:?} ({e}); write it like \"5s\" or \"1m 30s\"")))
 }

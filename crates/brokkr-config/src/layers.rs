@@ -51,14 +51,9 @@ impl ConfigLayers {
 
     /// Adds the TOML file at `path` above the defaults.
     pub fn with_file(self, path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
-            path: path.to_owned(),
-            source,
-        })?;
-        self.with_file_text(&LayerText {
-            origin: format!("config file {}", path.display()),
-            text,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
+        self.with_file_text(&LayerText { origin: format!("config file {}", path.display()), text })
     }
 
     /// Adds a TOML document as the file layer.
@@ -76,14 +71,9 @@ impl ConfigLayers {
             let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
                 continue;
             };
-            let env_err = |reason: String| ConfigError::Env {
-                var: var.clone(),
-                reason,
-            };
-            let Some((section, key)) = rest
-                .to_ascii_lowercase()
-                .split_once("__")
-                .map(|(s, k)| (s.to_owned(), k.to_owned()))
+            let env_err = |reason: String| ConfigError::Env { var: var.clone(), reason };
+            let Some((section, key)) =
+                rest.to_ascii_lowercase().split_once("__").map(|(s, k)| (s.to_owned(), k.to_owned()))
             else {
                 return Err(env_err("expected BROKKR__SECTION__KEY".into()));
             };
@@ -96,11 +86,7 @@ impl ConfigLayers {
             if default.is_none() && !is_text {
                 return Err(env_err(format!("there is no setting {section}.{key}")));
             }
-            let value = if is_text {
-                Value::String(raw)
-            } else {
-                parse_env_value(&raw).map_err(env_err)?
-            };
+            let value = if is_text { Value::String(raw) } else { parse_env_value(&raw).map_err(env_err)? };
             self.env.push(EnvEntry { section, key, value });
         }
         self.build(None)?;
@@ -114,16 +100,12 @@ impl ConfigLayers {
         merge(&mut merged, &configmap);
         let mut shadowed_by_env = Vec::new();
         for entry in &self.env {
-            let section = merged
-                .entry(entry.section.clone())
-                .or_insert_with(|| Value::Table(Table::new()));
+            let section = merged.entry(entry.section.clone()).or_insert_with(|| Value::Table(Table::new()));
             if let Value::Table(table) = section {
                 table.insert(entry.key.clone(), entry.value.clone());
             }
-            let in_configmap = configmap
-                .get(&entry.section)
-                .and_then(Value::as_table)
-                .is_some_and(|t| t.contains_key(&entry.key));
+            let in_configmap =
+                configmap.get(&entry.section).and_then(Value::as_table).is_some_and(|t| t.contains_key(&entry.key));
             if in_configmap {
                 shadowed_by_env.push(format!("{}.{}", entry.section, entry.key));
             }
@@ -138,10 +120,7 @@ impl ConfigLayers {
             ConfigError::Field { key, message }
         })?;
         validate(&settings)?;
-        Ok(Candidate {
-            settings,
-            shadowed_by_env,
-        })
+        Ok(Candidate { settings, shadowed_by_env })
     }
 }
 
@@ -163,10 +142,7 @@ fn parse(layer: &LayerText) -> Result<Table> {
 
 /// An environment value is TOML when it parses as TOML (`false`, `["a", "b"]`), else a plain string (`5s`).
 fn parse_env_value(raw: &str) -> std::result::Result<Value, String> {
-    let parsed = format!("value = {raw}")
-        .parse::<Table>()
-        .ok()
-        .and_then(|mut t| t.remove("value"));
+    let parsed = format!("value = {raw}").parse::<Table>().ok().and_then(|mut t| t.remove("value"));
     Ok(parsed.unwrap_or_else(|| Value::String(raw.to_owned())))
 }
 
@@ -196,10 +172,7 @@ mod tests {
     use super::*;
 
     fn text(origin: &str, text: &str) -> LayerText {
-        LayerText {
-            origin: origin.into(),
-            text: text.into(),
-        }
+        LayerText { origin: origin.into(), text: text.into() }
     }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -212,64 +185,45 @@ mod tests {
             .with_file_text(&text("file", "[log]\nlevel = \"warn\"\n[cors]\nmax_age = \"1m\""))
             .and_then(|l| l.with_env(env(&[("BROKKR__CORS__MAX_AGE", "2m"), ("PATH", "/bin")])))
             .expect("layers build");
-        let built = layers
-            .build(Some(&text("cm", "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"30s\"")))
-            .expect("builds");
+        let built =
+            layers.build(Some(&text("cm", "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"30s\""))).expect("builds");
         assert_eq!(built.settings.log.level, "debug", "the ConfigMap overrides the file");
-        assert_eq!(
-            built.settings.cors.max_age,
-            Duration::from_secs(120),
-            "the environment overrides the ConfigMap"
-        );
+        assert_eq!(built.settings.cors.max_age, Duration::from_secs(120), "the environment overrides the ConfigMap");
         assert_eq!(built.shadowed_by_env, vec!["cors.max_age".to_owned()]);
         assert_eq!(layers.build(None).expect("builds").settings.log.level, "warn");
     }
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = ConfigLayers::new()
-            .build(Some(&text("cm", "[cors]\nmax_agee = \"1m\"")))
-            .expect_err("rejected");
+        let err = ConfigLayers::new().build(Some(&text("cm", "[cors]\nmax_agee = \"1m\""))).expect_err("rejected");
         assert!(err.to_string().contains("max_agee"), "{err}");
     }
 
     #[test]
     fn a_wrong_type_names_the_key() {
-        let err = ConfigLayers::new()
-            .build(Some(&text("cm", "[config_reload]\ndebounce = 5")))
-            .expect_err("rejected");
+        let err = ConfigLayers::new().build(Some(&text("cm", "[config_reload]\ndebounce = 5"))).expect_err("rejected");
         assert_eq!(err.key(), Some("config_reload.debounce"), "{err}");
     }
 
     #[test]
     fn a_bad_duration_names_the_key() {
-        let err = ConfigLayers::new()
-            .build(Some(&text("cm", "[cors]\nmax_age = \"soon\"")))
-            .expect_err("rejected");
+        let err = ConfigLayers::new().build(Some(&text("cm", "[cors]\nmax_age = \"soon\""))).expect_err("rejected");
         assert_eq!(err.key(), Some("cors.max_age"), "{err}");
     }
 
     #[test]
     fn malformed_toml_gives_position_but_never_the_text() {
         let err = ConfigLayers::new()
-            .build(Some(&text(
-                "ConfigMap a/b key broker.toml",
-                "[admin]\ntoken = \"hunter2",
-            )))
+            .build(Some(&text("ConfigMap a/b key broker.toml", "[admin]\ntoken = \"hunter2")))
             .expect_err("rejected");
         let shown = err.to_string();
-        assert!(
-            shown.contains("ConfigMap a/b key broker.toml") && shown.contains("line 2"),
-            "{shown}"
-        );
+        assert!(shown.contains("ConfigMap a/b key broker.toml") && shown.contains("line 2"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]
     fn a_mistyped_secret_is_not_echoed() {
-        let err = ConfigLayers::new()
-            .build(Some(&text("cm", "[admin]\ntoken = 123456")))
-            .expect_err("rejected");
+        let err = ConfigLayers::new().build(Some(&text("cm", "[admin]\ntoken = 123456"))).expect_err("rejected");
         assert_eq!(err.key(), Some("admin.token"));
         assert!(!err.to_string().contains("123456"), "{err}");
     }
@@ -291,9 +245,7 @@ mod tests {
 
     #[test]
     fn an_unknown_environment_setting_names_the_variable() {
-        let err = ConfigLayers::new()
-            .with_env(env(&[("BROKKR__CORS__MAXAGE", "1m")]))
-            .expect_err("rejected");
+        let err = ConfigLayers::new().with_env(env(&[("BROKKR__CORS__MAXAGE", "1m")])).expect_err("rejected");
         assert!(err.to_string().contains("BROKKR__CORS__MAXAGE"), "{err}");
     }
 }

@@ -42,13 +42,7 @@ pub struct ConfigSnapshot {
 impl ConfigSnapshot {
     fn new(settings: Settings, generation: u64, source: Option<SourceRef>) -> Self {
         let hash = hash_of(&settings);
-        Self {
-            settings,
-            generation,
-            hash,
-            source,
-            applied_at: SystemTime::now(),
-        }
+        Self { settings, generation, hash, source, applied_at: SystemTime::now() }
     }
 }
 
@@ -149,13 +143,7 @@ impl ReloadableConfig {
     pub fn new(settings: Settings) -> Self {
         let snapshot = Arc::new(ConfigSnapshot::new(settings, 0, None));
         let (notify, _) = watch::channel(snapshot.clone());
-        Self {
-            inner: Arc::new(Inner {
-                current: ArcSwap::new(snapshot),
-                notify,
-                last_reload: Mutex::new(None),
-            }),
-        }
+        Self { inner: Arc::new(Inner { current: ArcSwap::new(snapshot), notify, last_reload: Mutex::new(None) }) }
     }
 
     /// The snapshot in force now.
@@ -179,11 +167,7 @@ impl ReloadableConfig {
     /// The last reload attempt, if any.
     #[must_use]
     pub fn last_reload(&self) -> Option<LastReload> {
-        self.inner
-            .last_reload
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.last_reload.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Applies `candidate` all-or-nothing: dynamic settings switch together, restart-only differences are
@@ -194,20 +178,10 @@ impl ReloadableConfig {
         let current = self.current();
         let previous_shadowed = self.last_reload().map(|r| r.shadowed_by_env).unwrap_or_default();
         let (outcome, shadowed_by_env) = match candidate {
-            Err(error) => (
-                ReloadOutcome::Rejected {
-                    reason: error.to_string(),
-                },
-                previous_shadowed,
-            ),
-            Ok(Candidate {
-                settings,
-                shadowed_by_env,
-            }) => {
-                let restart_required: Vec<Change> = diff(&current.settings, &settings)
-                    .into_iter()
-                    .filter(|c| !c.dynamic)
-                    .collect();
+            Err(error) => (ReloadOutcome::Rejected { reason: error.to_string() }, previous_shadowed),
+            Ok(Candidate { settings, shadowed_by_env }) => {
+                let restart_required: Vec<Change> =
+                    diff(&current.settings, &settings).into_iter().filter(|c| !c.dynamic).collect();
                 let next = settings.with_restart_only_from(&current.settings);
                 let changes = diff(&current.settings, &next);
                 let outcome = if changes.is_empty() {
@@ -223,11 +197,7 @@ impl ReloadableConfig {
                     let snapshot = Arc::new(ConfigSnapshot::new(next, generation, source));
                     self.inner.current.store(snapshot.clone());
                     self.inner.notify.send_replace(snapshot);
-                    ReloadOutcome::Applied {
-                        generation,
-                        changes,
-                        restart_required,
-                    }
+                    ReloadOutcome::Applied { generation, changes, restart_required }
                 };
                 (outcome, shadowed_by_env)
             }

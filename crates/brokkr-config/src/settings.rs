@@ -30,9 +30,7 @@ pub struct ServerSettings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        Self {
-            listen: SocketAddr::from(([0, 0, 0, 0], 8080)),
-        }
+        Self { listen: SocketAddr::from(([0, 0, 0, 0], 8080)) }
     }
 }
 
@@ -56,10 +54,7 @@ pub struct LogSettings {
 
 impl Default for LogSettings {
     fn default() -> Self {
-        Self {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
+        Self { level: "info".into(), format: LogFormat::Text }
     }
 }
 
@@ -87,10 +82,7 @@ pub struct CorsSettings {
 
 impl Default for CorsSettings {
     fn default() -> Self {
-        Self {
-            allowed_origins: Vec::new(),
-            max_age: Duration::from_secs(600),
-        }
+        Self { allowed_origins: Vec::new(), max_age: Duration::from_secs(600) }
     }
 }
 
@@ -150,11 +142,7 @@ impl Settings {
     #[must_use]
     pub fn fields(&self) -> Vec<FieldInfo> {
         let secret = |s: &str| {
-            if s.is_empty() {
-                String::new()
-            } else {
-                REDACTED.to_owned()
-            }
+            if s.is_empty() { String::new() } else { REDACTED.to_owned() }
         };
         let d = |d: &Duration| humantime::format_duration(*d).to_string();
         let r = &self.config_reload;
@@ -167,11 +155,7 @@ impl Settings {
             field("cors.allowed_origins", true, format!("{:?}", self.cors.allowed_origins)),
             field("cors.max_age", true, d(&self.cors.max_age)),
             field("config_reload.enabled", false, r.enabled.to_string()),
-            field(
-                "config_reload.namespace",
-                false,
-                r.namespace.clone().unwrap_or_default(),
-            ),
+            field("config_reload.namespace", false, r.namespace.clone().unwrap_or_default()),
             field("config_reload.configmap", false, r.configmap.clone()),
             field("config_reload.key", false, r.key.clone()),
             field("config_reload.debounce", true, d(&r.debounce)),
@@ -218,12 +202,7 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
         .into_iter()
         .zip(new.fields())
         .filter(|(a, b)| a.value != b.value || (a.key == "admin.token" && secret_changed))
-        .map(|(a, b)| Change {
-            key: a.key,
-            old: a.value,
-            new: b.value,
-            dynamic: a.dynamic,
-        })
+        .map(|(a, b)| Change { key: a.key, old: a.value, new: b.value, dynamic: a.dynamic })
         .collect()
 }
 
@@ -233,18 +212,8 @@ mod tests {
 
     #[test]
     fn a_changed_secret_is_reported_without_its_value() {
-        let old = Settings {
-            admin: AdminSettings {
-                token: "hunter2".into(),
-            },
-            ..Settings::default()
-        };
-        let new = Settings {
-            admin: AdminSettings {
-                token: "swordfish".into(),
-            },
-            ..Settings::default()
-        };
+        let old = Settings { admin: AdminSettings { token: "hunter2".into() }, ..Settings::default() };
+        let new = Settings { admin: AdminSettings { token: "swordfish".into() }, ..Settings::default() };
         let changes = diff(&old, &new);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].key, "admin.token");

@@ -7,19 +7,13 @@ use tracing_subscriber::EnvFilter;
 use crate::{ConfigError, Result, Settings};
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        reason: reason.into(),
-    }
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
 }
 
 fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()> {
     if value < min || value > max {
         let show = |d| humantime::format_duration(d).to_string();
-        return Err(invalid(
-            key,
-            format!("{} is out of range {}..={}", show(value), show(min), show(max)),
-        ));
+        return Err(invalid(key, format!("{} is out of range {}..={}", show(value), show(min), show(max))));
     }
     Ok(())
 }
@@ -35,10 +29,7 @@ fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> 
         ));
     }
     if !ends_ok(value.chars().next()) || !ends_ok(value.chars().last()) {
-        return Err(invalid(
-            key,
-            format!("{value:?} must start and end with a letter or digit"),
-        ));
+        return Err(invalid(key, format!("{value:?} must start and end with a letter or digit")));
     }
     Ok(())
 }
@@ -47,15 +38,10 @@ fn check_origin(key: &str, origin: &str) -> Result<()> {
     if origin == "*" {
         return Ok(());
     }
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"));
+    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
     match rest {
         Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => Ok(()),
-        _ => Err(invalid(
-            key,
-            format!("{origin:?} is not an origin like \"https://app.example.com\" or \"*\""),
-        )),
+        _ => Err(invalid(key, format!("{origin:?} is not an origin like \"https://app.example.com\" or \"*\""))),
     }
 }
 
@@ -74,23 +60,10 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
     check_dns_name("config_reload.configmap", &r.configmap, 253, true)?;
     let key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if r.key.is_empty() || r.key.len() > 253 || !r.key.chars().all(key_char) {
-        return Err(invalid(
-            "config_reload.key",
-            format!("{:?} is not a valid ConfigMap data key", r.key),
-        ));
+        return Err(invalid("config_reload.key", format!("{:?} is not a valid ConfigMap data key", r.key)));
     }
-    within(
-        "config_reload.debounce",
-        r.debounce,
-        Duration::from_millis(100),
-        secs(600),
-    )?;
-    within(
-        "config_reload.max_wait",
-        r.max_wait,
-        Duration::from_millis(100),
-        secs(3600),
-    )?;
+    within("config_reload.debounce", r.debounce, Duration::from_millis(100), secs(600))?;
+    within("config_reload.max_wait", r.max_wait, Duration::from_millis(100), secs(3600))?;
     if r.max_wait < r.debounce {
         return Err(invalid(
             "config_reload.max_wait",
@@ -101,12 +74,7 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
             ),
         ));
     }
-    within(
-        "config_reload.resync_interval",
-        r.resync_interval,
-        secs(10),
-        secs(86_400),
-    )?;
+    within("config_reload.resync_interval", r.resync_interval, secs(10), secs(86_400))?;
     Ok(())
 }
 
@@ -115,11 +83,7 @@ mod tests {
     use super::*;
 
     fn key_of(result: Result<()>) -> String {
-        result
-            .expect_err("must be rejected")
-            .key()
-            .unwrap_or_default()
-            .to_owned()
+        result.expect_err("must be rejected").key().unwrap_or_default().to_owned()
     }
 
     #[test]

@@ -4,18 +4,11 @@
 use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, Settings, SourceRef, layers::LayerText};
 
 fn configmap(text: &str) -> LayerText {
-    LayerText {
-        origin: "ConfigMap test/brokkr key broker.toml".into(),
-        text: text.into(),
-    }
+    LayerText { origin: "ConfigMap test/brokkr key broker.toml".into(), text: text.into() }
 }
 
 fn source(rv: &str) -> Option<SourceRef> {
-    Some(SourceRef {
-        namespace: "test".into(),
-        name: "brokkr".into(),
-        resource_version: Some(rv.into()),
-    })
+    Some(SourceRef { namespace: "test".into(), name: "brokkr".into(), resource_version: Some(rv.into()) })
 }
 
 #[test]
@@ -27,20 +20,10 @@ fn a_valid_change_is_applied_and_notified() {
 
     let outcome = config.reload(layers.build(Some(&configmap("[log]\nlevel = \"debug\""))), source("7"));
 
-    let ReloadOutcome::Applied {
-        generation,
-        changes,
-        restart_required,
-    } = outcome
-    else {
-        panic!("{outcome:?}")
-    };
+    let ReloadOutcome::Applied { generation, changes, restart_required } = outcome else { panic!("{outcome:?}") };
     assert_eq!(generation, 1);
     assert_eq!(
-        changes
-            .iter()
-            .map(|c| (c.key, c.old.as_str(), c.new.as_str()))
-            .collect::<Vec<_>>(),
+        changes.iter().map(|c| (c.key, c.old.as_str(), c.new.as_str())).collect::<Vec<_>>(),
         [("log.level", "info", "debug")]
     );
     assert!(restart_required.is_empty());
@@ -56,22 +39,14 @@ fn an_invalid_candidate_keeps_the_last_good_configuration() {
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     config.reload(layers.build(Some(&configmap("[log]\nlevel = \"debug\""))), source("1"));
 
-    let outcome = config.reload(
-        layers.build(Some(&configmap("[config_reload]\nmax_wait = \"1s\""))),
-        source("2"),
-    );
+    let outcome = config.reload(layers.build(Some(&configmap("[config_reload]\nmax_wait = \"1s\""))), source("2"));
 
-    let ReloadOutcome::Rejected { reason } = &outcome else {
-        panic!("{outcome:?}")
-    };
+    let ReloadOutcome::Rejected { reason } = &outcome else { panic!("{outcome:?}") };
     assert!(reason.contains("config_reload.max_wait"), "{reason}");
     assert_eq!(config.current().settings.log.level, "debug");
     assert_eq!(config.current().generation, 1);
     let last = config.last_reload().expect("recorded");
-    assert_eq!(
-        (last.outcome, last.error.as_deref()),
-        ("rejected", Some(reason.as_str()))
-    );
+    assert_eq!((last.outcome, last.error.as_deref()), ("rejected", Some(reason.as_str())));
 }
 
 #[test]
@@ -79,24 +54,13 @@ fn a_restart_only_change_is_reported_and_not_applied() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
 
-    let outcome = config.reload(
-        layers.build(Some(&configmap("[server]\nlisten = \"127.0.0.1:9000\""))),
-        source("3"),
-    );
+    let outcome = config.reload(layers.build(Some(&configmap("[server]\nlisten = \"127.0.0.1:9000\""))), source("3"));
 
-    let ReloadOutcome::Unchanged { restart_required } = &outcome else {
-        panic!("{outcome:?}")
-    };
-    assert_eq!(
-        restart_required.iter().map(|c| c.key).collect::<Vec<_>>(),
-        ["server.listen"]
-    );
+    let ReloadOutcome::Unchanged { restart_required } = &outcome else { panic!("{outcome:?}") };
+    assert_eq!(restart_required.iter().map(|c| c.key).collect::<Vec<_>>(), ["server.listen"]);
     assert_eq!(config.current().settings.server.listen.port(), 8080);
     assert_eq!(config.current().generation, 0);
-    assert_eq!(
-        config.last_reload().expect("recorded").restart_required,
-        ["server.listen"]
-    );
+    assert_eq!(config.last_reload().expect("recorded").restart_required, ["server.listen"]);
 }
 
 #[test]
@@ -106,14 +70,8 @@ fn the_same_settings_again_are_unchanged() {
     let text = configmap("[cors]\nallowed_origins = [\"https://a.example\"]");
     assert_eq!(config.reload(layers.build(Some(&text)), source("1")).label(), "applied");
     let hash = config.current().hash.clone();
-    assert_eq!(
-        config.reload(layers.build(Some(&text)), source("2")).label(),
-        "unchanged"
-    );
-    assert_eq!(
-        (config.current().generation, config.current().hash.as_str()),
-        (1, hash.as_str())
-    );
+    assert_eq!(config.reload(layers.build(Some(&text)), source("2")).label(), "unchanged");
+    assert_eq!((config.current().generation, config.current().hash.as_str()), (1, hash.as_str()));
 }
 
 #[test]
@@ -122,13 +80,7 @@ fn the_hash_ignores_per_instance_restart_only_settings() {
     let mut a = layers.build(None).expect("defaults").settings;
     let mut b = a.clone();
     b.server.listen = "127.0.0.1:9999".parse().expect("address");
-    assert_eq!(
-        ReloadableConfig::new(a.clone()).current().hash,
-        ReloadableConfig::new(b).current().hash
-    );
+    assert_eq!(ReloadableConfig::new(a.clone()).current().hash, ReloadableConfig::new(b).current().hash);
     a.log.level = "debug".into();
-    assert_ne!(
-        ReloadableConfig::new(a).current().hash,
-        ReloadableConfig::new(Settings::default()).current().hash
-    );
+    assert_ne!(ReloadableConfig::new(a).current().hash, ReloadableConfig::new(Settings::default()).current().hash);
 }

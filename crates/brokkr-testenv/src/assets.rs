@@ -19,10 +19,7 @@ fn has_binaries(dir: &Path) -> bool {
 pub fn assets_dir() -> Result<PathBuf> {
     static DIR: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
     DIR.get_or_init(|| {
-        if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS")
-            .map(PathBuf::from)
-            .filter(|d| has_binaries(d))
-        {
+        if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS").map(PathBuf::from).filter(|d| has_binaries(d)) {
             return Ok(dir);
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/control-plane-assets.sh");
@@ -38,11 +35,7 @@ pub fn assets_dir() -> Result<PathBuf> {
         if has_binaries(&dir) {
             Ok(dir)
         } else {
-            Err(format!(
-                "{} printed {}, which lacks the binaries",
-                script.display(),
-                dir.display()
-            ))
+            Err(format!("{} printed {}, which lacks the binaries", script.display(), dir.display()))
         }
     })
     .clone()

@@ -41,10 +41,7 @@ impl ControlPlane {
     /// Starts both components and waits until the API server is ready.
     pub async fn start() -> Result<Self> {
         let bin = assets_dir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("brokkr-testenv-")
-            .tempdir()
-            .map_err(io("create temp dir"))?;
+        let dir = tempfile::Builder::new().prefix("brokkr-testenv-").tempdir().map_err(io("create temp dir"))?;
         let path = dir.path().to_owned();
         let write = |name: &str, text: &str| -> Result<String> {
             let file = path.join(name);
@@ -95,16 +92,7 @@ impl ControlPlane {
         ];
 
         let admin_kubeconfig = path.join("admin.kubeconfig");
-        let mut plane = Self {
-            dir,
-            bin,
-            pki,
-            port,
-            apiserver_args,
-            etcd,
-            apiserver: None,
-            admin_kubeconfig,
-        };
+        let mut plane = Self { dir, bin, pki, port, apiserver_args, etcd, apiserver: None, admin_kubeconfig };
         plane.write_kubeconfig(&plane.admin_kubeconfig.clone(), "admin", Some("system:masters"))?;
         plane.start_apiserver().await?;
         Ok(plane)
@@ -173,12 +161,8 @@ impl ControlPlane {
 
     /// Starts (or restarts) kube-apiserver on the same port and waits until it is ready.
     pub async fn start_apiserver(&mut self) -> Result<()> {
-        let process = Process::spawn(
-            "kube-apiserver",
-            &self.bin.join("kube-apiserver"),
-            &self.apiserver_args,
-            self.dir.path(),
-        )?;
+        let process =
+            Process::spawn("kube-apiserver", &self.bin.join("kube-apiserver"), &self.apiserver_args, self.dir.path())?;
         self.apiserver = Some(process);
         let client = self.admin_client().await?;
         let started = Instant::now();
@@ -220,9 +204,7 @@ impl ControlPlane {
     #[must_use]
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         let text = fs::read_to_string(self.dir.path().join("audit.log")).unwrap_or_default();
-        text.lines()
-            .filter_map(|line| serde_json::from_str(line).ok())
-            .collect()
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect()
     }
 
     /// Audit events of requests made by `user`, one per request (the `ResponseComplete` stage).
@@ -238,22 +220,14 @@ impl ControlPlane {
     #[must_use]
     pub fn logs(&self) -> String {
         let apiserver = self.apiserver.as_ref().map(|p| p.tail(6000)).unwrap_or_default();
-        format!(
-            "--- {} ---\n{}\n--- kube-apiserver ---\n{apiserver}",
-            self.etcd.name,
-            self.etcd.tail(3000)
-        )
+        format!("--- {} ---\n{}\n--- kube-apiserver ---\n{apiserver}", self.etcd.name, self.etcd.tail(3000))
     }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!(
-                "control plane in {} at failure:\n{}",
-                self.dir.path().display(),
-                self.logs()
-            );
+            eprintln!("control plane in {} at failure:\n{}", self.dir.path().display(), self.logs());
         }
         self.stop_apiserver();
         self.etcd.stop();

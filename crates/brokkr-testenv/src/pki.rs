@@ -26,26 +26,17 @@ impl Pki {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(Error::Pki)?;
         params.distinguished_name.push(DnType::CommonName, "brokkr-testenv-ca");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let key = KeyPair::generate().map_err(Error::Pki)?;
         let ca_cert = params.self_signed(&key).map_err(Error::Pki)?.pem();
-        Ok(Self {
-            ca_cert,
-            ca: Issuer::new(params, key),
-        })
+        Ok(Self { ca_cert, ca: Issuer::new(params, key) })
     }
 
     fn sign(&self, params: &CertificateParams) -> Result<Pair> {
         let key = KeyPair::generate().map_err(Error::Pki)?;
         let cert = params.signed_by(&key, &self.ca).map_err(Error::Pki)?.pem();
-        Ok(Pair {
-            cert,
-            key: key.serialize_pem(),
-        })
+        Ok(Pair { cert, key: key.serialize_pem() })
     }
 
     /// The API server's certificate for `localhost` and `127.0.0.1`.
@@ -77,8 +68,5 @@ impl Pki {
 /// A key to sign service-account tokens (private) and to verify them (public).
 pub(crate) fn service_account_key() -> Result<Pair> {
     let key = KeyPair::generate().map_err(Error::Pki)?;
-    Ok(Pair {
-        cert: key.public_key_pem(),
-        key: key.serialize_pem(),
-    })
+    Ok(Pair { cert: key.public_key_pem(), key: key.serialize_pem() })
 }

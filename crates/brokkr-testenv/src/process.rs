@@ -27,11 +27,8 @@ impl Process {
     /// Starts `binary args` in `dir`, appending its output to `dir/<name>.log`.
     pub(crate) fn spawn(name: &'static str, binary: &Path, args: &[String], dir: &Path) -> Result<Self> {
         let log = dir.join(format!("{name}.log"));
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(io(format!("open {}", log.display())))?;
+        let out =
+            File::options().create(true).append(true).open(&log).map_err(io(format!("open {}", log.display())))?;
         let err = out.try_clone().map_err(io("clone log handle"))?;
         let child = Command::new(binary)
             .args(args)

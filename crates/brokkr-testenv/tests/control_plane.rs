@@ -14,37 +14,19 @@ async fn a_real_api_server_enforces_rbac_audits_and_restarts() {
     let admin = plane.admin_client().await.expect("admin client");
     let namespaces: Api<Namespace> = Api::all(admin.clone());
     let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some("smoke".into()),
-            ..ObjectMeta::default()
-        },
+        metadata: ObjectMeta { name: Some("smoke".into()), ..ObjectMeta::default() },
         ..Namespace::default()
     };
-    namespaces
-        .create(&PostParams::default(), &ns)
-        .await
-        .expect("admin creates a namespace");
+    namespaces.create(&PostParams::default(), &ns).await.expect("admin creates a namespace");
 
-    let restricted = ControlPlane::client_for(&plane.user_kubeconfig("nobody").expect("kubeconfig"))
-        .await
-        .expect("client");
-    let denied = Api::<ConfigMap>::namespaced(restricted, "smoke")
-        .list(&Default::default())
-        .await;
-    assert!(
-        matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403),
-        "{denied:?}"
-    );
-    assert!(
-        !plane.requests_by("nobody").is_empty(),
-        "the denied request is in the audit log"
-    );
+    let restricted =
+        ControlPlane::client_for(&plane.user_kubeconfig("nobody").expect("kubeconfig")).await.expect("client");
+    let denied = Api::<ConfigMap>::namespaced(restricted, "smoke").list(&Default::default()).await;
+    assert!(matches!(denied, Err(kube::Error::Api(ref s)) if s.code == 403), "{denied:?}");
+    assert!(!plane.requests_by("nobody").is_empty(), "the denied request is in the audit log");
 
     plane.stop_apiserver();
     plane.start_apiserver().await.expect("restarts");
     let admin = plane.admin_client().await.expect("admin client");
-    Api::<Namespace>::all(admin)
-        .get("smoke")
-        .await
-        .expect("data survived the restart");
+    Api::<Namespace>::all(admin).get("smoke").await.expect("data survived the restart");
 }

@@ -25,10 +25,7 @@ async fn main() {
             if broker.status().await["generation"].as_u64() >= Some(generation) {
                 break;
             }
-            assert!(
-                edited.elapsed() < Duration::from_secs(30),
-                "edit {i} not applied in 30 s"
-            );
+            assert!(edited.elapsed() < Duration::from_secs(30), "edit {i} not applied in 30 s");
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         samples.push(edited.elapsed());
