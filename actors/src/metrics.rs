@@ -75,11 +75,18 @@ impl ReloadMetrics {
             self.last_successful.set(0);
         } else {
             self.last_successful.set(1);
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-            self.last_success_timestamp.set(now);
+            self.last_success_timestamp.set(unix_now());
             self.restart_required.set(i64::try_from(restart_required).unwrap_or(i64::MAX));
         }
         self.set_in_force(generation, hash);
+    }
+
+    /// Publishes the start-up configuration as a successful load, so that "time since the last successful
+    /// reload" alerts measure from process start rather than from 1970.
+    pub fn record_startup(&self, hash: &str) {
+        self.last_successful.set(1);
+        self.last_success_timestamp.set(unix_now());
+        self.set_in_force(0, hash);
     }
 
     /// Publishes the generation and hash in force.
@@ -88,4 +95,8 @@ impl ReloadMetrics {
         self.info.clear();
         self.info.get_or_create(&vec![("hash".into(), hash.into())]).set(1);
     }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }

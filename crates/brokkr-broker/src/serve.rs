@@ -26,7 +26,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
 
     let mut registry = Registry::default();
     let metrics = ReloadMetrics::register(&mut registry);
-    metrics.set_in_force(0, &config.current().hash);
+    metrics.record_startup(&config.current().hash);
     let env = Environment::from_process(args.kubeconfig.clone());
     let subsystem = Subsystem::start(plan(&settings, &env), &env, config.clone(), layers, metrics).await?;
     reload_on_sighup(subsystem.clone());
