@@ -100,3 +100,38 @@ impl ReloadMetrics {
 fn unix_now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64()
 }
+
+#[cfg(test)]
+mod tests {
+    use prometheus_client::encoding::text::encode;
+
+    use super::*;
+
+    #[test]
+    fn every_contract_name_is_exposed_and_start_up_counts_as_a_success() {
+        let mut registry = Registry::default();
+        ReloadMetrics::register(&mut registry).record_startup("abc123");
+        let mut text = String::new();
+        encode(&mut text, &registry).expect("encodes");
+        for name in [
+            "brokkr_config_reloads_total{outcome=\"applied\"} 0",
+            "brokkr_config_reloads_total{outcome=\"unchanged\"} 0",
+            "brokkr_config_reloads_total{outcome=\"rejected\"} 0",
+            "brokkr_config_last_reload_successful 1",
+            "brokkr_config_generation 0",
+            "brokkr_config_info{hash=\"abc123\"} 1",
+            "brokkr_config_restart_required 0",
+            "brokkr_config_watch_events_total 0",
+            "brokkr_config_debounce_coalesced_total 0",
+            "brokkr_config_watcher_restarts_total 0",
+        ] {
+            assert!(text.contains(name), "missing {name} in\n{text}");
+        }
+        let timestamp = text
+            .lines()
+            .find_map(|l| l.strip_prefix("brokkr_config_last_reload_success_timestamp_seconds "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .expect("timestamp exposed");
+        assert!(timestamp > 1.7e9, "{timestamp}");
+    }
+}
