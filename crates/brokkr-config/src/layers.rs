@@ -128,9 +128,14 @@ impl ConfigLayers {
 fn parse(layer: &LayerText) -> Result<Table> {
     layer.text.parse::<Table>().map_err(|source| {
         let at = source.span().map(|span| {
-            let before = &layer.text[..span.start.min(layer.text.len())];
+            // Spans are byte offsets; never slice inside a character, whatever the parser reports.
+            let mut end = span.start.min(layer.text.len());
+            while !layer.text.is_char_boundary(end) {
+                end -= 1;
+            }
+            let before = &layer.text[..end];
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
             format!(" at line {line}, column {column}")
         });
         ConfigError::Syntax {
@@ -219,6 +224,13 @@ mod tests {
         let shown = err.to_string();
         assert!(shown.contains("ConfigMap a/b key broker.toml") && shown.contains("line 2"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let err =
+            ConfigLayers::new().build(Some(&text("cm", "# ünïcödé\n[log]\nlevel = \"é\" x"))).expect_err("rejected");
+        assert!(err.to_string().contains("line 3, column 13"), "{err}");
     }
 
     #[test]
