@@ -227,6 +227,24 @@ mod tests {
     }
 
     #[test]
+    fn no_truncation_or_corruption_of_a_document_panics() {
+        let doc = "[log]\nlevel = \"info,brokkr=débug\"\n[cors]\nallowed_origins = [\"https://ä.example\", \"*\"]\n\
+                   max_age = \"1m 30s\"\n[config_reload]\ndebounce = \"2s\"\nmax_wait = \"10s\"\n[admin]\ntoken = \"s€cret\"\n";
+        let layers = ConfigLayers::new();
+        for (i, _) in doc.char_indices() {
+            for junk in ["", "\"", "[", "]]", "=", "\u{0}", "ü", "\n[[x]]\n", "\\u{zz}", "'''", "\"\"\""] {
+                let corrupted = format!("{}{junk}{}", &doc[..i], &doc[i..]);
+                for text in [corrupted.as_str(), &doc[..i]] {
+                    let layer = LayerText { origin: "cm".into(), text: text.into() };
+                    if let Err(e) = layers.build(Some(&layer)) {
+                        assert!(!e.to_string().contains("s€cret"), "{e}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn positions_count_characters_not_bytes() {
         let err =
             ConfigLayers::new().build(Some(&text("cm", "# ünïcödé\n[log]\nlevel = \"é\" x"))).expect_err("rejected");
