@@ -112,7 +112,8 @@ impl ConfigLayers {
         }
         let settings: Settings = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
             let key = e.path().to_string();
-            let message = if key.starts_with("admin.token") {
+            // Any error at or under [admin] may quote the token: `admin = "…"` is a type error on the section.
+            let message = if key == "admin" || key.starts_with("admin.") {
                 "invalid value (not shown: the key holds a secret)".to_owned()
             } else {
                 e.into_inner().to_string()
@@ -256,6 +257,13 @@ mod tests {
         let err = ConfigLayers::new().build(Some(&text("cm", "[admin]\ntoken = 123456"))).expect_err("rejected");
         assert_eq!(err.key(), Some("admin.token"));
         assert!(!err.to_string().contains("123456"), "{err}");
+    }
+
+    #[test]
+    fn a_secret_in_a_mistyped_admin_section_is_not_echoed() {
+        let err = ConfigLayers::new().build(Some(&text("cm", "admin = \"s3cret-value\""))).expect_err("rejected");
+        assert_eq!(err.key(), Some("admin"));
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]

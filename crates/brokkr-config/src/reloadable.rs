@@ -103,12 +103,11 @@ impl ReloadOutcome {
 }
 
 /// The last reload attempt, for status reporting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastReload {
     /// `applied`, `unchanged` or `rejected`.
     pub outcome: &'static str,
     /// When it happened.
-    #[serde(with = "humantime_serde_rfc3339")]
     pub at: SystemTime,
     /// Why it was rejected.
     pub error: Option<String>,
@@ -116,12 +115,6 @@ pub struct LastReload {
     pub restart_required: Vec<String>,
     /// ConfigMap keys that an environment variable overrides.
     pub shadowed_by_env: Vec<String>,
-}
-
-mod humantime_serde_rfc3339 {
-    pub(super) fn serialize<S: serde::Serializer>(at: &std::time::SystemTime, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_rfc3339_seconds(*at))
-    }
 }
 
 /// Shared handle to the configuration in force. Cheap to clone; reads never block.
@@ -150,12 +143,6 @@ impl ReloadableConfig {
     #[must_use]
     pub fn current(&self) -> Arc<ConfigSnapshot> {
         self.inner.current.load_full()
-    }
-
-    /// The settings in force now.
-    #[must_use]
-    pub fn settings(&self) -> Settings {
-        self.inner.current.load().settings.clone()
     }
 
     /// A receiver that sees every snapshot put in force from now on.

@@ -35,11 +35,19 @@ impl Default for ServerSettings {
 }
 
 /// `[admin]`: restart-only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
     /// Bearer token of the admin API; empty locks the admin API. A secret: never logged.
     pub token: String,
+}
+
+/// Redacts the token, so `{:?}` of any settings or snapshot is safe to log.
+impl std::fmt::Debug for AdminSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let token = if self.token.is_empty() { "" } else { REDACTED };
+        f.debug_struct("AdminSettings").field("token", &token).finish()
+    }
 }
 
 /// `[log]`.
@@ -219,6 +227,30 @@ mod tests {
         assert_eq!(changes[0].key, "admin.token");
         assert_eq!((changes[0].old.as_str(), changes[0].new.as_str()), (REDACTED, REDACTED));
         assert!(!format!("{changes:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let s = Settings { admin: AdminSettings { token: "hunter2".into() }, ..Settings::default() };
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn the_restart_only_split_agrees_with_the_field_list() {
+        // A candidate that differs from the running settings in every key: after keeping restart-only values,
+        // exactly the keys `fields()` marks dynamic may still differ. Catches a key added to one list only.
+        let running = Settings::default();
+        let candidate: Settings = toml::from_str(
+            "[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = \"t\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n\
+             [cors]\nallowed_origins = [\"*\"]\nmax_age = \"1s\"\n[config_reload]\nenabled = false\nnamespace = \"n\"\n\
+             configmap = \"c\"\nkey = \"k\"\ndebounce = \"1s\"\nmax_wait = \"2s\"\nresync_interval = \"1m\"",
+        )
+        .expect("candidate parses");
+        assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
+        let kept = candidate.with_restart_only_from(&running);
+        let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();
+        let dynamic: Vec<_> = running.fields().into_iter().filter(|f| f.dynamic).map(|f| f.key).collect();
+        assert_eq!(differing, dynamic);
     }
 
     #[test]
