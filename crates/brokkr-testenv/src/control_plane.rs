@@ -2,6 +2,7 @@
 
 use std::{
     fs,
+    net::{Ipv4Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -93,7 +94,8 @@ impl ControlPlane {
 
         let admin_kubeconfig = path.join("admin.kubeconfig");
         let mut plane = Self { dir, bin, pki, port, apiserver_args, etcd, apiserver: None, admin_kubeconfig };
-        plane.write_kubeconfig(&plane.admin_kubeconfig.clone(), "admin", Some("system:masters"))?;
+        let (admin, server) = (plane.admin_kubeconfig.clone(), plane.server_url());
+        plane.write_kubeconfig(&admin, "admin", Some("system:masters"), &server)?;
         plane.start_apiserver().await?;
         Ok(plane)
     }
@@ -113,7 +115,13 @@ impl ControlPlane {
     /// `https://127.0.0.1:<port>`.
     #[must_use]
     pub fn server_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.port)
+        format!("https://{}", self.apiserver_addr())
+    }
+
+    /// The address kube-apiserver listens on (`127.0.0.1:<port>`), the same across restarts.
+    #[must_use]
+    pub fn apiserver_addr(&self) -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, self.port))
     }
 
     /// A kubeconfig for a cluster admin (group `system:masters`, bypasses RBAC).
@@ -125,11 +133,22 @@ impl ControlPlane {
     /// Writes a kubeconfig for `user` (no groups: only what RBAC grants it) and returns its path.
     pub fn user_kubeconfig(&self, user: &str) -> Result<PathBuf> {
         let path = self.dir.path().join(format!("{user}.kubeconfig"));
-        self.write_kubeconfig(&path, user, None)?;
+        self.write_kubeconfig(&path, user, None, &self.server_url())?;
         Ok(path)
     }
 
-    fn write_kubeconfig(&self, path: &Path, user: &str, group: Option<&str>) -> Result<()> {
+    /// Writes a kubeconfig for `user` (as [`ControlPlane::user_kubeconfig`]) whose server is `https://<server>`,
+    /// such as a [`FaultProxy`](crate::FaultProxy) in front of [`ControlPlane::apiserver_addr`], and returns
+    /// its path. TLS verifies only if `server` is on `127.0.0.1` or `localhost`, the names the API server's
+    /// certificate holds.
+    pub fn user_kubeconfig_via(&self, user: &str, server: SocketAddr) -> Result<PathBuf> {
+        let name = server.to_string().replace([':', '[', ']'], "_");
+        let path = self.dir.path().join(format!("{user}-via-{name}.kubeconfig"));
+        self.write_kubeconfig(&path, user, None, &format!("https://{server}"))?;
+        Ok(path)
+    }
+
+    fn write_kubeconfig(&self, path: &Path, user: &str, group: Option<&str>, server: &str) -> Result<()> {
         let pair = self.pki.client(user, group)?;
         let b64 = |s: &str| STANDARD.encode(s);
         let yaml = format!(
@@ -137,7 +156,6 @@ impl ControlPlane {
              certificate-authority-data: {ca}\nusers:\n- name: {user}\n  user:\n    client-certificate-data: {cert}\n    \
              client-key-data: {key}\ncontexts:\n- name: testenv\n  context:\n    cluster: testenv\n    user: {user}\n    \
              namespace: default\ncurrent-context: testenv\n",
-            server = self.server_url(),
             ca = b64(&self.pki.ca_cert),
             cert = b64(&pair.cert),
             key = b64(&pair.key),

@@ -1,12 +1,16 @@
 //! A real local Kubernetes control plane for tests: etcd and kube-apiserver as processes, with RBAC identities,
-//! an audit log, and an API server that can be stopped and restarted — envtest for kube-rs.
+//! an audit log, and an API server that can be stopped and restarted — envtest for kube-rs — plus a TCP proxy that
+//! breaks connections to it on command.
 
 mod assets;
 mod control_plane;
 pub mod error;
 mod pki;
 mod process;
+mod proxy;
 
 pub use assets::assets_dir;
 pub use control_plane::ControlPlane;
 pub use error::{Error, Result};
+pub use process::child_command;
+pub use proxy::{FaultProxy, Faults};

@@ -1,14 +1,60 @@
-//! Child processes whose output goes to a log file, killed when dropped.
+//! Child processes whose output goes to a log file, killed when dropped or when the test that started them dies.
 
 use std::{
     fs::File,
     io::{Read, Seek, SeekFrom},
     net::TcpListener,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
+    sync::OnceLock,
 };
 
 use crate::{Result, error::io};
+
+/// A [`Command`] for `program` that the kernel kills (`SIGKILL`) when the thread that spawns it dies, so a
+/// test run that panics, is killed or aborts leaves no etcd, kube-apiserver or broker behind.
+///
+/// On Linux it runs `setpriv --pdeathsig KILL -- <program>`: setpriv (util-linux, present on every Debian) sets
+/// `PR_SET_PDEATHSIG` and then execs the program, which keeps the setting. The signal fires when the *spawning
+/// thread* exits, not only the process, so spawn from a thread that outlives the child: a test's own thread or a
+/// runtime worker, never `spawn_blocking` (its threads exit when idle). Without a setpriv that knows
+/// `--pdeathsig`, it is plain `Command::new(program)`.
+///
+/// In both cases the child leads its own process group, so `kill -- -<pid>` reaps it and whatever it started,
+/// and a Ctrl-C in the terminal reaches only the test process, which then stops its children in order.
+pub fn child_command(program: &Path) -> Command {
+    let mut command = match setpriv() {
+        Some(setpriv) => {
+            let mut command = Command::new(setpriv);
+            command.args(["--pdeathsig", "KILL", "--"]).arg(program);
+            command
+        }
+        None => Command::new(program),
+    };
+    command.process_group(0);
+    command
+}
+
+/// A setpriv that supports `--pdeathsig`, looked for once.
+fn setpriv() -> Option<&'static Path> {
+    static SETPRIV: OnceLock<Option<PathBuf>> = OnceLock::new();
+    SETPRIV
+        .get_or_init(|| {
+            if !cfg!(target_os = "linux") {
+                return None;
+            }
+            ["/usr/bin/setpriv", "/bin/setpriv", "setpriv"].into_iter().map(PathBuf::from).find(|setpriv| {
+                Command::new(setpriv)
+                    .arg("--help")
+                    .stdin(Stdio::null())
+                    .stderr(Stdio::null())
+                    .output()
+                    .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("--pdeathsig"))
+            })
+        })
+        .as_deref()
+}
 
 /// A free loopback port (the kernel picks one; a small window remains before the component binds it).
 pub(crate) fn free_port() -> Result<u16> {
@@ -30,7 +76,7 @@ impl Process {
         let out =
             File::options().create(true).append(true).open(&log).map_err(io(format!("open {}", log.display())))?;
         let err = out.try_clone().map_err(io("clone log handle"))?;
-        let child = Command::new(binary)
+        let child = child_command(binary)
             .args(args)
             .current_dir(dir)
             .stdin(Stdio::null())
