@@ -9,37 +9,51 @@ use std::{
 };
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture,
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture, fut,
 };
-use brokkr_config::{ConfigError, ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef, layers::LayerText};
-use tracing::{debug, error, info, warn};
+use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
+use tracing::{debug, info, warn};
 
 use crate::{
-    events::ReloadEvents,
+    events::{News, ReloadEvents},
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport},
     metrics::ReloadMetrics,
-    source::ConfigMapSource,
+    reload_log::{log_outcome, warn_restart_required, warn_shadowed},
+    resource_version,
+    source::{ConfigMapSource, READ_TIMEOUT, ReadError, read_within},
+    startup::candidate,
 };
+
+/// How often an on-demand read is retried when a newer apply overtook it while it was in flight.
+const ON_DEMAND_ATTEMPTS: u32 = 3;
 
 /// Why a reload requested on demand could not even start.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The ConfigMap could not be read from the API server.
+    /// The ConfigMap could not be read from the API server in time.
     #[error("failed to read ConfigMap {configmap}")]
     Read {
         /// `namespace/name`.
         configmap: String,
-        /// The API error.
+        /// The API error or the timeout.
         #[source]
-        source: kube::Error,
+        source: ReadError,
     },
 }
 
 /// Owns the [`ReloadableConfig`] and applies every [`Reload`], [`ReloadNow`] and periodic resync.
 ///
+/// Ordering: every path (watch, resync, on demand, re-list) may deliver a version older than one already acted on
+/// (a read that completes late, a debounce window that closes after an on-demand read, a lagging watch). A version
+/// whose resourceVersion is lower than the newest one acted on is dropped: resourceVersions of one resource are
+/// comparable integers (KEP-5504, apimachinery's `CompareResourceVersion`). Where a server's versions are not well
+/// formed integers, a sequence number stands in for reads: every apply bumps it, and a read overtaken by an apply
+/// while in flight is dropped (resync) or read again (on demand). Either way, applies never go back.
+///
 /// Lifecycle: `started` publishes the start-up configuration's metrics, schedules the first resync
-/// (`config_reload.resync_interval`, re-read after every reload that changes it) and a start-up grace timer
-/// after which the broker reports ready even if the API server never answered.
+/// (`config_reload.resync_interval`, rescheduled when it fires whatever its read's fate, and after every reload
+/// that changes it) and a start-up grace timer after which the broker reports ready even if the API server never
+/// answered.
 pub struct ConfigActor {
     config: ReloadableConfig,
     layers: ConfigLayers,
@@ -49,6 +63,11 @@ pub struct ConfigActor {
     ready: Arc<AtomicBool>,
     startup_grace: Duration,
     resync: Option<SpawnHandle>,
+    applied_seq: u64,
+    newest_version: Option<String>,
+    announced_restart: Vec<&'static str>,
+    announced_shadowed: Vec<String>,
+    announced_rejection: Option<String>,
 }
 
 /// Timer → itself: time for the periodic full re-read.
@@ -74,6 +93,11 @@ impl ConfigActor {
             ready: Arc::new(AtomicBool::new(false)),
             startup_grace: Duration::from_secs(10),
             resync: None,
+            applied_seq: 0,
+            newest_version: None,
+            announced_restart: Vec::new(),
+            announced_shadowed: Vec::new(),
+            announced_rejection: None,
         }
     }
 
@@ -106,8 +130,48 @@ impl ConfigActor {
         self.resync = Some(ctx.notify_later(ResyncDue, every));
     }
 
+    /// True when `state` is a version older than the newest one acted on (compared by resourceVersion).
+    fn is_older(&self, state: &ConfigMapState) -> bool {
+        let ConfigMapState::Present(version) = state else { return false };
+        let (Some(rv), Some(newest)) = (version.resource_version.as_deref(), self.newest_version.as_deref()) else {
+            return false;
+        };
+        resource_version::compare(rv, newest) == Some(std::cmp::Ordering::Less)
+    }
+
+    /// True when `state` can be ordered against the newest version acted on, so the sequence check is not needed.
+    fn is_orderable(&self, state: &ConfigMapState) -> bool {
+        let ConfigMapState::Present(version) = state else { return false };
+        match (version.resource_version.as_deref(), self.newest_version.as_deref()) {
+            (Some(rv), Some(newest)) => resource_version::compare(rv, newest).is_some(),
+            _ => false,
+        }
+    }
+
+    fn remember_version(&mut self, state: &ConfigMapState) {
+        let ConfigMapState::Present(version) = state else { return };
+        let Some(rv) = version.resource_version.as_deref() else { return };
+        let newer = match self.newest_version.as_deref() {
+            Some(newest) => resource_version::compare(rv, newest) != Some(std::cmp::Ordering::Less),
+            None => true,
+        };
+        if newer {
+            self.newest_version = Some(rv.to_owned());
+        }
+    }
+
     fn apply(&mut self, state: ConfigMapState, trigger: &'static str, ctx: &mut Context<Self>) -> ReloadReport {
         self.ready.store(true, Ordering::Release);
+        if self.is_older(&state) {
+            debug!(
+                trigger,
+                newest = self.newest_version.as_deref(),
+                "dropping a ConfigMap version older than one already acted on"
+            );
+            return self.report_in_force(None);
+        }
+        self.remember_version(&state);
+        self.applied_seq += 1;
         let running = self.config.current();
         let (namespace, name) = (self.source.namespace(), running.settings.config_reload.configmap.clone());
         let ConfigMapState::Present(version) = state else {
@@ -116,25 +180,21 @@ impl ConfigActor {
             let generation = running.generation;
             return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
         };
-        let key = running.settings.config_reload.key.clone();
-        let candidate = match version.data.get(&key) {
-            Some(text) => {
-                let origin = format!("ConfigMap {namespace}/{name} key {key}");
-                self.layers.build(Some(&LayerText { origin, text: text.clone() }))
-            }
-            None => Err(ConfigError::MissingDataKey { namespace: namespace.clone(), name: name.clone(), key }),
-        };
+        let candidate = candidate(&self.layers, &version, &namespace, &running.settings);
         let source = SourceRef { namespace, name, resource_version: version.resource_version };
         let outcome = self.config.reload(candidate, Some(source.clone()));
         let now = self.config.current();
         self.metrics.record_reload(outcome.label(), now.generation, &now.hash, outcome.restart_required().len());
+        let news = News { restart: self.restart_is_news(&outcome), rejection: self.rejection_is_news(&outcome) };
         if let Some(events) = &self.events {
-            events.reloaded(&source, &outcome);
+            events.reloaded(&source, &outcome, news);
         }
-        log_outcome(&outcome, &now.hash, now.generation, source.resource_version.as_deref().unwrap_or(""), trigger);
-        if let Some(last) = self.config.last_reload().filter(|l| !l.shadowed_by_env.is_empty()) {
-            warn!(keys = ?last.shadowed_by_env, "ConfigMap keys are overridden by BROKKR__* environment variables");
+        let rv = source.resource_version.as_deref().unwrap_or("");
+        log_outcome(&outcome, &now.hash, now.generation, rv, trigger, news.rejection);
+        if news.restart {
+            warn_restart_required(outcome.restart_required());
         }
+        self.announce_shadowed();
         let mut report =
             ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation: now.generation, error: None };
         match outcome {
@@ -149,35 +209,69 @@ impl ConfigActor {
         }
         report
     }
-}
 
-/// One INFO line per changed key, then a summary; rejections at ERROR; restart-only changes at WARN.
-fn log_outcome(outcome: &ReloadOutcome, hash: &str, generation: u64, rv: &str, trigger: &'static str) {
-    match outcome {
-        ReloadOutcome::Applied { changes, .. } => {
-            for c in changes {
-                info!(key = c.key, old = %c.old, new = %c.new, "configuration changed");
+    /// True when `outcome` changes the set of restart-only keys waiting for a restart to a non-empty one: only
+    /// then do the WARN line and the `RestartRequired` Event carry news. A rejected document changes nothing.
+    fn restart_is_news(&mut self, outcome: &ReloadOutcome) -> bool {
+        if matches!(outcome, ReloadOutcome::Rejected { .. }) {
+            return false;
+        }
+        let pending: Vec<&'static str> = outcome.restart_required().iter().map(|c| c.key).collect();
+        let news = !pending.is_empty() && pending != self.announced_restart;
+        self.announced_restart = pending;
+        news
+    }
+
+    /// True for a rejection whose reason was not the last one announced; any accepted document resets it, so the
+    /// same mistake made again later is news again.
+    fn rejection_is_news(&mut self, outcome: &ReloadOutcome) -> bool {
+        match outcome {
+            ReloadOutcome::Rejected { reason } => {
+                let news = self.announced_rejection.as_deref() != Some(reason.as_str());
+                self.announced_rejection = Some(reason.clone());
+                news
             }
-            info!(generation, hash, resource_version = rv, trigger, "configuration applied");
-        }
-        // A periodic re-read that finds nothing new is routine.
-        ReloadOutcome::Unchanged { .. } if trigger == "resync" => {
-            debug!(generation, resource_version = rv, trigger, "configuration unchanged");
-        }
-        ReloadOutcome::Unchanged { .. } => {
-            info!(generation, resource_version = rv, trigger, "configuration unchanged");
-        }
-        ReloadOutcome::Rejected { reason } => {
-            error!(%reason, resource_version = rv, trigger, "configuration rejected; keeping the last good configuration");
+            _ => {
+                self.announced_rejection = None;
+                false
+            }
         }
     }
-    warn_restart_required(outcome.restart_required());
-}
 
-fn warn_restart_required(changes: &[brokkr_config::Change]) {
-    if !changes.is_empty() {
-        let keys: Vec<_> = changes.iter().map(|c| c.key).collect();
-        warn!(?keys, "restart the broker to apply these settings; the running values stay in force");
+    fn announce_shadowed(&mut self) {
+        let shadowed = self.config.last_reload().map(|l| l.shadowed_by_env).unwrap_or_default();
+        if shadowed != self.announced_shadowed {
+            if !shadowed.is_empty() {
+                warn_shadowed(&shadowed);
+            }
+            self.announced_shadowed = shadowed;
+        }
+    }
+
+    /// What is in force, as a reload reports it when it had nothing newer to apply.
+    fn report_in_force(&self, error: Option<String>) -> ReloadReport {
+        ReloadReport { outcome: "unchanged", changes: Vec::new(), generation: self.config.current().generation, error }
+    }
+
+    /// Reads the ConfigMap and applies it, unless something was applied meanwhile: then reads again.
+    fn read_then_apply(&mut self, attempt: u32) -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
+        let issued = self.applied_seq;
+        let configmap = self.source.describe();
+        let read = read_within(self.source.clone(), READ_TIMEOUT).into_actor(self);
+        Box::pin(read.then(move |read, act, ctx| -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
+            match read {
+                Err(source) => Box::pin(fut::ready(Err(ReloadError::Read { configmap, source }))),
+                Ok(state) if act.applied_seq != issued && !act.is_orderable(&state) => {
+                    if attempt < ON_DEMAND_ATTEMPTS {
+                        debug!(attempt, "an apply overtook the on-demand read; reading again");
+                        return act.read_then_apply(attempt + 1);
+                    }
+                    let error = "superseded: newer versions kept arriving from the watch while the read was in flight";
+                    Box::pin(fut::ready(Ok(act.report_in_force(Some(error.into())))))
+                }
+                Ok(state) => Box::pin(fut::ready(Ok(act.apply(state, "on demand", ctx)))),
+            }
+        }))
     }
 }
 
@@ -186,6 +280,8 @@ impl Actor for ConfigActor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let now = self.config.current();
+        // The version start-up read is the newest acted on so far.
+        self.newest_version = now.source.as_ref().and_then(|s| s.resource_version.clone());
         self.metrics.set_in_force(now.generation, &now.hash);
         self.schedule_resync(ctx);
         ctx.run_later(self.startup_grace, |act, _| {
@@ -208,11 +304,8 @@ impl Handler<ReloadNow> for ConfigActor {
     type Result = ResponseActFuture<Self, Result<ReloadReport, ReloadError>>;
 
     fn handle(&mut self, _: ReloadNow, _: &mut Self::Context) -> Self::Result {
-        let configmap = self.source.describe();
-        Box::pin(self.source.read().into_actor(self).map(move |read, act, ctx| match read {
-            Ok(state) => Ok(act.apply(state, "on demand", ctx)),
-            Err(source) => Err(ReloadError::Read { configmap, source }),
-        }))
+        info!(configmap = %self.source.describe(), "on-demand reload: reading the ConfigMap");
+        self.read_then_apply(1)
     }
 }
 
@@ -220,18 +313,22 @@ impl Handler<ResyncDue> for ConfigActor {
     type Result = ();
 
     fn handle(&mut self, _: ResyncDue, ctx: &mut Self::Context) {
+        // Rescheduled now, whatever happens to this read: a read that never answers must not end the resync.
         self.resync = None;
-        let read = self.source.read().into_actor(self).map(|read, act, ctx| {
-            match read {
+        self.schedule_resync(ctx);
+        let issued = self.applied_seq;
+        let read =
+            read_within(self.source.clone(), READ_TIMEOUT).into_actor(self).map(move |read, act, ctx| match read {
+                Ok(state) if act.applied_seq != issued && !act.is_orderable(&state) => {
+                    debug!("an apply overtook the resync read; dropping its result");
+                }
                 Ok(state) => {
                     act.apply(state, "resync", ctx);
                 }
-                Err(error) => warn!(configmap = %act.source.describe(), %error, "resync failed; will try again"),
-            }
-            if act.resync.is_none() {
-                act.schedule_resync(ctx);
-            }
-        });
+                Err(error) => {
+                    warn!(configmap = %act.source.describe(), error = %error, "resync failed; will try again")
+                }
+            });
         ctx.spawn(read);
     }
 }

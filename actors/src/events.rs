@@ -10,33 +10,63 @@ use kube::{
 };
 use tracing::debug;
 
+/// The most bytes an Event's note may hold (`events.k8s.io/v1`: "at most 1 kB").
+pub const NOTE_LIMIT: usize = 1024;
+
+/// What about an outcome is news, as opposed to a re-read of something already announced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct News {
+    /// The set of restart-only keys waiting for a restart changed (and is not empty).
+    pub restart: bool,
+    /// A rejection whose reason differs from the last one announced (a re-read of the same broken document is not).
+    pub rejection: bool,
+}
+
 /// Something told about every reload outcome; must return at once.
 pub trait ReloadEvents: Send + Sync + 'static {
-    /// Called after `outcome` was applied for the ConfigMap `source`.
-    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome);
+    /// Called after `outcome` was applied for the ConfigMap `source`; `news` says what deserves an Event.
+    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome, news: News);
+}
+
+/// `note` cut to [`NOTE_LIMIT`] bytes, never inside a character.
+fn fit_note(mut note: String) -> String {
+    if note.len() > NOTE_LIMIT {
+        let mut end = NOTE_LIMIT;
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+    }
+    note
 }
 
 /// Publishes `ConfigApplied`, `ConfigRejected` and `RestartRequired` Events with kube-runtime's recorder.
+///
+/// A fresh `Recorder` per reload: kube's recorder merges an Event into an earlier one with the same reason for
+/// 6 minutes, keeping the earlier note, so a second `RestartRequired` would still name the first keys. The actor
+/// already publishes only news, so every Event it asks for is created as its own object.
 #[derive(Clone)]
 pub struct KubeReloadEvents {
-    recorder: Recorder,
+    client: Client,
+    reporter: Reporter,
 }
 
 impl KubeReloadEvents {
     /// A publisher reporting as controller `brokkr-broker`, instance `instance` (the pod name, if known).
     #[must_use]
     pub fn new(client: Client, instance: Option<String>) -> Self {
-        Self { recorder: Recorder::new(client, Reporter { controller: "brokkr-broker".into(), instance }) }
+        Self { client, reporter: Reporter { controller: "brokkr-broker".into(), instance } }
     }
 }
 
-/// The Events an outcome deserves: changed keys and reasons, never values.
+/// The Events an outcome deserves: changed keys and reasons, never values. `ConfigRejected` and
+/// `RestartRequired` only when `news` says so.
 #[must_use]
-pub fn events_for(outcome: &ReloadOutcome) -> Vec<Event> {
+pub fn events_for(outcome: &ReloadOutcome, news: News) -> Vec<Event> {
     let event = |type_, reason: &str, note: String| Event {
         type_,
         reason: reason.into(),
-        note: Some(note.chars().take(1000).collect()),
+        note: Some(fit_note(note)),
         action: "Reload".into(),
         secondary: None,
     };
@@ -48,10 +78,13 @@ pub fn events_for(outcome: &ReloadOutcome) -> Vec<Event> {
             "ConfigApplied",
             format!("generation {generation}: changed {}", keys(changes)),
         )),
-        ReloadOutcome::Rejected { reason } => events.push(event(EventType::Warning, "ConfigRejected", reason.clone())),
+        ReloadOutcome::Rejected { reason } if news.rejection => {
+            events.push(event(EventType::Warning, "ConfigRejected", reason.clone()));
+        }
+        ReloadOutcome::Rejected { .. } => {}
         ReloadOutcome::Unchanged { .. } => {}
     }
-    if !outcome.restart_required().is_empty() {
+    if news.restart && !outcome.restart_required().is_empty() {
         events.push(event(
             EventType::Warning,
             "RestartRequired",
@@ -62,8 +95,8 @@ pub fn events_for(outcome: &ReloadOutcome) -> Vec<Event> {
 }
 
 impl ReloadEvents for KubeReloadEvents {
-    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome) {
-        let events = events_for(outcome);
+    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome, news: News) {
+        let events = events_for(outcome, news);
         if events.is_empty() {
             return;
         }
@@ -74,7 +107,7 @@ impl ReloadEvents for KubeReloadEvents {
             name: Some(source.name.clone()),
             ..ObjectReference::default()
         };
-        let recorder = self.recorder.clone();
+        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
         actix::spawn(async move {
             for event in events {
                 let publish = recorder.publish(&event, &reference);

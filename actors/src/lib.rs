@@ -4,14 +4,16 @@
 //! applies it through [`brokkr_config::ReloadableConfig`]. `WatcherSupervisor` restarts the watcher with backoff,
 //! and [`registration`] decides whether any of it runs.
 
-pub mod backoff;
 pub mod config_actor;
 pub mod debounce;
 pub mod events;
 pub mod messages;
 pub mod metrics;
 pub mod registration;
+pub mod reload_log;
+pub mod resource_version;
 pub mod source;
+pub mod startup;
 pub mod status;
 pub mod supervisor;
 pub mod watcher;

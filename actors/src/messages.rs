@@ -1,6 +1,6 @@
 //! The messages between the actors, one type per hop, each with its result type beside it.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, fmt};
 
 use actix::Message;
 use brokkr_config::Change;
@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::status::WatcherState;
 
 /// One read of the broker's ConfigMap.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConfigMapVersion {
     /// `data` of the ConfigMap.
     pub data: BTreeMap<String, String>,
@@ -17,6 +17,19 @@ pub struct ConfigMapVersion {
     pub resource_version: Option<String>,
     /// `metadata.uid`.
     pub uid: Option<String>,
+}
+
+/// Shows the data keys and their sizes, never their text: it may hold a secret.
+impl fmt::Debug for ConfigMapVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let data: BTreeMap<&str, String> =
+            self.data.iter().map(|(k, v)| (k.as_str(), format!("<{} bytes>", v.len()))).collect();
+        f.debug_struct("ConfigMapVersion")
+            .field("data", &data)
+            .field("resource_version", &self.resource_version)
+            .field("uid", &self.uid)
+            .finish()
+    }
 }
 
 /// What the API server says about the ConfigMap.

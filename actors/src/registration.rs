@@ -6,6 +6,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use actix::{Actor, Addr};
@@ -14,7 +15,6 @@ use kube::{
     Client,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use tracing::info;
 
 use crate::{
     config_actor::ConfigActor,
@@ -135,6 +135,57 @@ pub fn plan(settings: &Settings, env: &Environment) -> Plan {
     Plan::Enabled { namespace, connection }
 }
 
+/// The client-side read timeout of every API request: longer than a healthy watch can be silent
+/// ([`crate::source::WATCH_TIMEOUT_SECS`]), so it only ends requests whose connection died. Counted from the
+/// request's last write, so time a pooled connection sat idle does not count.
+pub const API_READ_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A connection to the API server for the broker's ConfigMap; connecting makes no request.
+#[derive(Clone)]
+pub struct ApiAccess {
+    /// The ConfigMap.
+    pub source: Arc<KubeConfigMapSource>,
+    /// Where Events about reloads go.
+    pub events: Arc<KubeReloadEvents>,
+    /// How the connection was chosen, for the start-up log line.
+    pub connection: Connection,
+}
+
+impl std::fmt::Debug for ApiAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiAccess").field("source", &self.source).field("connection", &self.connection).finish()
+    }
+}
+
+/// Follows `plan`: `None` when it is disabled (nothing is read, not even a kubeconfig), else a client for the
+/// ConfigMap that `settings` name. Logs nothing: the broker logs once logging is set up.
+pub async fn connect(
+    plan: &Plan,
+    env: &Environment,
+    settings: &Settings,
+) -> Result<Option<ApiAccess>, RegistrationError> {
+    let Plan::Enabled { namespace, connection } = plan else {
+        return Ok(None);
+    };
+    let mut kube_config = match connection {
+        Connection::InCluster => kube::Config::incluster().map_err(RegistrationError::InCluster)?,
+        Connection::Kubeconfig(paths) => {
+            let kubeconfig = load_kubeconfig(paths)?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+                .await
+                .map_err(|source| RegistrationError::Kubeconfig { path: paths.clone(), source })?
+        }
+    };
+    kube_config.read_timeout = Some(API_READ_TIMEOUT);
+    kube_config.reset_reader_on_write = true;
+    let namespace = namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
+    let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
+    let name = &settings.config_reload.configmap;
+    let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, name));
+    let events = Arc::new(KubeReloadEvents::new(client, env.pod_name.clone()));
+    Ok(Some(ApiAccess { source, events, connection: connection.clone() }))
+}
+
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
 #[derive(Clone)]
 pub struct Subsystem {
@@ -157,37 +208,19 @@ impl Subsystem {
         }
     }
 
-    /// Follows `plan`: logs why and returns [`Subsystem::disabled`], or connects and registers the actors.
-    pub async fn start(
-        plan: Plan,
-        env: &Environment,
+    /// Registers the actors on `access`, or returns [`Subsystem::disabled`] when there is none (hot reload off,
+    /// outside Kubernetes, or turned off by the start-up settings).
+    #[must_use]
+    pub fn start(
+        access: Option<ApiAccess>,
         config: ReloadableConfig,
         layers: ConfigLayers,
         metrics: ReloadMetrics,
-    ) -> Result<Self, RegistrationError> {
-        let (namespace, connection) = match plan {
-            Plan::Disabled { reason } => {
-                info!(reason, "ConfigMap hot reload is off; no watch is started");
-                return Ok(Self::disabled());
-            }
-            Plan::Enabled { namespace, connection } => (namespace, connection),
-        };
-        let kube_config = match &connection {
-            Connection::InCluster => kube::Config::incluster().map_err(RegistrationError::InCluster)?,
-            Connection::Kubeconfig(paths) => {
-                let kubeconfig = load_kubeconfig(paths)?;
-                kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-                    .await
-                    .map_err(|source| RegistrationError::Kubeconfig { path: paths.clone(), source })?
-            }
-        };
-        let namespace = namespace.unwrap_or_else(|| kube_config.default_namespace.clone());
-        let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
-        let name = config.current().settings.config_reload.configmap.clone();
-        info!(namespace, configmap = name, ?connection, "watching ConfigMap for hot reload");
-        let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, &name));
-        let events = Arc::new(KubeReloadEvents::new(client, env.pod_name.clone()));
-        Ok(Self::register(source, config, layers, metrics, Some(events)))
+    ) -> Self {
+        match access {
+            Some(access) => Self::register(access.source, config, layers, metrics, Some(access.events)),
+            None => Self::disabled(),
+        }
     }
 
     /// Registers the actors on `source`: supervisor → watcher → debounce → config.

@@ -12,12 +12,39 @@ pub enum WatcherState {
     Disabled,
     /// Listing the ConfigMap (at start and after every restart).
     Listing,
-    /// Listed; following changes.
+    /// Listed; the watch request is being opened. A watch that fails at once (no `watch` permission, a proxy
+    /// that cuts watches, 429 from API Priority and Fairness) never gets further.
+    Listed,
+    /// The watch has held for a while without an error, or delivered an event: following changes.
     Watching,
     /// The API server returned an error; the supervisor will restart the watch.
     Failed(String),
     /// Waiting out the backoff before the next restart.
     Backoff(String),
+}
+
+impl WatcherState {
+    /// The state's name as the admin API shows it.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Disabled => "disabled",
+            Self::Listing => "listing",
+            Self::Listed => "listed",
+            Self::Watching => "watching",
+            Self::Failed(_) => "failed",
+            Self::Backoff(_) => "backoff",
+        }
+    }
+
+    /// The error of a failed watch, if any.
+    #[must_use]
+    pub fn error(&self) -> Option<&str> {
+        match self {
+            Self::Failed(e) | Self::Backoff(e) => Some(e),
+            _ => None,
+        }
+    }
 }
 
 /// Shared, cheap-to-clone view of the watcher for status reporting.

@@ -1,12 +1,12 @@
-//! Restarts the `WatcherActor` after API errors, with exponential backoff and jitter.
+//! Restarts the `WatcherActor` after API errors, with kube-runtime's exponential backoff, jitter and reset timer.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, Addr, AsyncContext, Context, Handler, Recipient, SpawnHandle};
+use kube::runtime::{utils::Backoff, watcher::DefaultBackoff};
 use tracing::{info, warn};
 
 use crate::{
-    backoff::Backoff,
     messages::{ConfigMapObserved, WatcherStatusChanged},
     metrics::ReloadMetrics,
     source::ConfigMapSource,
@@ -17,17 +17,23 @@ use crate::{
 /// Owns the watcher.
 ///
 /// Lifecycle: `started` starts the first `WatcherActor`. When the watcher reports `Failed` (and stops itself),
-/// the supervisor counts a restart, waits the next backoff delay and starts a new one, which lists afresh. The
-/// backoff resets once a watcher has listed successfully. `stopping` lets the current watcher end with it.
+/// the supervisor counts a restart, waits the next backoff delay and starts a new one, which lists afresh.
+///
+/// Backoff: kube-runtime's [`DefaultBackoff`] (0.8 s doubling to 30 s, each stretched by up to 100 % jitter), with its reset timer:
+/// the delays start over only when the previous failure is more than 120 s old. A successful list does not reset
+/// it, so a watch that fails right after every list (no `watch` permission, 429s) backs off like any failure.
 pub struct WatcherSupervisor {
     source: Arc<dyn ConfigMapSource>,
     forward: Recipient<ConfigMapObserved>,
     metrics: ReloadMetrics,
     status: WatcherStatus,
-    backoff: Backoff,
+    backoff: Box<dyn Backoff>,
     watcher: Option<Addr<WatcherActor>>,
     pending_restart: Option<SpawnHandle>,
 }
+
+/// The delay used if a backoff strategy ever runs out of delays.
+const LAST_RESORT_DELAY: Duration = Duration::from_secs(30);
 
 impl WatcherSupervisor {
     /// A supervisor of a watch on `source` that forwards observations to `forward`.
@@ -38,13 +44,14 @@ impl WatcherSupervisor {
         metrics: ReloadMetrics,
         status: WatcherStatus,
     ) -> Self {
-        Self { source, forward, metrics, status, backoff: Backoff::default(), watcher: None, pending_restart: None }
+        let backoff = Box::new(DefaultBackoff::default());
+        Self { source, forward, metrics, status, backoff, watcher: None, pending_restart: None }
     }
 
     /// Replaces the restart backoff (tests use short, known delays).
     #[must_use]
-    pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+    pub fn backoff(mut self, backoff: impl Backoff + 'static) -> Self {
+        self.backoff = Box::new(backoff);
         self
     }
 
@@ -77,7 +84,7 @@ impl Handler<WatcherStatusChanged> for WatcherSupervisor {
                     return;
                 }
                 self.watcher = None;
-                let delay = self.backoff.next_delay();
+                let delay = self.backoff.next().unwrap_or(LAST_RESORT_DELAY);
                 warn!(error = %error, retry_in = %humantime::format_duration(delay), "ConfigMap watch failed");
                 self.status.set(WatcherState::Backoff(error));
                 self.pending_restart = Some(ctx.run_later(delay, |act, ctx| {
@@ -87,10 +94,6 @@ impl Handler<WatcherStatusChanged> for WatcherSupervisor {
                     info!("restarting ConfigMap watch");
                     act.start_watcher(ctx);
                 }));
-            }
-            WatcherState::Watching => {
-                self.backoff.reset();
-                self.status.set(WatcherState::Watching);
             }
             state => self.status.set(state),
         }

@@ -1,6 +1,6 @@
 //! Follows the broker's ConfigMap through a kube-runtime watch and forwards what it sees; never applies anything.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, ActorContext, AsyncContext, Context, Recipient, StreamHandler};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -14,10 +14,16 @@ use crate::{
     status::WatcherState,
 };
 
+/// How long a watch must run without an error, after its list, before the status says `watching`. A watch
+/// request that is refused (403, 429) fails well within this.
+pub const WATCH_CONFIRM_AFTER: Duration = Duration::from_secs(1);
+
 /// Watches one ConfigMap.
 ///
 /// Lifecycle: `started` opens a new watch (which lists first) with `ctx.add_stream`. After the initial list it
-/// forwards the ConfigMap, or [`ConfigMapState::Absent`] when there is none; then every change. On the first
+/// forwards the ConfigMap, or [`ConfigMapState::Absent`] when there is none, and reports `Listed`; it reports
+/// `Watching` once the watch delivers an event or has run for [`WATCH_CONFIRM_AFTER`] without an error (kube's
+/// watcher does not say when its watch request succeeded). Then it forwards every change. On the first
 /// API error it reports [`WatcherState::Failed`] to its supervisor and stops; the supervisor decides when a new
 /// one starts. It is never restarted in place, so every restart begins with a fresh list.
 pub struct WatcherActor {
@@ -26,6 +32,7 @@ pub struct WatcherActor {
     report: Recipient<WatcherStatusChanged>,
     metrics: ReloadMetrics,
     listed: Option<ConfigMap>,
+    watching: bool,
 }
 
 impl WatcherActor {
@@ -37,12 +44,19 @@ impl WatcherActor {
         report: Recipient<WatcherStatusChanged>,
         metrics: ReloadMetrics,
     ) -> Self {
-        Self { source, forward, report, metrics, listed: None }
+        Self { source, forward, report, metrics, listed: None, watching: false }
     }
 
     fn observe(&self, state: ConfigMapState, initial: bool) {
         self.metrics.watch_events.inc();
         self.forward.do_send(ConfigMapObserved { state, initial });
+    }
+
+    fn confirm_watching(&mut self) {
+        if !self.watching {
+            self.watching = true;
+            self.report.do_send(WatcherStatusChanged { state: WatcherState::Watching });
+        }
     }
 }
 
@@ -63,7 +77,8 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
             Ok(watcher::Event::Init) => self.listed = None,
             Ok(watcher::Event::InitApply(cm)) => self.listed = Some(cm),
             Ok(watcher::Event::InitDone) => {
-                self.report.do_send(WatcherStatusChanged { state: WatcherState::Watching });
+                self.report.do_send(WatcherStatusChanged { state: WatcherState::Listed });
+                ctx.run_later(WATCH_CONFIRM_AFTER, |act, _| act.confirm_watching());
                 match self.listed.take() {
                     Some(cm) => self.observe(state_of(&cm), true),
                     None => {
@@ -72,8 +87,12 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
                     }
                 }
             }
-            Ok(watcher::Event::Apply(cm)) => self.observe(state_of(&cm), false),
+            Ok(watcher::Event::Apply(cm)) => {
+                self.confirm_watching();
+                self.observe(state_of(&cm), false);
+            }
             Ok(watcher::Event::Delete(_)) => {
+                self.confirm_watching();
                 warn!(%configmap, "ConfigMap deleted; keeping the last good configuration");
                 self.observe(ConfigMapState::Absent, false);
             }

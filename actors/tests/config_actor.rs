@@ -12,7 +12,7 @@ use actix::{Actor, Addr};
 use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
 use brokkr_reload::{
     ConfigActor, ConfigMapState, Reload, ReloadMetrics, ReloadNow,
-    events::{ReloadEvents, events_for},
+    events::{News, ReloadEvents, events_for},
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use support::{FakeSource, present, run_for};
@@ -29,8 +29,8 @@ struct Harness {
 struct RecordedEvents(Arc<Mutex<Vec<String>>>);
 
 impl ReloadEvents for RecordedEvents {
-    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome) {
-        self.0.lock().expect("lock").extend(events_for(outcome).into_iter().map(|e| e.reason));
+    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
+        self.0.lock().expect("lock").extend(events_for(outcome, news).into_iter().map(|e| e.reason));
     }
 }
 
@@ -148,4 +148,63 @@ async fn resync_follows_the_live_resync_interval() {
     run_for(Duration::from_secs(30)).await;
     assert_eq!(h.source.reads(), 3);
     assert_eq!(h.config.current().generation, 1, "re-reading the same document is not a reload");
+}
+
+#[actix_rt::test]
+async fn a_pending_restart_is_announced_once_not_on_every_re_read() {
+    let h = harness();
+    let listen = "[server]\nlisten = \"127.0.0.1:1\"\n";
+    h.reload(present(listen, "1")).await;
+    h.reload(present(listen, "2")).await; // a re-list or resync of the same document
+    h.reload(present(&format!("{listen}[log]\nlevel = \"debug\""), "3")).await; // a live change beside it
+    let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
+    assert_eq!(restart_events, 1, "{:?}", h.events.lock().expect("lock"));
+    assert_eq!(h.config.last_reload().expect("recorded").restart_required, ["server.listen".to_owned()]);
+
+    // A different set of pending keys is news again.
+    h.reload(present(&format!("{listen}[log]\nlevel = \"debug\"\nformat = \"json\""), "4")).await;
+    let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
+    assert_eq!(restart_events, 2);
+}
+
+#[test]
+fn an_event_note_is_cut_to_the_api_limit_in_bytes_on_a_character_boundary() {
+    let outcome = ReloadOutcome::Rejected { reason: format!("cors.{}: unknown field", "é".repeat(1500)) };
+    for event in events_for(&outcome, News { restart: true, rejection: true }) {
+        let note = event.note.unwrap_or_default();
+        assert!(note.len() <= 1024, "{} bytes", note.len());
+        assert!(note.len() > 1000, "cut only as much as needed: {} bytes", note.len());
+    }
+}
+
+#[test]
+fn messages_that_carry_configmap_text_never_print_it_in_debug() {
+    let secret = "[admin]\ntoken = \"s3cret-token\"";
+    let state = present(secret, "1");
+    let shown = [
+        format!("{state:?}"),
+        format!("{:?}", Reload { state: state.clone() }),
+        format!("{:?}", brokkr_reload::ConfigMapObserved { state, initial: false }),
+    ];
+    for text in shown {
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("broker.toml"), "keys are shown, values are not: {text}");
+    }
+}
+
+#[actix_rt::test]
+async fn the_same_broken_document_is_announced_once_and_a_pending_restart_survives_it() {
+    let h = harness();
+    h.reload(present("[server]\nlisten = \"127.0.0.1:1\"", "1")).await;
+    let broken = "[server]\nlisten = \"127.0.0.1:1\"\n[cors]\nmax_age = \"forever\"";
+    h.reload(present(broken, "2")).await;
+    h.reload(present(broken, "2")).await; // the resync re-reads it
+    assert_eq!(
+        h.config.last_reload().expect("recorded").restart_required,
+        ["server.listen".to_owned()],
+        "a rejected document does not cancel the restart still pending"
+    );
+    h.reload(present("[cors]\nmax_age = \"never\"", "3")).await; // a different mistake is news
+    let rejected = h.events.lock().expect("lock").iter().filter(|r| *r == "ConfigRejected").count();
+    assert_eq!(rejected, 2, "{:?}", h.events.lock().expect("lock"));
 }

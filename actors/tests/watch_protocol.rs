@@ -63,6 +63,9 @@ async fn a_410_gone_in_the_watch_restarts_it_and_the_relist_applies_what_changed
     answer(&mut handle, false, list("10", "debug")).await;
     let watch = answer(&mut handle, true, gone()).await;
     assert!(watch.contains("resourceVersion=10"), "the watch continues from the list: {watch}");
+    // The server ends a healthy watch after 15 s and kube's idle timer (15 s + 5 s) catches a dead one: a silently
+    // dead connection is noticed within 20 s instead of 295 s.
+    assert!(watch.contains("timeoutSeconds=15"), "{watch}");
     settle().await;
     assert_eq!(config.current().settings.log.level, "debug");
 

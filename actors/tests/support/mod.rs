@@ -42,6 +42,17 @@ pub struct FakeSource {
     watches: Arc<Mutex<Vec<mpsc::UnboundedSender<WatchItem>>>>,
     state: Arc<Mutex<Option<ConfigMapState>>>,
     reads: Arc<Mutex<u32>>,
+    gate: Arc<Mutex<Option<tokio::sync::watch::Receiver<bool>>>>,
+}
+
+/// Holds every `read()` issued while it is closed; dropping it without `release` keeps them pending forever.
+pub struct ReadGate(tokio::sync::watch::Sender<bool>);
+
+impl ReadGate {
+    /// Lets every held read (and every later one) complete.
+    pub fn release(&self) {
+        self.0.send_replace(true);
+    }
 }
 
 impl FakeSource {
@@ -70,6 +81,19 @@ impl FakeSource {
         *self.state.lock().expect("lock") = Some(state);
     }
 
+    /// From now on, every `read()` captures the state at once (as the API server would answer) but completes only
+    /// when the returned gate is released: a slow read.
+    pub fn hold_reads(&self) -> ReadGate {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        *self.gate.lock().expect("lock") = Some(rx);
+        ReadGate(tx)
+    }
+
+    /// From now on, `read()` answers at once again (reads already held stay held until their gate is released).
+    pub fn release_reads(&self) {
+        *self.gate.lock().expect("lock") = None;
+    }
+
     /// How many times `read()` was called.
     pub fn reads(&self) -> u32 {
         *self.reads.lock().expect("lock")
@@ -86,7 +110,17 @@ impl ConfigMapSource for FakeSource {
     fn read(&self) -> BoxFuture<'static, Result<ConfigMapState, kube::Error>> {
         *self.reads.lock().expect("lock") += 1;
         let state = self.state.lock().expect("lock").clone().unwrap_or(ConfigMapState::Absent);
-        async move { Ok(state) }.boxed()
+        let gate = self.gate.lock().expect("lock").clone();
+        async move {
+            if let Some(mut gate) = gate {
+                // A sender dropped without release keeps the read pending, like a dead connection.
+                if gate.wait_for(|open| *open).await.is_err() {
+                    futures::future::pending::<()>().await;
+                }
+            }
+            Ok(state)
+        }
+        .boxed()
     }
 
     fn namespace(&self) -> String {
@@ -136,5 +170,43 @@ pub async fn run_for(d: Duration) {
 pub async fn settle() {
     for _ in 0..10 {
         tokio::task::yield_now().await;
+    }
+}
+
+/// A log sink for tests: what the actors log, as text.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
+    type Writer = CapturedLog;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl CapturedLog {
+    /// A subscriber that writes every event enabled by `filter` here, without colours.
+    pub fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync + use<> {
+        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(self.clone()).finish()
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+
+    /// Forgets everything logged so far.
+    pub fn clear(&self) {
+        self.0.lock().expect("lock").clear();
     }
 }

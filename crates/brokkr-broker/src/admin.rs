@@ -6,8 +6,10 @@ use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, get, http::StatusCode, http::header, post, web,
 };
 use brokkr_config::ReloadableConfig;
-use brokkr_reload::{ReloadNow, Subsystem, WatcherState};
+use brokkr_reload::{ReloadNow, Subsystem};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 /// Registers `/api/v1/admin/config` and `/api/v1/admin/config/reload`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -50,18 +52,25 @@ impl FromRequest for Admin {
 
 /// True when `admin.token` is set and the request presents it as a bearer token.
 fn authorized(req: &HttpRequest, config: &ReloadableConfig) -> bool {
-    let expected = config.current().settings.admin.token.clone();
-    let presented = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    !expected.is_empty() && constant_time_eq(expected.as_bytes(), presented.as_bytes())
+    let snapshot = config.current();
+    let expected = &snapshot.settings.admin.token;
+    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+    presented.is_some_and(|presented| !expected.is_empty() && tokens_match(expected, presented))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The token of an `Authorization` value `<scheme> <token>` whose scheme is `Bearer` in any case: RFC 7235 makes
+/// the scheme case-insensitive and allows one or more spaces before the credentials.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    let token = rest.trim_start_matches(' ');
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// Compares SHA-256 digests in constant time, so the time taken reveals neither the token nor its length.
+fn tokens_match(expected: &str, presented: &str) -> bool {
+    let expected = Sha256::digest(expected.as_bytes());
+    let presented = Sha256::digest(presented.as_bytes());
+    expected.as_slice().ct_eq(presented.as_slice()).into()
 }
 
 /// The settings as JSON with the secret replaced.
@@ -76,18 +85,12 @@ fn redacted_settings(config: &ReloadableConfig) -> Value {
 
 fn watcher_json(subsystem: &Subsystem) -> Value {
     let (state, restarts) = subsystem.watcher.get();
-    let error = match &state {
-        WatcherState::Failed(e) | WatcherState::Backoff(e) => Some(e.clone()),
-        _ => None,
-    };
-    let name = match state {
-        WatcherState::Disabled => "disabled",
-        WatcherState::Listing => "listing",
-        WatcherState::Watching => "watching",
-        WatcherState::Failed(_) => "failed",
-        WatcherState::Backoff(_) => "backoff",
-    };
-    json!({ "enabled": subsystem.config_actor.is_some(), "state": name, "restarts": restarts, "error": error })
+    json!({
+        "enabled": subsystem.config_actor.is_some(),
+        "state": state.name(),
+        "restarts": restarts,
+        "error": state.error(),
+    })
 }
 
 /// `GET /api/v1/admin/config`: what is in force, where it came from, and how the last reload went.

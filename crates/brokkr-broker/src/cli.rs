@@ -1,6 +1,6 @@
 //! Command-line interface.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 
@@ -35,4 +35,8 @@ pub struct ServeArgs {
     /// Without it, and outside a pod, no API request is made.
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
+    /// After SIGTERM, how long `/readyz` answers 503 while requests are still served, before the server stops
+    /// accepting (give endpoints time to stop routing to the pod; keep it under terminationGracePeriodSeconds).
+    #[arg(long, value_name = "DURATION", env = "BROKKR_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub drain_delay: Duration,
 }

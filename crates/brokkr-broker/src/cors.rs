@@ -6,7 +6,7 @@ use actix_web::{
     dev::{ServiceRequest, ServiceResponse},
     http::{
         Method,
-        header::{self, HeaderValue},
+        header::{self, HeaderMap, HeaderValue},
     },
     middleware::Next,
     web,
@@ -15,17 +15,26 @@ use brokkr_config::ReloadableConfig;
 
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOWED_HEADERS: &str = "authorization, content-type";
+/// Every request header a preflight answer depends on (Fetch standard, "CORS protocol and HTTP caches").
+const PREFLIGHT_VARY: &str = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
 
 /// Middleware (use with `actix_web::middleware::from_fn`): answers preflights and marks allowed origins.
+///
+/// While CORS is on (`cors.allowed_origins` is not empty), every response carries `Vary: Origin`, added to any
+/// `Vary` the handler set: whether it gets CORS headers depends on `Origin`, also when `Origin` is absent or not
+/// allowed, so a cache must not hand one origin's answer to another. While CORS is off, responses pass untouched.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let origin = req.headers().get(header::ORIGIN).cloned();
     let Some(config) = req.app_data::<web::Data<ReloadableConfig>>() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
     let cors = config.current().settings.cors.clone();
+    if cors.allowed_origins.is_empty() {
+        return Ok(next.call(req).await?.map_into_left_body());
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
     let allow = origin.as_ref().and_then(|o| o.to_str().ok()).and_then(|o| {
         if cors.allowed_origins.iter().any(|a| a == o) {
             HeaderValue::from_str(o).ok()
@@ -40,7 +49,7 @@ pub async fn middleware(
         && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     if preflight {
         let mut response = HttpResponse::NoContent();
-        response.insert_header((header::VARY, "Origin"));
+        response.insert_header((header::VARY, PREFLIGHT_VARY));
         if let Some(allow) = allow {
             response
                 .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, allow))
@@ -51,10 +60,34 @@ pub async fn middleware(
         return Ok(req.into_response(response.finish()).map_into_right_body());
     }
     let mut response = next.call(req).await?;
+    let headers = response.headers_mut();
     if let Some(allow) = allow {
-        let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
+    vary_on_origin(headers);
     Ok(response.map_into_left_body())
+}
+
+/// Adds `Origin` to the `Vary` list, keeping the names already listed; a list that has it or `*` stays as it is.
+fn vary_on_origin(headers: &mut HeaderMap) {
+    let values: Vec<HeaderValue> = headers.get_all(header::VARY).cloned().collect();
+    let mut names: Vec<&str> = values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if names.iter().any(|n| *n == "*" || n.eq_ignore_ascii_case("origin")) {
+        return;
+    }
+    // One combined value when every value is readable; otherwise a further `Vary` line, which means the same.
+    if values.iter().all(|v| v.to_str().is_ok()) {
+        names.push("Origin");
+        if let Ok(value) = HeaderValue::from_str(&names.join(", ")) {
+            headers.insert(header::VARY, value);
+            return;
+        }
+    }
+    headers.append(header::VARY, HeaderValue::from_static("Origin"));
 }

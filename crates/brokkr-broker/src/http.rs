@@ -4,6 +4,8 @@ use actix_web::{HttpResponse, Responder, get, web};
 use brokkr_reload::Subsystem;
 use prometheus_client::{encoding::text::encode, registry::Registry};
 
+use crate::shutdown::Draining;
+
 /// Registers every route. Needs `web::Data` of `ReloadableConfig`, `Subsystem` and `Registry`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz).service(metrics).configure(crate::admin::routes);
@@ -15,10 +17,12 @@ async fn healthz() -> impl Responder {
     HttpResponse::Ok().body("ok")
 }
 
-/// `200` once a configuration is in force; `503` before.
+/// `200` once a configuration is in force; `503` before, and from the moment shutdown begins.
 #[get("/readyz")]
-async fn readyz(subsystem: web::Data<Subsystem>) -> impl Responder {
-    if subsystem.is_ready() {
+async fn readyz(subsystem: web::Data<Subsystem>, draining: Option<web::Data<Draining>>) -> impl Responder {
+    if draining.is_some_and(|d| d.is_draining()) {
+        HttpResponse::ServiceUnavailable().body("shutting down")
+    } else if subsystem.is_ready() {
         HttpResponse::Ok().body("ok")
     } else {
         HttpResponse::ServiceUnavailable().body("waiting for the first ConfigMap read")

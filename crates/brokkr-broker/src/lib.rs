@@ -8,3 +8,4 @@ pub mod error;
 pub mod http;
 pub mod logging;
 pub mod serve;
+pub mod shutdown;

@@ -1,6 +1,7 @@
 //! Logging whose filter follows `log.level` live, through tracing-subscriber's `reload` layer.
 
-use brokkr_config::{LogFormat, ReloadableConfig, settings::LogSettings};
+use brokkr_config::{LogFormat, ReloadableConfig, parse_log_filter, settings::LogSettings};
+use brokkr_reload::reload_log::AUDIT_TARGET;
 use tracing::warn;
 use tracing_subscriber::{EnvFilter, Layer, Registry, layer::SubscriberExt, reload, util::SubscriberInitExt};
 
@@ -9,9 +10,19 @@ use crate::error::BrokerError;
 /// Handle that swaps the filter of the installed subscriber.
 pub type FilterHandle = reload::Handle<EnvFilter, Registry>;
 
+/// The filter for `level`: field values matched as text (never regexes), and the reload's audit lines
+/// (target [`AUDIT_TARGET`]) always enabled at INFO, so no `log.level` (not even `off`) hides the change that set it.
+pub fn filter_for(level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
+    let level = level.trim().trim_end_matches(',');
+    if level.is_empty() {
+        return parse_log_filter(&format!("{AUDIT_TARGET}=info"));
+    }
+    parse_log_filter(&format!("{level},{AUDIT_TARGET}=info"))
+}
+
 /// Installs the global subscriber: `log.format` is fixed for the process, `log.level` stays swappable.
 pub fn init(settings: &LogSettings) -> Result<FilterHandle, BrokerError> {
-    let filter = EnvFilter::try_new(&settings.level).map_err(|e| BrokerError::Logging(e.to_string()))?;
+    let filter = filter_for(&settings.level).map_err(|e| BrokerError::Logging(e.to_string()))?;
     let (filter, handle) = reload::Layer::new(filter);
     let output = match settings.format {
         LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(false).boxed(),
@@ -42,7 +53,7 @@ pub fn follow<S: 'static>(
                 continue;
             }
             // The level was validated with the same parser before it was put in force.
-            match EnvFilter::try_new(&level) {
+            match filter_for(&level) {
                 Ok(filter) => match handle.reload(filter) {
                     Ok(()) => applied = level,
                     Err(error) => warn!(%error, "could not swap the log filter"),

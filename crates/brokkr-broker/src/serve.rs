@@ -1,56 +1,119 @@
 //! `serve`: wires configuration, logging, metrics, the hot-reload subsystem and the HTTP server together.
 
 use actix_web::{App, HttpServer, middleware::from_fn, web};
-use brokkr_config::{ConfigError, ConfigLayers, ReloadableConfig, layers::ENV_PREFIX};
-use brokkr_reload::{Environment, ReloadMetrics, ReloadNow, Subsystem, plan};
+use brokkr_config::{ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef, layers::ENV_PREFIX};
+use brokkr_reload::{
+    ConfigMapSource, Environment, Plan, ReloadMetrics, Subsystem, plan,
+    registration::{ApiAccess, connect},
+    reload_log::AUDIT_TARGET,
+    startup::{STARTUP_READ_TIMEOUT, Startup, read_startup},
+};
 use prometheus_client::registry::Registry;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
-use crate::{cli::ServeArgs, cors, error::BrokerError, http, logging};
+use crate::{cli::ServeArgs, cors, error::BrokerError, http, logging, shutdown};
 
-/// Runs the broker until SIGTERM or Ctrl-C (graceful: in-flight requests finish). SIGHUP forces a reload.
+/// Runs the broker until SIGTERM or Ctrl-C (readiness drops, then in-flight requests finish). SIGHUP reloads.
 pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
+    // First, before anything that can take time: an early SIGHUP must never kill the process.
+    let hangups = shutdown::hangups();
     let mut layers = ConfigLayers::new();
     if let Some(path) = &args.config {
         layers = layers.with_file(path)?;
     }
     let layers = layers.with_env(settings_from_env()?)?;
-    let settings = layers.build(None)?.settings;
+    let boot = layers.build(None)?.settings;
+    let env = Environment::from_process(args.kubeconfig.clone());
+    let plan = plan(&boot, &env);
+    let access = connect(&plan, &env, &boot).await?;
+    // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound.
+    let startup = match &access {
+        Some(access) => Some(read_startup(access.source.clone(), &layers, &boot, STARTUP_READ_TIMEOUT).await),
+        None => None,
+    };
+    let (settings, source) = match &startup {
+        Some(Startup::FromConfigMap { candidate, source }) => (candidate.settings.clone(), Some(source.clone())),
+        _ => (boot, None),
+    };
     let filter = logging::init(&settings.log)?;
-    let config = ReloadableConfig::new(settings.clone());
+    log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref());
+    let config = ReloadableConfig::starting(settings.clone(), source);
     actix::spawn(logging::follow(&config, filter));
-    info!(version = env!("CARGO_PKG_VERSION"), hash = %config.current().hash, "starting brokkr-broker");
-    if settings.admin.token.is_empty() {
-        warn!("admin.token is not set: the admin API is locked and answers 401");
-    }
 
     let mut registry = Registry::default();
     let metrics = ReloadMetrics::register(&mut registry);
     metrics.record_startup(&config.current().hash);
-    let env = Environment::from_process(args.kubeconfig.clone());
-    let subsystem = Subsystem::start(plan(&settings, &env), &env, config.clone(), layers, metrics).await?;
-    reload_on_sighup(subsystem.clone());
+    let access = access.filter(|_| settings.config_reload.enabled);
+    let subsystem = Subsystem::start(access, config.clone(), layers, metrics);
+    shutdown::reload_on_sighup(hangups, subsystem.clone());
 
     let listen = settings.server.listen;
     let server_err = |source| BrokerError::Server { addr: listen, source };
+    let draining = web::Data::new(shutdown::Draining::default());
     let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
+    let app_draining = draining.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(config.clone())
             .app_data(subsystem.clone())
             .app_data(registry.clone())
+            .app_data(app_draining.clone())
             .wrap(from_fn(cors::middleware))
             .configure(http::routes)
     })
-    .shutdown_timeout(10)
+    .disable_signals()
+    .shutdown_timeout(shutdown::SHUTDOWN_TIMEOUT.as_secs())
     .bind(listen)
     .map_err(server_err)?;
     for addr in server.addrs() {
         info!(%addr, "listening");
     }
-    server.run().await.map_err(server_err)?;
+    let server = server.run();
+    shutdown::drain_on_sigterm(server.handle(), draining.into_inner(), args.drain_delay);
+    server.await.map_err(server_err)?;
     info!("stopped");
     Ok(())
+}
+
+/// The start-up lines, written once logging is set up (it is set up from settings the ConfigMap may change).
+fn log_start(
+    plan: &Plan,
+    access: Option<&ApiAccess>,
+    startup: Option<&Startup>,
+    settings: &Settings,
+    source: Option<&SourceRef>,
+) {
+    info!(version = env!("CARGO_PKG_VERSION"), "starting brokkr-broker");
+    match (plan, access) {
+        (Plan::Disabled { reason }, _) => info!(reason, "ConfigMap hot reload is off; no watch is started"),
+        (Plan::Enabled { .. }, Some(access)) => {
+            info!(configmap = %access.source.describe(), connection = ?access.connection, "reading ConfigMap for hot reload");
+        }
+        (Plan::Enabled { .. }, None) => {}
+    }
+    match startup {
+        Some(Startup::FromConfigMap { .. }) => info!(
+            resource_version = source.and_then(|s| s.resource_version.as_deref()).unwrap_or_default(),
+            "start-up configuration includes the ConfigMap"
+        ),
+        Some(Startup::Absent) => warn!("ConfigMap not found at start-up; starting on the file and the environment"),
+        Some(Startup::Invalid(error)) => error!(
+            target: AUDIT_TARGET,
+            reason = %crate::error::chain(error),
+            "ConfigMap is invalid at start-up; starting on the file and the environment"
+        ),
+        Some(Startup::Unreadable(error)) => warn!(
+            error = %crate::error::chain(error),
+            "ConfigMap could not be read at start-up; starting on the file and the environment until the watch reads it"
+        ),
+        None => {}
+    }
+    if startup.is_some() && !settings.config_reload.enabled {
+        info!("config_reload.enabled is false in the ConfigMap; no watch is started");
+    }
+    if settings.admin.token.is_empty() {
+        warn!("admin.token is not set: the admin API is locked and answers 401");
+    }
 }
 
 /// The `BROKKR__*` variables; one that is not UTF-8 is an error, not a panic.
@@ -66,25 +129,4 @@ fn settings_from_env() -> Result<Vec<(String, String)>, ConfigError> {
         vars.push((name, value));
     }
     Ok(vars)
-}
-
-/// SIGHUP re-reads the ConfigMap now, bypassing the debounce, like `POST /api/v1/admin/config/reload`.
-fn reload_on_sighup(subsystem: Subsystem) {
-    actix::spawn(async move {
-        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(error) => return warn!(%error, "SIGHUP reload unavailable"),
-        };
-        while hangups.recv().await.is_some() {
-            let Some(actor) = &subsystem.config_actor else {
-                info!("SIGHUP ignored: ConfigMap hot reload is disabled");
-                continue;
-            };
-            match actor.send(ReloadNow).await {
-                Ok(Ok(report)) => info!(outcome = report.outcome, generation = report.generation, "SIGHUP reload"),
-                Ok(Err(error)) => warn!(error = %crate::error::chain(&error), "SIGHUP reload failed"),
-                Err(error) => warn!(%error, "SIGHUP reload failed"),
-            }
-        }
-    });
 }

@@ -1,6 +1,6 @@
 //! Merges the configuration sources, lowest to highest: defaults < file < ConfigMap < environment.
 
-use std::path::Path;
+use std::{fmt, path::Path};
 
 use toml::{Table, Value};
 
@@ -18,8 +18,11 @@ pub struct Candidate {
     pub shadowed_by_env: Vec<String>,
 }
 
+/// Keys under `[config_reload]` that say where the ConfigMap is: the ConfigMap cannot set them itself.
+const LOCATING_KEYS: [&str; 3] = ["namespace", "configmap", "key"];
+
 /// TOML text with a description of where it came from, used in error messages.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LayerText {
     /// Such as `ConfigMap brokkr/brokkr-broker key broker.toml`.
     pub origin: String,
@@ -27,19 +30,51 @@ pub struct LayerText {
     pub text: String,
 }
 
-#[derive(Debug, Clone)]
+/// Shows where the text came from and its size, never the text: it may hold a secret.
+impl fmt::Debug for LayerText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LayerText")
+            .field("origin", &self.origin)
+            .field("text", &format!("<{} bytes>", self.text.len()))
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 struct EnvEntry {
     section: String,
     key: String,
     value: Value,
 }
 
+/// Shows the setting an environment variable sets, never its value.
+impl fmt::Debug for EnvEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{} = <set>", self.section, self.key)
+    }
+}
+
 /// The layers that do not change while the broker runs (defaults, file, environment).
 /// [`ConfigLayers::build`] puts a ConfigMap document between the file and the environment.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ConfigLayers {
     file: Table,
     env: Vec<EnvEntry>,
+}
+
+/// Shows which keys each layer sets, never their values.
+impl fmt::Debug for ConfigLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file: Vec<String> = self
+            .file
+            .iter()
+            .flat_map(|(section, value)| match value.as_table() {
+                Some(table) => table.keys().map(|k| format!("{section}.{k}")).collect(),
+                None => vec![section.clone()],
+            })
+            .collect();
+        f.debug_struct("ConfigLayers").field("file", &file).field("env", &self.env).finish()
+    }
 }
 
 impl ConfigLayers {
@@ -97,6 +132,10 @@ impl ConfigLayers {
     pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
         let mut merged = self.file.clone();
         let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
+        let sets_locating_keys = configmap
+            .get("config_reload")
+            .and_then(Value::as_table)
+            .is_some_and(|t| LOCATING_KEYS.iter().any(|k| t.contains_key(*k)));
         merge(&mut merged, &configmap);
         let mut shadowed_by_env = Vec::new();
         for entry in &self.env {
@@ -116,12 +155,40 @@ impl ConfigLayers {
             let message = if key == "admin" || key.starts_with("admin.") {
                 "invalid value (not shown: the key holds a secret)".to_owned()
             } else {
-                e.into_inner().to_string()
+                // One clean line: the deserializer may append "in `key`" on a line of its own; the key is named
+                // by the error already.
+                let inner = e.into_inner().to_string();
+                inner.lines().next().unwrap_or_default().trim_end().to_owned()
             };
             ConfigError::Field { key, message }
         })?;
         validate(&settings)?;
+        if sets_locating_keys {
+            refuse_relocation(&settings, &self.build(None)?.settings)?;
+        }
         Ok(Candidate { settings, shadowed_by_env })
+    }
+}
+
+/// The ConfigMap cannot move the ConfigMap: it is found through these keys before it is read, so a different value
+/// in it could never take effect (and would wait for a restart forever). Repeating the value in force is fine, as a
+/// ConfigMap that holds a full copy of `broker.toml` does.
+fn refuse_relocation(settings: &Settings, without_configmap: &Settings) -> Result<()> {
+    let (now, base) = (&settings.config_reload, &without_configmap.config_reload);
+    let moved = [
+        ("namespace", now.namespace != base.namespace),
+        ("configmap", now.configmap != base.configmap),
+        ("key", now.key != base.key),
+    ];
+    match moved.iter().find(|(_, moved)| *moved) {
+        Some((key, _)) => Err(ConfigError::Invalid {
+            key: format!("config_reload.{key}"),
+            reason: format!(
+                "locates the ConfigMap, so the ConfigMap cannot change it; set it with --config or BROKKR__CONFIG_RELOAD__{}",
+                key.to_ascii_uppercase()
+            ),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -229,8 +296,13 @@ mod tests {
 
     #[test]
     fn no_truncation_or_corruption_of_a_document_panics() {
-        let doc = "[log]\nlevel = \"info,brokkr=débug\"\n[cors]\nallowed_origins = [\"https://ä.example\", \"*\"]\n\
-                   max_age = \"1m 30s\"\n[config_reload]\ndebounce = \"2s\"\nmax_wait = \"10s\"\n[admin]\ntoken = \"s€cret\"\n";
+        // Non-ASCII where it is valid (comments), so cuts land inside characters; the document
+        // itself is valid, so every corruption is checked against a full build, not an early rejection.
+        let doc = "# ünïcödé\n[log]\nlevel = \"info,brokkr=debug\" # ünïcödé\n[cors]\nallowed_origins = [\"https://xn--4ca.example\", \"*\"]\n\
+                   max_age = \"1m 30s\"\n[config_reload]\ndebounce = \"2s\"\nmax_wait = \"10s\"\n[admin]\ntoken = \"s3cret-t0ken\"\n";
+        ConfigLayers::new()
+            .build(Some(&LayerText { origin: "cm".into(), text: doc.into() }))
+            .expect("the intact document is valid");
         let layers = ConfigLayers::new();
         for (i, _) in doc.char_indices() {
             for junk in ["", "\"", "[", "]]", "=", "\u{0}", "ü", "\n[[x]]\n", "\\u{zz}", "'''", "\"\"\""] {
@@ -238,7 +310,7 @@ mod tests {
                 for text in [corrupted.as_str(), &doc[..i]] {
                     let layer = LayerText { origin: "cm".into(), text: text.into() };
                     if let Err(e) = layers.build(Some(&layer)) {
-                        assert!(!e.to_string().contains("s€cret"), "{e}");
+                        assert!(!e.to_string().contains("s3cret"), "{e}");
                     }
                 }
             }
@@ -279,6 +351,51 @@ mod tests {
         assert!(!s.config_reload.enabled);
         assert_eq!(s.cors.allowed_origins, vec!["https://a.example".to_owned()]);
         assert_eq!(s.log.level, "true", "a string setting takes the text as it is");
+    }
+
+    #[test]
+    fn a_bad_duration_is_one_clean_line_that_names_the_key_once() {
+        let err = ConfigLayers::new()
+            .build(Some(&text("cm", "[config_reload]\ndebounce = \"2 parsecs\"")))
+            .expect_err("rejected");
+        let shown = err.to_string();
+        assert!(!shown.contains('\n'), "one line: {shown:?}");
+        assert_eq!(shown.matches("config_reload.debounce").count(), 1, "{shown:?}");
+        assert!(shown.contains("2 parsecs"), "{shown:?}");
+    }
+
+    #[test]
+    fn the_configmap_cannot_relocate_itself() {
+        for key in ["namespace = \"other\"", "configmap = \"other\"", "key = \"other.toml\""] {
+            let doc = format!("[config_reload]\n{key}");
+            let err = ConfigLayers::new().build(Some(&text("cm", &doc))).expect_err("rejected");
+            let name = key.split(' ').next().unwrap_or_default();
+            assert_eq!(err.key(), Some(format!("config_reload.{name}").as_str()), "{err}");
+        }
+        let file = ConfigLayers::new().with_file_text(&text("file", "[config_reload]\nconfigmap = \"other\""));
+        assert!(file.is_ok(), "the file may name the ConfigMap");
+        let same = "[config_reload]\nconfigmap = \"brokkr-broker\"\nkey = \"broker.toml\"";
+        assert!(ConfigLayers::new().build(Some(&text("cm", same))).is_ok(), "repeating the values in force is fine");
+    }
+
+    #[test]
+    fn log_filter_field_values_are_literals_never_compiled_regexes() {
+        // `(` is not a valid regex: accepted only when field values are matched as plain text, which is what makes
+        // a crafted `log.level` unable to build a huge automaton on the actor thread.
+        let built = ConfigLayers::new().build(Some(&text("cm", "[log]\nlevel = \"[{user=(}]=debug,info\"")));
+        assert_eq!(built.expect("accepted as a literal match").settings.log.level, "[{user=(}]=debug,info");
+    }
+
+    #[test]
+    fn debug_output_of_layers_never_shows_their_text() {
+        let secret = text("cm", "[admin]\ntoken = \"s3cret-token\"");
+        let layers = ConfigLayers::new()
+            .with_file_text(&secret)
+            .and_then(|l| l.with_env(env(&[("BROKKR__ADMIN__TOKEN", "s3cret-env")])))
+            .expect("valid");
+        for shown in [format!("{secret:?}"), format!("{layers:?}")] {
+            assert!(!shown.contains("s3cret"), "{shown}");
+        }
     }
 
     #[test]

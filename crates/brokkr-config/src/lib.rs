@@ -7,11 +7,13 @@
 mod duration;
 pub mod error;
 pub mod layers;
+pub mod log_filter;
 pub mod reloadable;
 pub mod settings;
 mod validate;
 
 pub use error::{ConfigError, Result};
 pub use layers::{Candidate, ConfigLayers};
+pub use log_filter::parse_log_filter;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
 pub use settings::{Change, FieldInfo, LogFormat, Settings, diff};

@@ -134,7 +134,14 @@ impl ReloadableConfig {
     /// Puts the start-up settings in force as generation 0.
     #[must_use]
     pub fn new(settings: Settings) -> Self {
-        let snapshot = Arc::new(ConfigSnapshot::new(settings, 0, None));
+        Self::starting(settings, None)
+    }
+
+    /// Puts the start-up settings in force as generation 0, built with the ConfigMap version `source` when
+    /// start-up read one (its restart-only keys are then in force, not waiting for a restart).
+    #[must_use]
+    pub fn starting(settings: Settings, source: Option<SourceRef>) -> Self {
+        let snapshot = Arc::new(ConfigSnapshot::new(settings, 0, source));
         let (notify, _) = watch::channel(snapshot.clone());
         Self { inner: Arc::new(Inner { current: ArcSwap::new(snapshot), notify, last_reload: Mutex::new(None) }) }
     }
@@ -163,7 +170,10 @@ impl ReloadableConfig {
     /// Reloads must come from one place (the `ConfigActor`); concurrent callers could interleave generations.
     pub fn reload(&self, candidate: Result<Candidate, ConfigError>, source: Option<SourceRef>) -> ReloadOutcome {
         let current = self.current();
-        let previous_shadowed = self.last_reload().map(|r| r.shadowed_by_env).unwrap_or_default();
+        let previous = self.last_reload();
+        let previous_shadowed = previous.as_ref().map(|r| r.shadowed_by_env.clone()).unwrap_or_default();
+        // A rejected document changes nothing, so what was waiting for a restart still is.
+        let previous_restart = previous.map(|r| r.restart_required).unwrap_or_default();
         let (outcome, shadowed_by_env) = match candidate {
             Err(error) => (ReloadOutcome::Rejected { reason: error.to_string() }, previous_shadowed),
             Ok(Candidate { settings, shadowed_by_env }) => {
@@ -196,7 +206,10 @@ impl ReloadableConfig {
                 ReloadOutcome::Rejected { reason } => Some(reason.clone()),
                 _ => None,
             },
-            restart_required: outcome.restart_required().iter().map(|c| c.key.to_owned()).collect(),
+            restart_required: match &outcome {
+                ReloadOutcome::Rejected { .. } => previous_restart,
+                _ => outcome.restart_required().iter().map(|c| c.key.to_owned()).collect(),
+            },
             shadowed_by_env,
         };
         *self.inner.last_reload.lock().unwrap_or_else(PoisonError::into_inner) = Some(record);

@@ -2,8 +2,6 @@
 
 use std::time::Duration;
 
-use tracing_subscriber::EnvFilter;
-
 use crate::{ConfigError, Result, Settings};
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -34,23 +32,47 @@ fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> 
     Ok(())
 }
 
+/// `*`, or an origin exactly as a browser serializes it in `Origin` (Fetch standard): anything else never matches.
 fn check_origin(key: &str, origin: &str) -> Result<()> {
     if origin == "*" {
         return Ok(());
     }
-    let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(['/', '?', '#', ' ', '*']) => Ok(()),
-        _ => Err(invalid(key, format!("{origin:?} is not an origin like \"https://app.example.com\" or \"*\""))),
+    let url = url::Url::parse(origin).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+    let Some(url) = url else {
+        return Err(invalid(
+            key,
+            format!("{origin:?} is not a serialized origin like \"https://app.example.com\" (http or https) or \"*\""),
+        ));
+    };
+    if url.host_str().is_some_and(|h| h.contains('*')) {
+        return Err(invalid(key, format!("{origin:?}: wildcard hosts are not supported; list each origin, or \"*\"")));
     }
+    let serialized = url.origin().ascii_serialization();
+    if serialized != origin {
+        return Err(invalid(key, format!("{origin:?} is not a serialized origin; did you mean {serialized:?}?")));
+    }
+    Ok(())
 }
 
-/// Checks everything serde cannot: filter syntax, origins, names, and duration ranges.
+/// A bearer token must fit in an HTTP header: visible ASCII only. The reason never shows the value, a secret.
+fn check_token(token: &str) -> Result<()> {
+    if !token.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+        return Err(invalid(
+            "admin.token",
+            "contains a character that cannot be sent in an HTTP header (only visible ASCII is allowed); \
+             value not shown: it is a secret",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks everything serde cannot: filter syntax, origins, the admin token, names, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
-    EnvFilter::try_new(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
+    crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
     for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
         check_origin(&format!("cors.allowed_origins[{i}]"), origin)?;
     }
+    check_token(&s.admin.token)?;
     let secs = Duration::from_secs;
     within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400))?;
     let r = &s.config_reload;
@@ -124,5 +146,74 @@ mod tests {
         let mut s = Settings::default();
         s.config_reload.configmap = "Brokkr_Config".into();
         assert_eq!(key_of(validate(&s)), "config_reload.configmap");
+    }
+
+    fn with_origin(origin: &str) -> Settings {
+        let mut s = Settings::default();
+        s.cors.allowed_origins = vec!["https://ok.example".into(), origin.into()];
+        s
+    }
+
+    #[test]
+    fn only_origins_as_browsers_send_them_are_accepted() {
+        let accepted = [
+            "*",
+            "https://a.example",
+            "http://localhost:8080",
+            "https://a.example:8443",
+            "https://xn--4ca.example",
+            "http://[::1]:8080",
+        ];
+        for origin in accepted {
+            if let Err(error) = validate(&with_origin(origin)) {
+                panic!("{origin} must be accepted: {error}");
+            }
+        }
+        // Most of these were accepted before, yet none of them can ever equal the `Origin` a browser sends.
+        let rejected = [
+            "https://a.example/",
+            "https://a.example:443",
+            "http://a.example:80",
+            "https://A.example",
+            "https://user@a.example",
+            "ftp://a.example",
+            "https://a.example?x=1",
+            "https://\u{e4}.example",
+            "https://a.example#top",
+            "https://*.example",
+            "a.example",
+        ];
+        for origin in rejected {
+            assert_eq!(key_of(validate(&with_origin(origin))), "cors.allowed_origins[1]", "{origin}");
+        }
+    }
+
+    #[test]
+    fn a_near_miss_origin_suggests_its_serialization() {
+        let error = validate(&with_origin("https://A.example/")).expect_err("must be rejected");
+        assert_eq!(error.key(), Some("cors.allowed_origins[1]"));
+        let expected = r#""https://A.example/" is not a serialized origin; did you mean "https://a.example"?"#;
+        assert!(error.to_string().ends_with(expected), "{error}");
+        let error = validate(&with_origin("https://\u{e4}.example")).expect_err("must be rejected");
+        assert!(error.to_string().contains("did you mean \"https://xn--4ca.example\"?"), "{error}");
+        let error = validate(&with_origin("ftp://a.example")).expect_err("must be rejected");
+        assert!(!error.to_string().contains("did you mean"), "no http(s) origin to suggest: {error}");
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_sent_in_a_header_is_rejected_without_showing_it() {
+        for token in ["k9\u{e9}Zq-tok", "k9Zq tok3n", "k9Zq\ttok3n", "k9Zq\u{7f}"] {
+            let mut s = Settings::default();
+            s.admin.token = token.into();
+            let error = validate(&s).expect_err("must be rejected");
+            assert_eq!(error.key(), Some("admin.token"));
+            let shown = format!("{error} {error:?}");
+            for part in token.split(|c: char| !c.is_ascii_graphic()).filter(|p| !p.is_empty()) {
+                assert!(!shown.contains(part), "{part:?} is shown in {shown:?}");
+            }
+        }
+        let mut s = Settings::default();
+        s.admin.token = "Visible-ASCII_0.9~+/=!".into();
+        validate(&s).expect("visible ASCII is a valid token");
     }
 }
