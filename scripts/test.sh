@@ -31,6 +31,8 @@ cargo test --workspace --locked --exclude brokkr-e2e
 
 step "end-to-end tests against the local control plane (one at a time: each starts its own API server)"
 cargo build -p brokkr-broker --locked
+# The binary just built; without this the harness builds it itself (same profile), which costs a relink.
+export BROKKR_BROKER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/brokkr-broker"
 cargo test -p brokkr-e2e --locked -- --test-threads=1 --nocapture
 
 step "all tests passed in $((SECONDS - started)) s"

@@ -28,9 +28,12 @@ async fn without_its_role_the_broker_stays_up_reports_the_403_and_recovers() {
     cluster.grant_broker_role().await;
     let recovered = broker.wait_for_generation(1, Duration::from_secs(90)).await;
     println!("e2e Role granted->applied latency (includes watcher backoff): {} ms", recovered.as_millis());
-    let status = broker.status().await;
-    assert_eq!(status["watcher"]["state"], "watching");
-    assert!(status["watcher"]["restarts"].as_u64() >= Some(1));
+    broker
+        .wait_until("the watch holds", Duration::from_secs(10), |b| async move {
+            b.status().await["watcher"]["state"] == "watching"
+        })
+        .await;
+    assert!(broker.status().await["watcher"]["restarts"].as_u64() >= Some(1));
     assert_eq!(broker.allowed_origin("/healthz", "https://one.example").await.as_deref(), Some("https://one.example"));
     // Only the broker's own ConfigMap is readable: the Role names it.
     let denied_other = cluster.plane.requests_by(BROKER_USER).iter().all(|e| {

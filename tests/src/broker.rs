@@ -27,8 +27,11 @@ fn broker_binary() -> PathBuf {
             }
             let binary = dir.join("brokkr-broker");
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            // The same profile as this test binary (`target/<profile>/…`), so a `--release` run tests a release broker.
+            let profile = dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug").to_owned();
+            let profile = if profile == "debug" { "dev".to_owned() } else { profile };
             let built = std::process::Command::new(cargo)
-                .args(["build", "-p", "brokkr-broker", "--bin", "brokkr-broker"])
+                .args(["build", "-p", "brokkr-broker", "--bin", "brokkr-broker", "--profile", &profile])
                 .status()
                 .expect("run cargo build");
             assert!(built.success(), "cargo build -p brokkr-broker failed");
@@ -46,12 +49,26 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts `brokkr-broker serve` with only `KUBECONFIG=kubeconfig`, the namespace, and `env` set.
+    /// Starts `brokkr-broker serve` with only `KUBECONFIG=kubeconfig`, the namespace, and `env` set (an empty value
+    /// removes a variable the harness would set). Waits until `/healthz` answers.
     pub async fn start(kubeconfig: &Path, namespace: &str, env: &[(&str, &str)], log_dir: &Path) -> Self {
+        let broker = Self::spawn(kubeconfig, namespace, env, log_dir);
+        broker
+            .wait_until("healthz answers", Duration::from_secs(30), |b| async move {
+                b.get("/healthz", None).await.is_some()
+            })
+            .await;
+        broker
+    }
+
+    /// Starts `brokkr-broker serve` like [`Broker::start`] but returns at once, before it serves.
+    #[must_use]
+    pub fn spawn(kubeconfig: &Path, namespace: &str, env: &[(&str, &str)], log_dir: &Path) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = log_dir.join(format!("broker-{port}.log"));
         let file = std::fs::File::create(&log).expect("broker log");
-        let mut command = Command::new(broker_binary());
+        // Dies with the test run, even one that is killed (parent-death signal).
+        let mut command = Command::from(brokkr_testenv::child_command(&broker_binary()));
         command
             .arg("serve")
             .env_clear()
@@ -66,16 +83,14 @@ impl Broker {
             .stderr(file)
             .kill_on_drop(true);
         for (key, value) in env {
-            command.env(key, value);
+            if value.is_empty() {
+                command.env_remove(key);
+            } else {
+                command.env(key, value);
+            }
         }
         let child = command.spawn().unwrap_or_else(|e| panic!("start {}: {e}", broker_binary().display()));
-        let broker = Self { child, port, log, http: reqwest::Client::new() };
-        broker
-            .wait_until("healthz answers", Duration::from_secs(30), |b| async move {
-                b.get("/healthz", None).await.is_some()
-            })
-            .await;
-        broker
+        Self { child, port, log, http: reqwest::Client::new() }
     }
 
     /// `http://127.0.0.1:<port><path>`.
@@ -175,6 +190,42 @@ impl Broker {
             assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting until {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Waits until the status shows the ConfigMap version `resource_version` in force; returns the time taken.
+    pub async fn wait_for_version(&self, resource_version: &str, timeout: Duration) -> Duration {
+        self.wait_until(&format!("resourceVersion {resource_version} is in force"), timeout, |b| async move {
+            b.status().await["source"]["resource_version"] == resource_version
+        })
+        .await
+    }
+
+    /// Waits until a ConfigMap version is in force (normally at once: it is read at start-up; under load the
+    /// start-up read may time out and the watch's first list brings it). Returns the generation then in force.
+    pub async fn wait_for_configmap(&self) -> u64 {
+        self.wait_until("a ConfigMap version is in force", Duration::from_secs(30), |b| async move {
+            b.status().await["source"]["resource_version"].is_string()
+        })
+        .await;
+        self.generation().await
+    }
+
+    /// The generation in force.
+    pub async fn generation(&self) -> u64 {
+        self.status().await["generation"].as_u64().unwrap_or_default()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The value of the metric sample `name` (with its labels, as exposed), if present.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let text = self.metrics().await;
+        text.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+            l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())
+        })
     }
 
     /// Waits until the status shows `generation`; returns the time taken.

@@ -48,6 +48,12 @@ impl Cluster {
         cluster
     }
 
+    /// Starts a broker with the restricted identity that reaches the API server through `proxy`.
+    pub async fn start_broker_via(&self, proxy: &brokkr_testenv::FaultProxy, env: &[(&str, &str)]) -> Broker {
+        let kubeconfig = self.plane.user_kubeconfig_via(BROKER_USER, proxy.addr()).expect("kubeconfig");
+        Broker::start(&kubeconfig, &self.namespace, env, self.plane.dir()).await
+    }
+
     /// Starts a broker with the restricted identity in this namespace, with extra `env`.
     pub async fn start_broker(&self, env: &[(&str, &str)]) -> Broker {
         Broker::start(&self.broker_kubeconfig(), &self.namespace, env, self.plane.dir()).await
@@ -88,6 +94,11 @@ impl Cluster {
 
     /// The least the broker needs: read its own ConfigMap, record Events.
     pub async fn grant_broker_role(&self) {
+        self.grant_broker_role_with(&["get", "list", "watch"]).await;
+    }
+
+    /// A Role that allows `verbs` on the broker's ConfigMap (and Events), bound to the broker's identity.
+    pub async fn grant_broker_role_with(&self, verbs: &[&str]) {
         let role = Role {
             metadata: meta("brokkr-broker", Some(&self.namespace)),
             rules: Some(vec![
@@ -95,7 +106,7 @@ impl Cluster {
                     api_groups: Some(vec![String::new()]),
                     resources: Some(vec!["configmaps".into()]),
                     resource_names: Some(vec![CONFIGMAP.into()]),
-                    verbs: vec!["get".into(), "list".into(), "watch".into()],
+                    verbs: verbs.iter().map(|v| (*v).to_owned()).collect(),
                     ..PolicyRule::default()
                 },
                 PolicyRule {
