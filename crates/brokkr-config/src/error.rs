@@ -62,6 +62,23 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// This error with every occurrence of `secret` in its text replaced by `<redacted>`: defence in depth for a
+    /// secret pasted into a key whose value an error quotes (`log.format = "<token>"`). Empty secrets are ignored.
+    #[must_use]
+    pub fn redact(self, secret: &str) -> Self {
+        if secret.is_empty() {
+            return self;
+        }
+        let scrub = |text: String| text.replace(secret, "<redacted>");
+        match self {
+            Self::Syntax { origin, message } => Self::Syntax { origin, message: scrub(message) },
+            Self::Field { key, message } => Self::Field { key: scrub(key), message: scrub(message) },
+            Self::Invalid { key, reason } => Self::Invalid { key, reason: scrub(reason) },
+            Self::Env { var, reason } => Self::Env { var, reason: scrub(reason) },
+            other => other,
+        }
+    }
+
     /// The dotted key at fault, when the error is about one key.
     #[must_use]
     pub fn key(&self) -> Option<&str> {

@@ -129,7 +129,26 @@ impl ConfigLayers {
     }
 
     /// Builds and validates settings with `configmap` (if any) between the file and the environment.
+    ///
+    /// An error never shows the value of `admin.token` from any layer, even one pasted into another key.
     pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
+        self.build_unredacted(configmap).map_err(|error| {
+            let configmap = configmap.and_then(|layer| layer.text.parse::<Table>().ok());
+            let secrets = [Some(&self.file), configmap.as_ref()]
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t.get("admin")?.as_table()?.get("token")?.as_str().map(str::to_owned))
+                .chain(
+                    self.env
+                        .iter()
+                        .filter(|e| e.section == "admin" && e.key == "token")
+                        .filter_map(|e| e.value.as_str().map(str::to_owned)),
+                );
+            secrets.fold(error, |error, secret| error.redact(&secret))
+        })
+    }
+
+    fn build_unredacted(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
         let mut merged = self.file.clone();
         let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
         let sets_locating_keys = configmap
@@ -137,6 +156,12 @@ impl ConfigLayers {
             .and_then(Value::as_table)
             .is_some_and(|t| LOCATING_KEYS.iter().any(|k| t.contains_key(*k)));
         merge(&mut merged, &configmap);
+        // Every section must be a table: serde would build a section from an array (`admin = []` gives the
+        // defaults), and the environment's values could not be put into it.
+        let sections = defaults_table();
+        if let Some((key, _)) = merged.iter().find(|(key, value)| sections.contains_key(*key) && !value.is_table()) {
+            return Err(ConfigError::Field { key: key.clone(), message: format!("must be a table, written [{key}]") });
+        }
         let mut shadowed_by_env = Vec::new();
         for entry in &self.env {
             let section = merged.entry(entry.section.clone()).or_insert_with(|| Value::Table(Table::new()));
@@ -384,6 +409,17 @@ mod tests {
         // a crafted `log.level` unable to build a huge automaton on the actor thread.
         let built = ConfigLayers::new().build(Some(&text("cm", "[log]\nlevel = \"[{user=(}]=debug,info\"")));
         assert_eq!(built.expect("accepted as a literal match").settings.log.level, "[{user=(}]=debug,info");
+    }
+
+    #[test]
+    fn a_section_that_is_not_a_table_is_rejected_and_never_blanks_the_environment() {
+        // Found by the property tests: serde builds a struct from an array, and the environment value was not
+        // inserted into a section that is not a table, so `admin = []` replaced BROKKR__ADMIN__TOKEN with "".
+        let layers = ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "t0ken")])).expect("valid");
+        for (doc, section) in [("admin = []", "admin"), ("log = [\"debug\"]", "log"), ("cors = 1", "cors")] {
+            let err = layers.build(Some(&text("cm", doc))).expect_err(doc);
+            assert_eq!(err.key(), Some(section), "{doc}: {err}");
+        }
     }
 
     #[test]

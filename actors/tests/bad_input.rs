@@ -1,0 +1,233 @@
+//! The bad-input corpus: every malformed, mistyped or out-of-range ConfigMap document goes through the
+//! `ConfigActor` (the path a watch event takes), is rejected with the key or the position named, keeps the last
+//! good configuration, never panics and never echoes the planted secret; the next valid document then applies.
+
+mod support;
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use actix::{Actor, Addr};
+use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef, layers::LayerText};
+use brokkr_reload::{
+    ConfigActor, ConfigMapState, ConfigMapVersion, Reload, ReloadMetrics,
+    events::{News, ReloadEvents, events_for},
+};
+use support::{FakeSource, present};
+
+/// Planted in the file layer (the ConfigMap can override it, so its own `admin.token` errors are reached) and next
+/// to errors in the documents: it must never come back out.
+const SECRET: &str = "PLANTED-s3cret-7f3a";
+
+/// Every Event note the actor asks for.
+#[derive(Default)]
+struct Notes(Arc<Mutex<Vec<String>>>);
+
+impl ReloadEvents for Notes {
+    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
+        let notes = events_for(outcome, news).into_iter().filter_map(|e| e.note);
+        self.0.lock().expect("lock").extend(notes);
+    }
+}
+
+struct Harness {
+    actor: Addr<ConfigActor>,
+    config: ReloadableConfig,
+    notes: Arc<Mutex<Vec<String>>>,
+}
+
+fn harness() -> Harness {
+    let file = LayerText { origin: "config file".into(), text: format!("[admin]\ntoken = \"{SECRET}\"") };
+    let layers = ConfigLayers::new().with_file_text(&file).expect("the planted token is a valid token");
+    let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
+    let notes = Notes::default();
+    let recorded = notes.0.clone();
+    let source = Arc::new(FakeSource::default());
+    let actor =
+        ConfigActor::new(config.clone(), layers, source, ReloadMetrics::default()).events(Arc::new(notes)).start();
+    Harness { actor, config, notes: recorded }
+}
+
+/// `(case, document, what the error must name)`: a key, or `line N` for syntax errors.
+fn corpus() -> Vec<(&'static str, String, &'static str)> {
+    let s = |x: &str| x.to_owned();
+    let secret_line = format!("[admin]\ntoken = \"{SECRET}\"\n");
+    let mut cases = vec![
+        // Malformed TOML: the position is named, never the text.
+        ("unclosed table header", s("[log\nlevel = \"info\""), "line 1"),
+        ("unclosed string", s("[log]\nlevel = \"info"), "line 2"),
+        ("missing value", s("[log]\nlevel ="), "line 2"),
+        ("missing equals", s("[log]\nlevel \"info\""), "line 2"),
+        ("bare word value", s("[log]\nlevel = info"), "line 2"),
+        ("duplicate key", s("[log]\nlevel = \"info\"\nlevel = \"debug\""), "line 3"),
+        ("duplicate table", s("[log]\nlevel = \"info\"\n[log]\nformat = \"json\""), "line 3"),
+        ("unclosed array", s("[cors]\nallowed_origins = [\"https://a.example\""), "line 2"),
+        ("unclosed inline table", s("log = { level = \"info\""), "line 1"),
+        ("trailing garbage", s("[log]\nlevel = \"info\" junk"), "line 2"),
+        ("invalid escape", s("[log]\nlevel = \"\\q\""), "line 2"),
+        ("control character", s("[log]\nlevel = \"in\u{1}fo\""), "line 2"),
+        ("NUL byte", s("[log]\nlevel = \"info\"\n\u{0}"), "line 3"),
+        ("lone bracket", s("]"), "line 1"),
+        ("array of tables over a table", s("[log]\nlevel = \"info\"\n[[log]]"), "line 3"),
+        ("secret on the broken line", format!("[admin]\ntoken = \"{SECRET}"), "line 2"),
+        ("secret before the broken line", format!("{secret_line}[log\n"), "line 3"),
+        ("replacement characters", s("[log]\nlevel = \u{FFFD}\u{FFFD}"), "line 2"),
+        ("byte order mark mid-document", s("[log]\n\u{FEFF}level = \"info\""), "line 2"),
+        // Unknown keys and sections.
+        ("unknown section", s("[logging]\nlevel = \"info\""), "logging"),
+        ("unknown key", s("[log]\nlevle = \"info\""), "log.levle"),
+        ("unknown cors key", s("[cors]\nmax_agee = \"1m\""), "cors.max_agee"),
+        ("unknown reload key", s("[config_reload]\ndebounce_ms = 100"), "config_reload.debounce_ms"),
+        ("top-level key", s("debounce = \"1s\""), "debounce"),
+        ("unknown key beside a secret", format!("{secret_line}[server]\nport = 80"), "server.port"),
+        ("unknown admin key", s("[admin]\npassword = \"x\""), "admin"),
+        // Wrong types.
+        ("section as a string", s("log = \"info\""), "log"),
+        ("level as a number", s("[log]\nlevel = 3"), "log.level"),
+        ("level as an array", s("[log]\nlevel = [\"info\"]"), "log.level"),
+        ("format unknown", s("[log]\nformat = \"xml\""), "log.format"),
+        ("origins as a string", s("[cors]\nallowed_origins = \"https://a.example\""), "cors.allowed_origins"),
+        ("origin as a number", s("[cors]\nallowed_origins = [1]"), "cors.allowed_origins"),
+        ("duration as an integer", s("[config_reload]\ndebounce = 5"), "config_reload.debounce"),
+        ("duration as a float", s("[cors]\nmax_age = 1.5"), "cors.max_age"),
+        ("duration as a table", s("[cors]\nmax_age = { secs = 1 }"), "cors.max_age"),
+        ("enabled as a string", s("[config_reload]\nenabled = \"yes\""), "config_reload.enabled"),
+        ("listen not an address", s("[server]\nlisten = \"localhost\""), "server.listen"),
+        ("listen port out of range", s("[server]\nlisten = \"0.0.0.0:70000\""), "server.listen"),
+        ("token as a number", s("[admin]\ntoken = 123456"), "admin.token"),
+        ("admin as a string holding the secret", format!("admin = \"{SECRET}\""), "admin"),
+        ("datetime for a duration", s("[cors]\nmax_age = 1979-05-27T07:32:00Z"), "cors.max_age"),
+        // Durations that do not parse or are out of range.
+        ("unparsable duration", s("[config_reload]\ndebounce = \"2 parsecs\""), "config_reload.debounce"),
+        ("empty duration", s("[config_reload]\ndebounce = \"\""), "config_reload.debounce"),
+        ("negative duration", s("[cors]\nmax_age = \"-1s\""), "cors.max_age"),
+        ("overflowing duration", s("[cors]\nmax_age = \"99999999999999999999y\""), "cors.max_age"),
+        ("debounce too short", s("[config_reload]\ndebounce = \"1ms\""), "config_reload.debounce"),
+        ("debounce too long", s("[config_reload]\ndebounce = \"11m\"\nmax_wait = \"1h\""), "config_reload.debounce"),
+        ("max_wait too long", s("[config_reload]\nmax_wait = \"2h\""), "config_reload.max_wait"),
+        (
+            "max_wait below debounce",
+            s("[config_reload]\ndebounce = \"10s\"\nmax_wait = \"5s\""),
+            "config_reload.max_wait",
+        ),
+        ("resync too short", s("[config_reload]\nresync_interval = \"1s\""), "config_reload.resync_interval"),
+        ("resync too long", s("[config_reload]\nresync_interval = \"2d\""), "config_reload.resync_interval"),
+        ("max_age too long", s("[cors]\nmax_age = \"2d\""), "cors.max_age"),
+        // Values of the right type that the broker cannot use.
+        ("filter syntax", s("[log]\nlevel = \"info,[[\""), "log.level"),
+        ("filter level", s("[log]\nlevel = \"brokkr=loud\""), "log.level"),
+        ("origin with a path", s("[cors]\nallowed_origins = [\"https://a.example/app\"]"), "cors.allowed_origins[0]"),
+        (
+            "origin with a trailing slash",
+            s("[cors]\nallowed_origins = [\"https://a.example/\"]"),
+            "cors.allowed_origins[0]",
+        ),
+        (
+            "origin with a default port",
+            s("[cors]\nallowed_origins = [\"https://a.example:443\"]"),
+            "cors.allowed_origins[0]",
+        ),
+        ("origin without a scheme", s("[cors]\nallowed_origins = [\"a.example\"]"), "cors.allowed_origins[0]"),
+        ("second origin bad", s("[cors]\nallowed_origins = [\"*\", \"ftp://a.example\"]"), "cors.allowed_origins[1]"),
+        ("token with a space", s("[admin]\ntoken = \"two words\""), "admin.token"),
+        ("token with non-ASCII", s("[admin]\ntoken = \"s€cret\""), "admin.token"),
+        ("moving the ConfigMap", s("[config_reload]\nconfigmap = \"other\""), "config_reload.configmap"),
+        ("moving the data key", s("[config_reload]\nkey = \"other.toml\""), "config_reload.key"),
+        ("moving the namespace", s("[config_reload]\nnamespace = \"other\""), "config_reload.namespace"),
+    ];
+    // Size and depth.
+    let big = format!("# {}\n[log]\nlevle = \"info\"", "x".repeat(1024 * 1024));
+    cases.push(("a 1 MiB document", big, "log.levle"));
+    let deep_array = format!("x = {}{}", "[".repeat(10_000), "]".repeat(10_000));
+    cases.push(("arrays nested 10 000 deep", deep_array, "line 1"));
+    let deep_table = format!("x = {}{}", "{ a = ".repeat(5_000), "}".repeat(5_000));
+    cases.push(("inline tables nested 5 000 deep", deep_table, "line 1"));
+    let dotted = format!("{} = 1", vec!["a"; 5_000].join("."));
+    cases.push(("a key dotted 5 000 deep", dotted, "a"));
+    cases
+}
+
+fn in_force(config: &ReloadableConfig) -> (u64, String) {
+    let now = config.current();
+    (now.generation, now.hash.clone())
+}
+
+#[actix_rt::test]
+async fn every_bad_document_is_rejected_naming_what_is_wrong_and_the_next_good_one_applies() {
+    let h = harness();
+    h.actor.send(Reload { state: present("[log]\nlevel = \"warn\"", "1") }).await.expect("actor alive");
+    let good = in_force(&h.config);
+    assert_eq!(good.0, 1);
+    let cases = corpus();
+    assert!(cases.len() >= 60, "{} cases", cases.len());
+
+    for (i, (case, document, names)) in cases.into_iter().enumerate() {
+        let rv = (i + 2).to_string();
+        h.actor.send(Reload { state: present(&document, &rv) }).await.expect("the actor survived");
+        let last = h.config.last_reload().expect("recorded");
+        let error = last.error.clone().unwrap_or_default();
+        assert_eq!(last.outcome, "rejected", "{case}: {error}");
+        assert!(error.contains(names), "{case}: the error names {names:?}: {error}");
+        assert!(!error.contains(SECRET), "{case}: the secret leaked: {error}");
+        assert!(!error.contains('\n'), "{case}: one line: {error:?}");
+        assert!(error.len() < 1024, "{case}: a bounded message ({} bytes)", error.len());
+        assert_eq!(in_force(&h.config), good, "{case}: the last good configuration stays");
+        assert_eq!(h.config.current().settings.admin.token, SECRET, "{case}");
+    }
+    let notes = h.notes.lock().expect("lock").clone();
+    assert!(notes.iter().all(|n| !n.contains(SECRET)), "no Event note carries the secret");
+
+    // The recovery peers got wrong: the next valid document applies.
+    h.actor.send(Reload { state: present("[log]\nlevel = \"debug\"", "1000") }).await.expect("actor alive");
+    assert_eq!(h.config.last_reload().expect("recorded").outcome, "applied");
+    assert_eq!((h.config.current().generation, h.config.current().settings.log.level.as_str()), (2, "debug"));
+}
+
+#[actix_rt::test]
+async fn a_configmap_without_the_data_key_is_rejected_and_recovered_from() {
+    let h = harness();
+    let only = |data: BTreeMap<String, String>, rv: &str| {
+        ConfigMapState::Present(ConfigMapVersion { data, resource_version: Some(rv.into()), uid: None })
+    };
+    // Empty data, another key only, or the TOML in `binaryData` (which the broker does not read).
+    for (rv, data) in [
+        ("1", BTreeMap::new()),
+        ("2", BTreeMap::from([("broker.yaml".to_owned(), "log: {}".to_owned())])),
+        ("3", BTreeMap::from([("Broker.toml".to_owned(), "[log]\nlevel = \"debug\"".to_owned())])),
+    ] {
+        h.actor.send(Reload { state: only(data, rv) }).await.expect("actor alive");
+        let error = h.config.last_reload().and_then(|l| l.error).unwrap_or_default();
+        assert!(error.contains("has no data key broker.toml"), "{error}");
+        assert_eq!(h.config.current().generation, 0);
+    }
+    h.actor.send(Reload { state: present("", "4") }).await.expect("actor alive");
+    assert_eq!(h.config.last_reload().expect("recorded").outcome, "unchanged", "an empty document is valid");
+}
+
+#[test]
+fn invalid_environment_overrides_are_refused_at_start_naming_the_variable() {
+    let cases = [
+        ("BROKKR__LOG", "info"),
+        ("BROKKR__NOPE__LEVEL", "info"),
+        ("BROKKR__LOG__LEVLE", "info"),
+        ("BROKKR__CONFIG_RELOAD__DEBOUNCE", "2 parsecs"),
+        ("BROKKR__CONFIG_RELOAD__ENABLED", "maybe"),
+        ("BROKKR__CORS__ALLOWED_ORIGINS", "https://a.example"),
+        ("BROKKR__SERVER__LISTEN", "nowhere"),
+        ("BROKKR__ADMIN__TOKEN", "has space"),
+    ];
+    for (var, value) in cases {
+        let mut vars = vec![(var.to_owned(), value.to_owned())];
+        if var != "BROKKR__ADMIN__TOKEN" {
+            vars.insert(0, ("BROKKR__ADMIN__TOKEN".to_owned(), SECRET.to_owned()));
+        }
+        let err = ConfigLayers::new().with_env(vars).expect_err(var);
+        let shown = err.to_string();
+        let named =
+            shown.contains(var) || err.key().is_some_and(|k| var.to_ascii_lowercase().ends_with(&k.replace('.', "__")));
+        assert!(named, "{var}: {shown}");
+        assert!(!shown.contains(SECRET), "{var}: {shown}");
+    }
+}
