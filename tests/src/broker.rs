@@ -121,6 +121,13 @@ impl Broker {
         response.json().await.expect("status is JSON")
     }
 
+    /// The admin status JSON, or `None` if the broker does not answer.
+    pub async fn status_if_up(&self) -> Option<Value> {
+        let request = self.http.get(self.url("/api/v1/admin/config")).bearer_auth(ADMIN_TOKEN);
+        let response = request.timeout(Duration::from_secs(5)).send().await.ok()?;
+        response.json().await.ok()
+    }
+
     /// POST the admin reload; returns status code and body.
     pub async fn reload_now(&self) -> (u16, Value) {
         let response = self

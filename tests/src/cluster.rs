@@ -33,7 +33,12 @@ pub struct Cluster {
 impl Cluster {
     /// Starts a control plane and creates `namespace`.
     pub async fn start(namespace: &str) -> Self {
-        let plane = ControlPlane::start().await.expect("control plane starts");
+        Self::start_with(namespace, &[]).await
+    }
+
+    /// Starts a control plane whose API server gets the `extra` flags, and creates `namespace`.
+    pub async fn start_with(namespace: &str, extra: &[&str]) -> Self {
+        let plane = ControlPlane::start_with(extra).await.expect("control plane starts");
         let admin = plane.admin_client().await.expect("admin client");
         let ns = Namespace { metadata: meta(namespace, None), ..Namespace::default() };
         Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await.expect("namespace");
@@ -71,20 +76,56 @@ impl Cluster {
 
     /// Creates or replaces the ConfigMap with `broker.toml = toml`; returns its new resourceVersion.
     pub async fn apply_config(&self, toml: &str) -> String {
+        self.apply_configmap(CONFIGMAP, toml).await
+    }
+
+    /// Creates or replaces the ConfigMap `name` with `broker.toml = toml`; returns its new resourceVersion.
+    pub async fn apply_configmap(&self, name: &str, toml: &str) -> String {
         let api = self.configmaps();
         let mut cm = ConfigMap {
-            metadata: meta(CONFIGMAP, Some(&self.namespace)),
+            metadata: meta(name, Some(&self.namespace)),
             data: Some(BTreeMap::from([("broker.toml".to_owned(), toml.to_owned())])),
             ..ConfigMap::default()
         };
-        let written = match api.get_opt(CONFIGMAP).await.expect("get ConfigMap") {
+        let written = match api.get_opt(name).await.expect("get ConfigMap") {
             Some(existing) => {
                 cm.metadata.resource_version = existing.metadata.resource_version;
-                api.replace(CONFIGMAP, &PostParams::default(), &cm).await.expect("replace ConfigMap")
+                api.replace(name, &PostParams::default(), &cm).await.expect("replace ConfigMap")
             }
             None => api.create(&PostParams::default(), &cm).await.expect("create ConfigMap"),
         };
         written.metadata.resource_version.unwrap_or_default()
+    }
+
+    /// Deletes the ConfigMap if it exists.
+    pub async fn delete_config_if_present(&self) {
+        if self.configmaps().get_opt(CONFIGMAP).await.expect("get ConfigMap").is_some() {
+            self.delete_config().await;
+        }
+    }
+
+    /// Changes only a label of the ConfigMap, if it exists: returns the resourceVersions before and after.
+    pub async fn touch_label(&self) -> Option<(String, String)> {
+        let api = self.configmaps();
+        let mut cm = api.get_opt(CONFIGMAP).await.expect("get ConfigMap")?;
+        let before = cm.metadata.resource_version.clone().unwrap_or_default();
+        let labels = cm.metadata.labels.get_or_insert_with(BTreeMap::new);
+        let next = labels.get("touched").and_then(|v| v.parse::<u64>().ok()).unwrap_or_default() + 1;
+        labels.insert("touched".into(), next.to_string());
+        let written = api.replace(CONFIGMAP, &PostParams::default(), &cm).await.expect("replace ConfigMap");
+        Some((before, written.metadata.resource_version.unwrap_or_default()))
+    }
+
+    /// Takes the broker's RoleBinding away: its requests are forbidden until [`Cluster::restore_broker_binding`].
+    pub async fn revoke_broker_binding(&self) {
+        let api = Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace);
+        let _ = api.delete("brokkr-broker", &DeleteParams::default()).await;
+    }
+
+    /// Gives the broker its RoleBinding back (the Role stays).
+    pub async fn restore_broker_binding(&self) {
+        let api = Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace);
+        let _ = api.create(&PostParams::default(), &broker_binding(&self.namespace)).await;
     }
 
     /// Deletes the ConfigMap.
@@ -117,20 +158,7 @@ impl Cluster {
                 },
             ]),
         };
-        let binding = RoleBinding {
-            metadata: meta("brokkr-broker", Some(&self.namespace)),
-            role_ref: RoleRef {
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                kind: "Role".into(),
-                name: "brokkr-broker".into(),
-            },
-            subjects: Some(vec![Subject {
-                kind: "User".into(),
-                name: BROKER_USER.into(),
-                api_group: Some("rbac.authorization.k8s.io".into()),
-                ..Subject::default()
-            }]),
-        };
+        let binding = broker_binding(&self.namespace);
         let pp = PostParams::default();
         Api::<Role>::namespaced(self.admin.clone(), &self.namespace).create(&pp, &role).await.expect("Role");
         Api::<RoleBinding>::namespaced(self.admin.clone(), &self.namespace)
@@ -151,6 +179,24 @@ impl Cluster {
             .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(CONFIGMAP))
             .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
             .collect()
+    }
+}
+
+/// Binds the Role `brokkr-broker` to the broker's identity.
+fn broker_binding(namespace: &str) -> RoleBinding {
+    RoleBinding {
+        metadata: meta("brokkr-broker", Some(namespace)),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "brokkr-broker".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "User".into(),
+            name: BROKER_USER.into(),
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            ..Subject::default()
+        }]),
     }
 }
 

@@ -2,6 +2,7 @@
 //! through the Kubernetes API only.
 
 pub mod broker;
+pub mod chaos;
 pub mod cluster;
 
 pub use broker::Broker;

@@ -33,6 +33,7 @@ pub struct ControlPlane {
     pki: Pki,
     port: u16,
     apiserver_args: Vec<String>,
+    etcd_url: String,
     etcd: Process,
     apiserver: Option<Process>,
     admin_kubeconfig: PathBuf,
@@ -41,6 +42,11 @@ pub struct ControlPlane {
 impl ControlPlane {
     /// Starts both components and waits until the API server is ready.
     pub async fn start() -> Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`ControlPlane::start`], with `extra` flags for kube-apiserver, such as `--watch-cache=false`.
+    pub async fn start_with(extra: &[&str]) -> Result<Self> {
         let bin = assets_dir()?;
         let dir = tempfile::Builder::new().prefix("brokkr-testenv-").tempdir().map_err(io("create temp dir"))?;
         let path = dir.path().to_owned();
@@ -91,9 +97,10 @@ impl ControlPlane {
             format!("--cert-dir={}", path.join("certs").display()),
             "--v=1".into(),
         ];
+        let apiserver_args = apiserver_args.into_iter().chain(extra.iter().map(|a| (*a).to_owned())).collect();
 
         let admin_kubeconfig = path.join("admin.kubeconfig");
-        let mut plane = Self { dir, bin, pki, port, apiserver_args, etcd, apiserver: None, admin_kubeconfig };
+        let mut plane = Self { dir, bin, pki, port, apiserver_args, etcd_url, etcd, apiserver: None, admin_kubeconfig };
         let (admin, server) = (plane.admin_kubeconfig.clone(), plane.server_url());
         plane.write_kubeconfig(&admin, "admin", Some("system:masters"), &server)?;
         plane.start_apiserver().await?;
@@ -209,6 +216,12 @@ impl ControlPlane {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// Compacts etcd at its current revision and returns it: a watch resumed from any older resourceVersion is
+    /// then answered `410 Gone` (with `--watch-cache=false`, the API server asks etcd directly).
+    pub async fn compact_etcd(&self) -> Result<i64> {
+        crate::etcd::compact(&self.etcd_url).await
     }
 
     /// Stops kube-apiserver (etcd keeps the data) until [`ControlPlane::start_apiserver`].

@@ -5,6 +5,7 @@
 mod assets;
 mod control_plane;
 pub mod error;
+mod etcd;
 mod pki;
 mod process;
 mod proxy;
