@@ -48,7 +48,9 @@ pub enum ReloadError {
 /// whose resourceVersion is lower than the newest one acted on is dropped: resourceVersions of one resource are
 /// comparable integers (KEP-5504, apimachinery's `CompareResourceVersion`). Where a server's versions are not well
 /// formed integers, a sequence number stands in for reads: every apply bumps it, and a read overtaken by an apply
-/// while in flight is dropped (resync) or read again (on demand). Either way, applies never go back.
+/// while in flight is dropped (resync) or read again (on demand); the watch path then has no order to check. A read
+/// with nothing applied while it was in flight is the API server's current state: if its version is lower, storage
+/// went back (an etcd restore) and the broker follows it with a WARN instead of ignoring every version from then on.
 ///
 /// Lifecycle: `started` publishes the start-up configuration's metrics, schedules the first resync
 /// (`config_reload.resync_interval`, rescheduled when it fires whatever its read's fate, and after every reload
@@ -160,21 +162,37 @@ impl ConfigActor {
         }
     }
 
-    fn apply(&mut self, state: ConfigMapState, trigger: &'static str, ctx: &mut Context<Self>) -> ReloadReport {
+    /// Applies `state`. `consistent` marks a read with nothing applied while it was in flight: it is the API
+    /// server's current state, so a version lower than the newest one acted on means storage went back (etcd
+    /// restored from a backup) and is followed, not dropped.
+    fn apply(
+        &mut self,
+        state: ConfigMapState,
+        trigger: &'static str,
+        consistent: bool,
+        ctx: &mut Context<Self>,
+    ) -> ReloadReport {
         self.ready.store(true, Ordering::Release);
         if self.is_older(&state) {
-            debug!(
+            if !consistent {
+                let newest = self.newest_version.as_deref();
+                debug!(trigger, newest, "dropping a ConfigMap version older than one already acted on");
+                return self.report_in_force(None);
+            }
+            let newest = self.newest_version.as_deref();
+            warn!(
                 trigger,
-                newest = self.newest_version.as_deref(),
-                "dropping a ConfigMap version older than one already acted on"
+                newest, "the ConfigMap's resourceVersion went back (etcd restored?); following the API server"
             );
-            return self.report_in_force(None);
+            self.newest_version = None;
         }
         self.remember_version(&state);
         self.applied_seq += 1;
         let running = self.config.current();
         let (namespace, name) = (self.source.namespace(), running.settings.config_reload.configmap.clone());
         let ConfigMapState::Present(version) = state else {
+            // A re-created ConfigMap that repeats an old mistake is news again.
+            self.announced_rejection = None;
             let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
             warn!(trigger, "{message}");
             let generation = running.generation;
@@ -269,7 +287,10 @@ impl ConfigActor {
                     let error = "superseded: newer versions kept arriving from the watch while the read was in flight";
                     Box::pin(fut::ready(Ok(act.report_in_force(Some(error.into())))))
                 }
-                Ok(state) => Box::pin(fut::ready(Ok(act.apply(state, "on demand", ctx)))),
+                Ok(state) => {
+                    let consistent = act.applied_seq == issued;
+                    Box::pin(fut::ready(Ok(act.apply(state, "on demand", consistent, ctx))))
+                }
             }
         }))
     }
@@ -296,7 +317,7 @@ impl Handler<Reload> for ConfigActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reload, ctx: &mut Self::Context) {
-        self.apply(msg.state, "watch", ctx);
+        self.apply(msg.state, "watch", false, ctx);
     }
 }
 
@@ -323,7 +344,8 @@ impl Handler<ResyncDue> for ConfigActor {
                     debug!("an apply overtook the resync read; dropping its result");
                 }
                 Ok(state) => {
-                    act.apply(state, "resync", ctx);
+                    let consistent = act.applied_seq == issued;
+                    act.apply(state, "resync", consistent, ctx);
                 }
                 Err(error) => {
                     warn!(configmap = %act.source.describe(), error = %error, "resync failed; will try again")

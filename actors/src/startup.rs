@@ -15,7 +15,8 @@ pub const STARTUP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Builds the candidate for `version` on top of `layers`: the one build path of every ConfigMap document.
 ///
-/// `running` names the ConfigMap (namespace from `namespace`, name and data key from the settings in force).
+/// `running` names the ConfigMap (namespace from `namespace`, name and data key from the settings in force). A
+/// document that sets `config_reload.namespace` to another namespace than `namespace` is rejected.
 pub fn candidate(
     layers: &ConfigLayers,
     version: &ConfigMapVersion,
@@ -23,13 +24,25 @@ pub fn candidate(
     running: &Settings,
 ) -> Result<Candidate, ConfigError> {
     let (name, key) = (&running.config_reload.configmap, &running.config_reload.key);
-    match version.data.get(key) {
+    let built = match version.data.get(key) {
         Some(text) => {
             let origin = format!("ConfigMap {namespace}/{name} key {key}");
             layers.build(Some(&LayerText { origin, text: text.clone() }))
         }
         None => Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() }),
-    }
+    };
+    let built = built.and_then(|candidate| match &candidate.settings.config_reload.namespace {
+        Some(ns) if ns != namespace => Err(ConfigError::Invalid {
+            key: "config_reload.namespace".into(),
+            reason: format!(
+                "locates the ConfigMap, so the ConfigMap cannot change it (it is read from {namespace:?}); set it with \
+                 --config or BROKKR__CONFIG_RELOAD__NAMESPACE"
+            ),
+        }),
+        _ => Ok(candidate),
+    });
+    // The token in force may have come from an earlier ConfigMap: never let an error quote it either.
+    built.map_err(|error| error.redact(&running.admin.token))
 }
 
 /// What start-up found.

@@ -82,7 +82,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         ("unknown reload key", s("[config_reload]\ndebounce_ms = 100"), "config_reload.debounce_ms"),
         ("top-level key", s("debounce = \"1s\""), "debounce"),
         ("unknown key beside a secret", format!("{secret_line}[server]\nport = 80"), "server.port"),
-        ("unknown admin key", s("[admin]\npassword = \"x\""), "admin"),
+        ("unknown admin key", s("[admin]\npassword = \"x\""), "admin.password: invalid value (not shown"),
         // Wrong types.
         ("section as a string", s("log = \"info\""), "log"),
         ("level as a number", s("[log]\nlevel = 3"), "log.level"),
@@ -97,7 +97,14 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         ("listen not an address", s("[server]\nlisten = \"localhost\""), "server.listen"),
         ("listen port out of range", s("[server]\nlisten = \"0.0.0.0:70000\""), "server.listen"),
         ("token as a number", s("[admin]\ntoken = 123456"), "admin.token"),
-        ("admin as a string holding the secret", format!("admin = \"{SECRET}\""), "admin"),
+        ("admin as a string holding the secret", format!("admin = \"{SECRET}\""), "admin: must be a table"),
+        ("secret pasted into a quoted key", format!("[log]\nformat = \"{SECRET}\""), "log.format"),
+        ("secret pasted into a duration", format!("[cors]\nmax_age = \"{SECRET}\""), "cors.max_age"),
+        (
+            "secret pasted into an origin",
+            format!("[cors]\nallowed_origins = [\"{SECRET}\"]"),
+            "cors.allowed_origins[0]",
+        ),
         ("datetime for a duration", s("[cors]\nmax_age = 1979-05-27T07:32:00Z"), "cors.max_age"),
         // Durations that do not parse or are out of range.
         ("unparsable duration", s("[config_reload]\ndebounce = \"2 parsecs\""), "config_reload.debounce"),
@@ -145,7 +152,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
     let deep_table = format!("x = {}{}", "{ a = ".repeat(5_000), "}".repeat(5_000));
     cases.push(("inline tables nested 5 000 deep", deep_table, "line 1"));
     let dotted = format!("{} = 1", vec!["a"; 5_000].join("."));
-    cases.push(("a key dotted 5 000 deep", dotted, "a"));
+    cases.push(("a key dotted 5 000 deep", dotted, "not valid TOML: recursion limit"));
     cases
 }
 

@@ -208,3 +208,45 @@ async fn the_same_broken_document_is_announced_once_and_a_pending_restart_surviv
     let rejected = h.events.lock().expect("lock").iter().filter(|r| *r == "ConfigRejected").count();
     assert_eq!(rejected, 2, "{:?}", h.events.lock().expect("lock"));
 }
+
+#[actix_rt::test]
+async fn the_same_broken_document_after_a_delete_and_re_create_is_news_again() {
+    let h = harness();
+    let broken = "[cors]\nmax_age = \"forever\"";
+    h.reload(present(broken, "2")).await;
+    h.reload(ConfigMapState::Absent).await;
+    h.reload(present(broken, "4")).await;
+    let rejected = h.events.lock().expect("lock").iter().filter(|r| *r == "ConfigRejected").count();
+    assert_eq!(rejected, 2, "{:?}", h.events.lock().expect("lock"));
+}
+
+#[actix_rt::test]
+async fn repeating_the_namespace_in_force_is_accepted() {
+    let h = harness();
+    h.reload(present("[config_reload]\nnamespace = \"test\"\n[log]\nlevel = \"debug\"", "1")).await;
+    assert_eq!(h.config.last_reload().expect("recorded").outcome, "applied");
+    h.reload(present("[config_reload]\nnamespace = \"elsewhere\"", "2")).await;
+    let last = h.config.last_reload().expect("recorded");
+    assert!(last.error.is_some_and(|e| e.contains("config_reload.namespace")), "moving it is still refused");
+}
+
+#[actix_rt::test]
+async fn the_token_in_force_never_appears_in_an_error_even_pasted_elsewhere() {
+    let token = "k9\"Zq\\t0ken-in-force";
+    let mut settings = ConfigLayers::new().build(None).expect("defaults").settings;
+    settings.admin.token = token.to_owned();
+    let config = ReloadableConfig::new(settings);
+    let actor = ConfigActor::new(
+        config.clone(),
+        ConfigLayers::new(),
+        Arc::new(FakeSource::default()),
+        ReloadMetrics::default(),
+    )
+    .start();
+    // A TOML literal string: the token pasted verbatim where an error quotes the value (escaped).
+    let pasted = format!("[log]\nformat = '{token}'");
+    actor.send(Reload { state: present(&pasted, "1") }).await.expect("actor alive");
+    let error = config.last_reload().and_then(|l| l.error).unwrap_or_default();
+    assert!(error.contains("log.format"), "{error}");
+    assert!(!error.contains("Zq"), "{error}");
+}

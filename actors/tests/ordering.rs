@@ -141,3 +141,18 @@ async fn without_comparable_resource_versions_an_overtaken_read_is_read_again() 
     assert_eq!(in_force(&config), (vec!["https://two.example".to_owned()], Some("v-two".to_owned())));
     assert_eq!(report.outcome, "unchanged", "the retry read the version already in force");
 }
+
+#[actix_rt::test]
+async fn after_an_etcd_restore_a_consistent_read_of_a_lower_version_is_applied() {
+    let (actor, config, source) = start();
+    actor.send(Reload { state: present(V1, "100") }).await.expect("actor alive");
+    // etcd restored from an older backup: resourceVersions went back. A read with nothing applied meanwhile is the
+    // truth, not a late answer.
+    source.set_state(present(V2, "5"));
+    let report = actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
+    assert_eq!(report.outcome, "applied", "{report:?}");
+    assert_eq!(in_force(&config), (vec!["https://two.example".to_owned()], Some("5".to_owned())));
+    // And the watch follows from there.
+    actor.send(Reload { state: present(V1, "6") }).await.expect("actor alive");
+    assert_eq!(in_force(&config).1.as_deref(), Some("6"));
+}

@@ -15,9 +15,10 @@ use crate::{Broker, Cluster, broker::ADMIN_TOKEN, cluster::BROKER_USER};
 /// Planted in restart-only writes as `admin.token`; it must never come out anywhere.
 pub const PLANTED: &str = "chaos-planted-secret-5d2b";
 
-/// How long after the faults stop the final valid version must be in force: debounce (1 s) + the watcher's backoff
-/// cap with jitter (60 s) + a dead connection's detection (20 s) + slack for a loaded machine.
-pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(100);
+/// How long after the faults stop the final valid version must be in force: debounce (1 s) + twice (a re-list can
+/// land on a second half-open pooled connection) a dead connection's detection (20 s) and the watcher's backoff cap
+/// with jitter (60 s), + slack for a loaded machine. Half-open connections are not cleared when the faults stop.
+pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(170);
 
 /// One step of a schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,7 +204,7 @@ pub async fn run(schedule: &Schedule) -> Result<Outcome, String> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let converged_after = faults_over.elapsed();
-    check_invariants(&cluster, &mut broker, &valid_versions).await?;
+    check_invariants(&cluster, &mut broker, &valid_versions, &final_rv).await?;
     let watcher_restarts = broker.metric("brokkr_config_watcher_restarts_total").await.unwrap_or_default();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "a counter")]
     let watcher_restarts = watcher_restarts as u64;
@@ -230,12 +231,22 @@ async fn check_invariants(
     cluster: &Cluster,
     broker: &mut Broker,
     valid_versions: &BTreeMap<String, bool>,
+    final_rv: &str,
 ) -> Result<(), String> {
     let log = std::fs::read_to_string(broker.log_path()).unwrap_or_default();
-    for rv in applied_versions(&log) {
-        if valid_versions.get(&rv) != Some(&true) {
+    let applied = applied_versions(&log);
+    if applied.last().map(String::as_str) != Some(final_rv) {
+        return Err(format!("the log does not show the final version {final_rv} applied last: {applied:?}"));
+    }
+    for rv in &applied {
+        if valid_versions.get(rv) != Some(&true) {
             return Err(format!("version {rv} was put in force but was not a valid write"));
         }
+    }
+    // Never back to an older version (resourceVersions of one resource compare as integers, KEP-5504).
+    let older = applied.windows(2).find(|w| (w[1].len(), w[1].as_str()) <= (w[0].len(), w[0].as_str()));
+    if let Some(pair) = older {
+        return Err(format!("version {} was applied after the newer {}: {applied:?}", pair[1], pair[0]));
     }
     let events: Vec<String> = cluster.configmap_events().await.into_iter().map(|(_, _, note)| note).collect();
     let status = broker.status().await.to_string();

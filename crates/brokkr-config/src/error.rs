@@ -69,7 +69,13 @@ impl ConfigError {
         if secret.is_empty() {
             return self;
         }
-        let scrub = |text: String| text.replace(secret, "<redacted>");
+        // Also the escaped forms an error uses when it quotes a value (`{:?}`, serde's "invalid type" messages).
+        let escaped = [secret.escape_debug().to_string(), secret.escape_default().to_string()];
+        let scrub = |text: String| {
+            escaped
+                .iter()
+                .fold(text.replace(secret, "<redacted>"), |text, form| text.replace(form.as_str(), "<redacted>"))
+        };
         match self {
             Self::Syntax { origin, message } => Self::Syntax { origin, message: scrub(message) },
             Self::Field { key, message } => Self::Field { key: scrub(key), message: scrub(message) },

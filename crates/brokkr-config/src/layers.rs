@@ -200,11 +200,11 @@ impl ConfigLayers {
 /// ConfigMap that holds a full copy of `broker.toml` does.
 fn refuse_relocation(settings: &Settings, without_configmap: &Settings) -> Result<()> {
     let (now, base) = (&settings.config_reload, &without_configmap.config_reload);
-    let moved = [
-        ("namespace", now.namespace != base.namespace),
-        ("configmap", now.configmap != base.configmap),
-        ("key", now.key != base.key),
-    ];
+    // Without a namespace from the file or the environment, the one in force is resolved later (POD_NAMESPACE, the
+    // service account): whoever resolves it checks the ConfigMap against it.
+    let namespace_moved = base.namespace.is_some() && now.namespace != base.namespace;
+    let moved =
+        [("namespace", namespace_moved), ("configmap", now.configmap != base.configmap), ("key", now.key != base.key)];
     match moved.iter().find(|(_, moved)| *moved) {
         Some((key, _)) => Err(ConfigError::Invalid {
             key: format!("config_reload.{key}"),
@@ -391,9 +391,13 @@ mod tests {
 
     #[test]
     fn the_configmap_cannot_relocate_itself() {
+        // The namespace only when the file names it (the environment would win anyway); otherwise the actor that
+        // resolved it checks.
+        let file = text("file", "[config_reload]\nnamespace = \"brokkr\"");
+        let layers = ConfigLayers::new().with_file_text(&file).expect("valid");
         for key in ["namespace = \"other\"", "configmap = \"other\"", "key = \"other.toml\""] {
             let doc = format!("[config_reload]\n{key}");
-            let err = ConfigLayers::new().build(Some(&text("cm", &doc))).expect_err("rejected");
+            let err = layers.build(Some(&text("cm", &doc))).expect_err("rejected");
             let name = key.split(' ').next().unwrap_or_default();
             assert_eq!(err.key(), Some(format!("config_reload.{name}").as_str()), "{err}");
         }
@@ -420,6 +424,14 @@ mod tests {
             let err = layers.build(Some(&text("cm", doc))).expect_err(doc);
             assert_eq!(err.key(), Some(section), "{doc}: {err}");
         }
+    }
+
+    #[test]
+    fn a_token_with_quotes_and_backslashes_is_not_echoed_in_its_escaped_form() {
+        let layers = ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "k9\"Zq\\tok")])).expect("valid");
+        let err =
+            layers.build(Some(&text("cm", "[config_reload]\nenabled = 'k9\"Zq\\tok'"))).expect_err("a type error");
+        assert!(!err.to_string().contains("Zq"), "{err}");
     }
 
     #[test]
