@@ -435,6 +435,16 @@ mod tests {
     }
 
     #[test]
+    fn a_token_pasted_into_a_setting_that_is_shown_is_rejected() {
+        // Found by the long property run: `log.level` accepted the token as a filter target, and the level is
+        // logged, shown in the admin status and printed by Debug.
+        let layers = ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "k9Zq-t0ken-7")])).expect("valid");
+        let err = layers.build(Some(&text("cm", "[log]\nlevel = \"info,k9Zq-t0ken-7=debug\""))).expect_err("rejected");
+        assert_eq!(err.key(), Some("log.level"), "{err}");
+        assert!(!err.to_string().contains("k9Zq"), "{err}");
+    }
+
+    #[test]
     fn debug_output_of_layers_never_shows_their_text() {
         let secret = text("cm", "[admin]\ntoken = \"s3cret-token\"");
         let layers = ConfigLayers::new()

@@ -66,6 +66,25 @@ fn check_token(token: &str) -> Result<()> {
     Ok(())
 }
 
+/// Shortest token whose appearance in another setting is refused; a shorter one would match ordinary text.
+const TOKEN_SEARCH_MIN: usize = 8;
+
+/// The admin token must not appear in a setting that is shown (logged on change, in the admin status, in `Debug`):
+/// pasted into `log.level`, for example, it would be a valid filter target and be written out.
+fn check_token_not_shown(s: &Settings) -> Result<()> {
+    let token = &s.admin.token;
+    if token.len() < TOKEN_SEARCH_MIN {
+        return Ok(());
+    }
+    match s.fields().into_iter().find(|f| f.key != "admin.token" && f.value.contains(token.as_str())) {
+        Some(field) => Err(invalid(
+            field.key,
+            "contains the value of admin.token; a secret must not be put in a setting that is shown (value not shown)",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks everything serde cannot: filter syntax, origins, the admin token, names, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
     crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
@@ -73,6 +92,7 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
         check_origin(&format!("cors.allowed_origins[{i}]"), origin)?;
     }
     check_token(&s.admin.token)?;
+    check_token_not_shown(s)?;
     let secs = Duration::from_secs;
     within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400))?;
     let r = &s.config_reload;
