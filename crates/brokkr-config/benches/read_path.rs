@@ -1,5 +1,6 @@
 //! Read path of the settings in force: `ReloadableConfig` (ArcSwap) beside a Brokkr-style `RwLock<Settings>` that
-//! clones the whole struct on every call, single-threaded and with two readers while a writer reloads continuously.
+//! clones the whole struct on every call, single-threaded and with two readers while a writer reloads continuously;
+//! and the cost of one reload of a 1 MiB document.
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
 
 use std::{
@@ -110,9 +111,30 @@ fn read_path(c: &mut Criterion) {
     println!("the writer reloaded {reloads} times during the contended runs");
 }
 
+/// A reload of the largest document the API allows (a ConfigMap holds at most 1 MiB): build, validate, diff and
+/// swap, alternating two documents so that every reload applies.
+fn reload_cost(c: &mut Criterion) {
+    let (layers, config) = layers_and_config();
+    let document = |origin: &str| {
+        let padding = "# padding\n".repeat((1024 * 1024 - 200) / 10);
+        format!("{padding}[cors]\nallowed_origins = [\"{origin}\"]\n[log]\nlevel = \"info\"\n")
+    };
+    let (a, b) = (document("https://a.example"), document("https://b.example"));
+    assert!(a.len() <= 1024 * 1024 && a.len() > 1000 * 1024, "{} bytes", a.len());
+    let mut flip = false;
+    c.bench_function("reload of a 1 MiB broker.toml (build, validate, diff, swap)", |bench| {
+        bench.iter(|| {
+            flip = !flip;
+            let text = if flip { a.clone() } else { b.clone() };
+            let outcome = config.reload(layers.build(Some(&LayerText { origin: "bench".into(), text })), None);
+            black_box(outcome)
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = read_path
+    targets = read_path, reload_cost
 }
 criterion_main!(benches);
