@@ -11,6 +11,9 @@ pub enum BrokerError {
     /// The hot-reload subsystem could not connect.
     #[error("failed to start ConfigMap hot reload")]
     Registration(#[from] brokkr_reload::registration::RegistrationError),
+    /// The admission webhook could not start (TLS setup or bind).
+    #[error("failed to start the admission webhook")]
+    Webhook(#[from] crate::webhook::WebhookError),
     /// Logging could not be set up.
     #[error("failed to set up logging: {0}")]
     Logging(String),

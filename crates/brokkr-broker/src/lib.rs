@@ -1,6 +1,7 @@
 //! The Brokkr broker: an actix-web server whose CORS, log filter and reload timers follow its ConfigMap live.
 
 pub mod admin;
+pub mod admission;
 pub mod check;
 pub mod cli;
 pub mod cors;
@@ -9,3 +10,5 @@ pub mod http;
 pub mod logging;
 pub mod serve;
 pub mod shutdown;
+pub mod tls;
+pub mod webhook;

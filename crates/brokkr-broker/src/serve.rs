@@ -11,7 +11,13 @@ use brokkr_reload::{
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
-use crate::{cli::ServeArgs, cors, error::BrokerError, http, logging, shutdown};
+use crate::{
+    admission::{ConfigMapReviewer, ReviewMetrics},
+    cli::ServeArgs,
+    cors,
+    error::BrokerError,
+    http, logging, shutdown, webhook,
+};
 
 /// Runs the broker until SIGTERM or Ctrl-C (readiness drops, then in-flight requests finish). SIGHUP reloads.
 pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
@@ -43,6 +49,22 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let mut registry = Registry::default();
     let metrics = ReloadMetrics::register(&mut registry);
     metrics.record_startup(&config.current().hash);
+    let webhook = if settings.webhook.enabled {
+        // The namespace the watch reads from; without a connection, the one the settings or the pod name.
+        let namespace = access.as_ref().map(|a| a.source.namespace()).or_else(|| {
+            settings
+                .config_reload
+                .namespace
+                .clone()
+                .or(env.pod_namespace.clone())
+                .or(env.service_account_namespace.clone())
+        });
+        let reviewer =
+            ConfigMapReviewer::new(layers.clone(), config.clone(), namespace, ReviewMetrics::register(&mut registry));
+        Some(webhook::server(&settings.webhook, reviewer)?.0)
+    } else {
+        None
+    };
     let access = access.filter(|_| settings.config_reload.enabled);
     let subsystem = Subsystem::start(access, config.clone(), layers, metrics);
     shutdown::reload_on_sighup(hangups, subsystem.clone());
@@ -69,7 +91,16 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         info!(%addr, "listening");
     }
     let server = server.run();
-    shutdown::drain_on_sigterm(server.handle(), draining.into_inner(), args.drain_delay);
+    let mut handles = vec![server.handle()];
+    if let Some(webhook) = webhook {
+        handles.push(webhook.handle());
+        actix::spawn(async move {
+            if let Err(error) = webhook.await {
+                error!(error = %crate::error::chain(&error), "admission webhook server failed");
+            }
+        });
+    }
+    shutdown::drain_on_sigterm(handles, draining.into_inner(), args.drain_delay);
     server.await.map_err(server_err)?;
     info!("stopped");
     Ok(())

@@ -70,8 +70,8 @@ pub fn reload_on_sighup(hangups: Option<Signal>, subsystem: Subsystem) {
 }
 
 /// On SIGTERM or Ctrl-C: readiness drops at once, requests are still served for `drain_delay` (endpoints take
-/// a moment to stop routing to the pod), then the server stops accepting and waits for requests in flight.
-pub fn drain_on_sigterm(server: ServerHandle, draining: Arc<Draining>, drain_delay: Duration) {
+/// a moment to stop routing to the pod), then every server stops accepting and waits for requests in flight.
+pub fn drain_on_sigterm(server: Vec<ServerHandle>, draining: Arc<Draining>, drain_delay: Duration) {
     actix::spawn(async move {
         let mut terminate = match signal(SignalKind::terminate()) {
             Ok(signal) => signal,
@@ -88,16 +88,16 @@ pub fn drain_on_sigterm(server: ServerHandle, draining: Arc<Draining>, drain_del
     });
 }
 
-async fn wait_for_ctrl_c(server: ServerHandle, draining: Arc<Draining>, drain_delay: Duration) {
+async fn wait_for_ctrl_c(server: Vec<ServerHandle>, draining: Arc<Draining>, drain_delay: Duration) {
     if tokio::signal::ctrl_c().await.is_ok() {
         drain(server, &draining, drain_delay).await;
     }
 }
 
-async fn drain(server: ServerHandle, draining: &Draining, drain_delay: Duration) {
+async fn drain(servers: Vec<ServerHandle>, draining: &Draining, drain_delay: Duration) {
     draining.start();
     info!(drain_delay = %humantime::format_duration(drain_delay), "readiness dropped; draining before shutdown");
     tokio::time::sleep(drain_delay).await;
     info!("no longer accepting connections; waiting for requests in flight");
-    server.stop(true).await;
+    futures::future::join_all(servers.iter().map(|server| server.stop(true))).await;
 }

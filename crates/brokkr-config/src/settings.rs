@@ -1,6 +1,6 @@
 //! The broker's settings, their defaults, which of them apply live, and the redacted diff between two snapshots.
 
-use std::{net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,8 @@ pub struct Settings {
     pub cors: CorsSettings,
     /// The ConfigMap hot-reload subsystem.
     pub config_reload: ReloadSettings,
+    /// The validating admission webhook for the broker's ConfigMap.
+    pub webhook: WebhookSettings,
 }
 
 /// `[server]`: restart-only.
@@ -132,6 +134,32 @@ impl Default for ReloadSettings {
     }
 }
 
+/// `[webhook]`: restart-only. An HTTPS listener that validates edits of the broker's ConfigMap before the API
+/// server stores them (a Kubernetes validating admission webhook).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Serve the webhook at all.
+    pub enabled: bool,
+    /// Address the HTTPS listener binds.
+    pub listen: SocketAddr,
+    /// PEM certificate chain it serves; a renewed file is picked up at the next TLS handshake.
+    pub cert_file: PathBuf,
+    /// PEM private key of `cert_file`.
+    pub key_file: PathBuf,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
+            cert_file: PathBuf::from("/etc/brokkr/webhook-tls/tls.crt"),
+            key_file: PathBuf::from("/etc/brokkr/webhook-tls/tls.key"),
+        }
+    }
+}
+
 /// One setting as an operator sees it: its key, whether it applies live, and its value ready to print.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldInfo {
@@ -169,6 +197,10 @@ impl Settings {
             field("config_reload.debounce", true, d(&r.debounce)),
             field("config_reload.max_wait", true, d(&r.max_wait)),
             field("config_reload.resync_interval", true, d(&r.resync_interval)),
+            field("webhook.enabled", false, self.webhook.enabled.to_string()),
+            field("webhook.listen", false, self.webhook.listen.to_string()),
+            field("webhook.cert_file", false, self.webhook.cert_file.display().to_string()),
+            field("webhook.key_file", false, self.webhook.key_file.display().to_string()),
         ]
     }
 
@@ -183,6 +215,7 @@ impl Settings {
         next.config_reload.namespace = running.config_reload.namespace.clone();
         next.config_reload.configmap = running.config_reload.configmap.clone();
         next.config_reload.key = running.config_reload.key.clone();
+        next.webhook = running.webhook.clone();
         next
     }
 }
@@ -243,7 +276,8 @@ mod tests {
         let candidate: Settings = toml::from_str(
             "[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = \"t\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n\
              [cors]\nallowed_origins = [\"*\"]\nmax_age = \"1s\"\n[config_reload]\nenabled = false\nnamespace = \"n\"\n\
-             configmap = \"c\"\nkey = \"k\"\ndebounce = \"1s\"\nmax_wait = \"2s\"\nresync_interval = \"1m\"",
+             configmap = \"c\"\nkey = \"k\"\ndebounce = \"1s\"\nmax_wait = \"2s\"\nresync_interval = \"1m\"\n\
+             [webhook]\nenabled = true\nlisten = \"127.0.0.1:2\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"",
         )
         .expect("candidate parses");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");

@@ -1,0 +1,171 @@
+//! Admission review of the broker's ConfigMap: denied with the reload's own error, allowed with warnings for
+//! keys that will not take effect live, and everything that is not the broker's ConfigMap let through untouched.
+
+use brokkr_broker::admission::{ConfigMapReviewer, ReviewMetrics};
+use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
+};
+use prometheus_client::{encoding::text::encode, registry::Registry};
+use serde_json::json;
+
+const TOKEN: &str = "s3cret-admin-token-value";
+
+struct Fixture {
+    reviewer: ConfigMapReviewer,
+    registry: Registry,
+}
+
+/// A broker whose file sets the admin token, with `env` as its `BROKKR__*` variables, in namespace `brokkr`.
+fn fixture(env: &[(&str, &str)]) -> Fixture {
+    let layers = ConfigLayers::new()
+        .with_file_text(&LayerText { origin: "test file".into(), text: format!("[admin]\ntoken = \"{TOKEN}\"") })
+        .expect("valid file")
+        .with_env(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+        .expect("valid env");
+    let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
+    let mut registry = Registry::default();
+    let metrics = ReviewMetrics::register(&mut registry);
+    Fixture { reviewer: ConfigMapReviewer::new(layers, config, Some("brokkr".into()), metrics), registry }
+}
+
+/// An `AdmissionReview` as the API server sends it, parsed the way the webhook parses it.
+fn request(operation: &str, namespace: &str, name: &str, data: serde_json::Value) -> AdmissionRequest<DynamicObject> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "705ab4f5-6393-11e8-b7cc-42010a800002",
+            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
+            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
+            "name": name,
+            "namespace": namespace,
+            "operation": operation,
+            "userInfo": {"username": "alice"},
+            "object": {
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name, "namespace": namespace},
+                "data": data
+            },
+            "oldObject": null,
+            "dryRun": false
+        }
+    }))
+    .expect("a valid AdmissionReview");
+    review.try_into().expect("has a request")
+}
+
+fn broker_toml(text: &str) -> serde_json::Value {
+    json!({ "broker.toml": text })
+}
+
+fn reviews(fixture: &Fixture, result: &str) -> u64 {
+    let mut text = String::new();
+    encode(&mut text, &fixture.registry).expect("encodes");
+    let line = format!("brokkr_webhook_reviews_total{{result=\"{result}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&line))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+}
+
+fn message(response: &AdmissionResponse) -> &str {
+    &response.result.message
+}
+
+#[test]
+fn a_broken_document_is_denied_with_the_reload_error_naming_the_key() {
+    let f = fixture(&[]);
+    let response =
+        f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml("[cors]\nmax_age = \"soon\"")));
+    assert!(!response.allowed);
+    assert_eq!(response.uid, "705ab4f5-6393-11e8-b7cc-42010a800002", "the uid is echoed");
+    assert!(message(&response).contains("cors.max_age"), "{}", message(&response));
+    assert!(message(&response).contains("\"soon\""), "{}", message(&response));
+    assert_eq!(reviews(&f, "denied"), 1);
+}
+
+#[test]
+fn a_syntax_error_is_denied_with_its_line_and_column() {
+    let f = fixture(&[]);
+    let response =
+        f.reviewer.review(&request("CREATE", "brokkr", "brokkr-broker", broker_toml("[log]\nlevel = \"info\n")));
+    assert!(!response.allowed);
+    assert!(message(&response).contains("line 2, column"), "{}", message(&response));
+}
+
+#[test]
+fn a_missing_data_key_is_denied_like_a_reload_would_reject_it() {
+    let f = fixture(&[]);
+    let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", json!({"other.toml": ""})));
+    assert!(!response.allowed);
+    assert!(message(&response).contains("broker.toml"), "{}", message(&response));
+}
+
+#[test]
+fn a_valid_live_edit_is_allowed_without_warnings() {
+    let f = fixture(&[]);
+    let response = f.reviewer.review(&request(
+        "UPDATE",
+        "brokkr",
+        "brokkr-broker",
+        broker_toml("[log]\nlevel = \"debug\"\n[cors]\nallowed_origins = [\"https://app.example.com\"]"),
+    ));
+    assert!(response.allowed, "{}", message(&response));
+    assert_eq!(response.warnings, None);
+    assert_eq!((reviews(&f, "allowed"), reviews(&f, "warned"), reviews(&f, "denied")), (1, 0, 0));
+}
+
+#[test]
+fn a_restart_only_edit_is_allowed_with_a_warning_naming_the_key() {
+    let f = fixture(&[]);
+    let response =
+        f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml("[log]\nformat = \"json\"")));
+    assert!(response.allowed);
+    let warnings = response.warnings.expect("warnings");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("log.format changes from text to json at the next broker restart"), "{warnings:?}");
+    assert_eq!(reviews(&f, "warned"), 1);
+}
+
+#[test]
+fn a_key_the_environment_overrides_is_allowed_with_a_warning_naming_the_variable() {
+    let f = fixture(&[("BROKKR__LOG__LEVEL", "warn")]);
+    let response =
+        f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml("[log]\nlevel = \"debug\"")));
+    assert!(response.allowed);
+    assert_eq!(
+        response.warnings.expect("warnings"),
+        vec!["log.level has no effect: the broker's environment sets it (BROKKR__LOG__LEVEL)".to_owned()]
+    );
+}
+
+#[test]
+fn no_answer_ever_shows_the_admin_token() {
+    let f = fixture(&[]);
+    // The running token is quoted back inside another setting: validation refuses it, and must not show it.
+    let quoting = format!("[log]\nlevel = \"info,{TOKEN}=debug\"");
+    // A new token in the ConfigMap is a restart-only change: its warning must redact both values.
+    let replacing = "[admin]\ntoken = \"another-secret-token\"".to_owned();
+    for document in [quoting, replacing] {
+        let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(&document)));
+        let text = serde_json::to_string(&response.into_review()).expect("serializes");
+        assert!(!text.contains(TOKEN) && !text.contains("another-secret-token"), "{text}");
+    }
+}
+
+#[test]
+fn other_configmaps_and_deletes_are_let_through_unexamined() {
+    let f = fixture(&[]);
+    let broken = broker_toml("not toml at all");
+    for request in [
+        request("UPDATE", "brokkr", "someone-else", broken.clone()),
+        request("UPDATE", "elsewhere", "brokkr-broker", broken.clone()),
+        request("DELETE", "brokkr", "brokkr-broker", broken),
+    ] {
+        let response = f.reviewer.review(&request);
+        assert!(response.allowed && response.warnings.is_none(), "{response:?}");
+    }
+    assert_eq!((reviews(&f, "skipped"), reviews(&f, "denied")), (3, 0));
+}
