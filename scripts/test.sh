@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: checks the toolchains, builds (or reuses) kube-apiserver
-# and etcd with Go, then runs formatting, lints, unit and actor tests, and the end-to-end tests against a real
-# local control plane. Usage: scripts/test.sh
+# Runs every test of the project on a fresh machine: checks the toolchains, builds (or reuses) kube-apiserver,
+# etcd, helm and promtool with Go, then runs formatting, lints, unit and actor tests, the chart tests, and the
+# end-to-end tests against a real local control plane. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$SECONDS
@@ -21,6 +21,9 @@ step "kube-apiserver and etcd (built once with Go into ~/.cache/brokkr, or KUBEB
 KUBEBUILDER_ASSETS="$(scripts/control-plane-assets.sh)"
 export KUBEBUILDER_ASSETS
 echo "using $KUBEBUILDER_ASSETS"
+
+step "helm and promtool for the chart tests (built once with Go into ~/.cache/brokkr/tools, or BROKKR_HELM/BROKKR_PROMTOOL)"
+echo "using $(scripts/chart-tools.sh)"
 
 step "format and lints"
 cargo fmt --all -- --check

@@ -3,6 +3,7 @@
 
 pub mod broker;
 pub mod chaos;
+pub mod chart;
 pub mod cluster;
 
 pub use broker::Broker;

@@ -155,6 +155,35 @@ impl ControlPlane {
         Ok(path)
     }
 
+    /// Writes a kubeconfig that authenticates with a bearer `token` (a service account's, from the TokenRequest
+    /// API) as `name`, and returns its path.
+    pub fn token_kubeconfig(&self, name: &str, token: &str) -> Result<PathBuf> {
+        let path = self.dir.path().join(format!("{name}.token.kubeconfig"));
+        let yaml = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: testenv\n  cluster:\n    server: {server}\n    \
+             certificate-authority-data: {ca}\nusers:\n- name: {name}\n  user:\n    token: {token}\ncontexts:\n\
+             - name: testenv\n  context:\n    cluster: testenv\n    user: {name}\n    namespace: default\n\
+             current-context: testenv\n",
+            server = self.server_url(),
+            ca = STANDARD.encode(&self.pki.ca_cert),
+        );
+        fs::write(&path, yaml).map_err(io(format!("write {}", path.display())))?;
+        Ok(path)
+    }
+
+    /// The test CA's certificate (PEM), which the API server trusts for webhooks called at a URL.
+    #[must_use]
+    pub fn ca_cert(&self) -> &str {
+        &self.pki.ca_cert
+    }
+
+    /// A serving certificate and key (PEM) for `127.0.0.1` and `localhost`, signed by [`ControlPlane::ca_cert`]:
+    /// for a webhook the API server calls on loopback.
+    pub fn loopback_serving_cert(&self) -> Result<(String, String)> {
+        let pair = self.pki.serving()?;
+        Ok((pair.cert, pair.key))
+    }
+
     fn write_kubeconfig(&self, path: &Path, user: &str, group: Option<&str>, server: &str) -> Result<()> {
         let pair = self.pki.client(user, group)?;
         let b64 = |s: &str| STANDARD.encode(s);

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Provides helm and promtool for the chart tests and prints the folder that holds them.
+#
+# - BROKKR_HELM and BROKKR_PROMTOOL name binaries a user already has; each one set is used as it is.
+# - Otherwise each is built once with Go from the module proxy into a versioned cache outside the clone
+#   (${XDG_CACHE_HOME:-~/.cache}/brokkr/tools/<tool>-<version>/bin), so later runs and fresh clones reuse it.
+#   First run: about 5 minutes for helm and 8 for promtool on 2 cores.
+#
+# Only the folder is printed on stdout (symlinks to the chosen binaries); progress goes to stderr.
+set -euo pipefail
+
+HELM_VERSION="${BROKKR_HELM_VERSION:-v3.22.0}"
+PROMETHEUS_VERSION="${BROKKR_PROMETHEUS_VERSION:-v0.316.0}"
+
+log() { printf 'chart-tools: %s\n' "$*" >&2; }
+
+cache_root="${XDG_CACHE_HOME:-$HOME/.cache}/brokkr/tools"
+
+# build NAME PACKAGE VERSION [LDFLAGS]: go install PACKAGE@VERSION into the cache unless it is there; prints the
+# binary. The cache folder is named after everything that goes into the build.
+build() {
+  local name=$1 package=$2 version=$3 ldflags=${4:-}
+  local bin="$cache_root/$name-$version${ldflags:+-$(printf '%s' "$ldflags" | sha256sum | cut -c1-8)}/bin"
+  if [[ -x "$bin/$name" ]]; then
+    log "cached: $bin/$name"
+  else
+    command -v go >/dev/null || { log "go is not installed; install Go 1.26 or newer, or set BROKKR_${name^^}"; exit 1; }
+    log "building $name $version from the Go module proxy (once)"
+    local started=$SECONDS
+    mkdir -p "$bin"
+    local tmp
+    tmp="$(mktemp -d "$cache_root/build.XXXXXX")"
+    GOBIN="$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w $ldflags" "$package@$version"
+    mv "$tmp/$name" "$bin/$name"
+    rm -rf "$tmp"
+    log "built $name in $((SECONDS - started)) s"
+  fi
+  printf '%s\n' "$bin/$name"
+}
+
+# pick NAME OVERRIDE PACKAGE VERSION [LDFLAGS]: the override if set, else the cached build.
+pick() {
+  local name=$1 override=$2 package=$3 version=$4 ldflags=${5:-}
+  if [[ -n "$override" ]]; then
+    [[ -x "$override" ]] || { log "BROKKR_${name^^}=$override is not an executable file"; exit 1; }
+    log "using BROKKR_${name^^}=$override"
+    printf '%s\n' "$override"
+  else
+    build "$name" "$package" "$version" "$ldflags"
+  fi
+}
+
+mkdir -p "$cache_root"
+# What helm's own Makefile sets: without it, `helm version` says v3.22 and `helm template` assumes Kubernetes
+# 1.20, which the chart's kubeVersion (>= 1.30) refuses. 1.37 is the version of helm's k8s.io modules.
+helm_ldflags="-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+for pkg in pkg/chartutil pkg/lint/rules; do
+  helm_ldflags+=" -X helm.sh/helm/v3/$pkg.k8sVersionMajor=1 -X helm.sh/helm/v3/$pkg.k8sVersionMinor=37"
+done
+helm="$(pick helm "${BROKKR_HELM:-}" helm.sh/helm/v3/cmd/helm "$HELM_VERSION" "$helm_ldflags")"
+promtool="$(pick promtool "${BROKKR_PROMTOOL:-}" github.com/prometheus/prometheus/cmd/promtool "$PROMETHEUS_VERSION")"
+
+# One folder of symlinks, named after the choice, so callers need a single path.
+links="$cache_root/selected-$(printf '%s\n%s\n' "$helm" "$promtool" | sha256sum | cut -c1-12)"
+mkdir -p "$links"
+ln -sfn "$helm" "$links/helm"
+ln -sfn "$promtool" "$links/promtool"
+printf '%s\n' "$links"

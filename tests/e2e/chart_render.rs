@@ -1,0 +1,151 @@
+//! The chart without a cluster: it lints and renders for every documented option set, its schema refuses
+//! mistyped values, `values.yaml` documents every setting as the code defines it, live settings never change the
+//! pod template, and every alert passes its promtool unit tests.
+
+use std::collections::BTreeMap;
+
+use brokkr_config::Settings;
+use brokkr_e2e::chart::{chart_dir, documents_of_kind, helm, promtool};
+
+const RELEASE: &str = "brokkr-broker";
+
+async fn template(home: &std::path::Path, extra: &[&str]) -> brokkr_e2e::chart::Run {
+    let chart = chart_dir();
+    let mut args = vec!["template", RELEASE, chart.to_str().expect("UTF-8 path"), "-n", "brokkr"];
+    args.extend_from_slice(extra);
+    helm(home, None, &args).await
+}
+
+/// Every values file in `ci/` (the chart-testing convention: one per documented option set).
+fn option_sets() -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(chart_dir().join("ci"))
+        .expect("ci folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test]
+async fn the_chart_lints_strictly_and_renders_for_every_option_set() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let chart = chart_dir();
+    let sets = option_sets();
+    assert!(sets.len() >= 6, "option sets: {sets:?}");
+    for values in &sets {
+        let values = values.to_str().expect("UTF-8 path");
+        let lint = helm(home.path(), None, &["lint", "--strict", chart.to_str().expect("path"), "-f", values]).await;
+        assert!(lint.ok(&format!("helm lint --strict -f {values}")).contains("0 chart(s) failed"));
+        let rendered = template(home.path(), &["-f", values]).await.ok(&format!("helm template -f {values}"));
+        assert_eq!(documents_of_kind(&rendered, "Deployment").len(), 1, "{values}");
+        assert_eq!(documents_of_kind(&rendered, "ConfigMap").len(), 1, "{values}");
+    }
+}
+
+#[tokio::test]
+async fn the_schema_refuses_mistyped_values_and_keys_the_chart_sets_itself() {
+    let home = tempfile::tempdir().expect("tempdir");
+    for (set, reason) in [
+        ("config.log.formt=json", "unknown key"),
+        ("config.log.format=yaml", "not text or json"),
+        ("config.config_reload.debounce=soon", "not a duration"),
+        ("config.config_reload.configmap=other", "set by the chart"),
+        ("webhook.failurePolicy=fail", "case matters"),
+        ("ports.http=70000", "not a port"),
+    ] {
+        let run = template(home.path(), &["--set", set]).await;
+        assert_ne!(run.code, Some(0), "--set {set} ({reason}) was accepted");
+        assert!(run.stderr.contains("schema"), "--set {set}: {}", run.stderr);
+    }
+}
+
+/// `# -- `<key>` · <live|restart> · default `<value>`. …` lines of values.yaml, by key.
+fn documented_settings(values: &str) -> BTreeMap<String, (bool, String)> {
+    let mut found = BTreeMap::new();
+    for line in values.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("# -- `") else { continue };
+        let Some((key, rest)) = rest.split_once("` · ") else { continue };
+        let (live, rest) = rest.split_once(" · default `").expect("`· default` after the key");
+        let (default, _) = rest.split_once("`.").expect("the default ends with `.");
+        let live = match live {
+            "live" => true,
+            "restart" => false,
+            other => panic!("{key}: `{other}` is neither live nor restart"),
+        };
+        assert!(found.insert(key.to_owned(), (live, default.to_owned())).is_none(), "{key} documented twice");
+    }
+    found
+}
+
+#[test]
+fn values_yaml_documents_every_setting_as_the_code_defines_it() {
+    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
+    let documented = documented_settings(&values);
+    let defaults = Settings::default();
+    let expected: BTreeMap<String, (bool, String)> =
+        defaults.fields().into_iter().map(|f| (f.key.to_owned(), (f.dynamic, f.value))).collect();
+    assert_eq!(documented, expected, "values.yaml and Settings::fields() disagree");
+}
+
+fn deployment(rendered: &str) -> String {
+    documents_of_kind(rendered, "Deployment").first().expect("a Deployment").to_string()
+}
+
+fn restart_annotation(deployment: &str) -> Option<String> {
+    deployment.lines().find_map(|l| l.trim().strip_prefix("brokkr.io/restart-only-config: ").map(str::to_owned))
+}
+
+#[tokio::test]
+async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_it_when_asked() {
+    let home = tempfile::tempdir().expect("tempdir");
+    // A different valid value for every setting the chart renders into broker.toml.
+    let edits = [
+        ("log.level", "config.log.level=debug"),
+        ("log.format", "config.log.format=json"),
+        ("cors.allowed_origins", "config.cors.allowed_origins={https://app.example.com}"),
+        ("cors.max_age", "config.cors.max_age=1m"),
+        ("config_reload.enabled", "config.config_reload.enabled=false"),
+        ("config_reload.debounce", "config.config_reload.debounce=1s"),
+        ("config_reload.max_wait", "config.config_reload.max_wait=30s"),
+        ("config_reload.resync_interval", "config.config_reload.resync_interval=10m"),
+    ];
+    let dynamic: BTreeMap<&str, bool> = Settings::default().fields().into_iter().map(|f| (f.key, f.dynamic)).collect();
+    for restart_on_change in ["false", "true"] {
+        let flag = format!("restartOnConfigChange={restart_on_change}");
+        let base = deployment(&template(home.path(), &["--set", &flag]).await.ok("helm template"));
+        assert_eq!(restart_annotation(&base).is_some(), restart_on_change == "true", "{flag}");
+        for (key, set) in edits {
+            let rendered = template(home.path(), &["--set", &flag, "--set", set]).await.ok(set);
+            let changed = deployment(&rendered);
+            let live = dynamic[key];
+            if live || restart_on_change == "false" {
+                assert_eq!(changed, base, "{set} with {flag} changed the Deployment");
+            } else {
+                assert_ne!(restart_annotation(&changed), restart_annotation(&base), "{set} must roll the pods");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_alert_passes_its_promtool_unit_tests() {
+    let rules = chart_dir().join("files/alerts.yaml");
+    let rules = rules.to_str().expect("path");
+    let checked = promtool(&["check", "rules", rules]).await.ok("promtool check rules");
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("alerts/alerts.test.yaml");
+    let tested = promtool(&["test", "rules", tests.to_str().expect("path")]).await.ok("promtool test rules");
+    assert!(tested.contains("SUCCESS"), "{tested}");
+    // Every alert in the rules file has a test case that expects it to fire.
+    let tests_text = std::fs::read_to_string(&tests).expect("alerts.test.yaml");
+    let alerts: Vec<String> = std::fs::read_to_string(rules)
+        .expect("alerts.yaml")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .map(|a| a.trim().to_owned())
+        .collect();
+    assert!(alerts.len() >= 4, "alerts: {alerts:?} ({checked})");
+    for alert in alerts {
+        assert!(tests_text.contains(&format!("alertname: {alert}")), "{alert} has no promtool test");
+    }
+}

@@ -1,0 +1,153 @@
+//! The admission webhook against a real API server, registered by the chart: `kubectl apply` of a broken
+//! broker.toml is refused with the broker's own error (dry runs too), a valid edit is admitted and applied live,
+//! a restart-only edit is admitted with a warning kubectl prints, no other ConfigMap ever reaches the broker,
+//! and with the broker down the default failure policy lets edits through.
+
+use std::time::Duration;
+
+use brokkr_e2e::chart::{NAMESPACE, RELEASE, Walkthrough};
+
+const CHART: &str = "charts/brokkr-broker";
+const WEBHOOK: &str = "brokkr-broker-brokkr";
+
+/// The README's pipeline: a ConfigMap named `name` from the file `broker.toml`, applied with `kubectl apply`.
+async fn apply_file(w: &Walkthrough, name: &str, toml: &str, extra: &[&str]) -> brokkr_e2e::chart::Run {
+    let file = w.dir().join(format!("{name}.broker.toml"));
+    std::fs::write(&file, toml).expect("write broker.toml");
+    let from_file = format!("--from-file=broker.toml={}", file.display());
+    let manifest = w
+        .kubectl(&["-n", NAMESPACE, "create", "configmap", name, &from_file, "--dry-run=client", "-o", "yaml"])
+        .await
+        .ok("kubectl create --dry-run=client");
+    let mut args = vec!["apply", "-f", "-"];
+    args.extend_from_slice(extra);
+    w.kubectl_with(&args, &manifest).await
+}
+
+fn secret_field(w: &str, field: &str) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(w).ok()?;
+    value["data"][field].as_str().map(str::to_owned)
+}
+
+async fn reviews(broker: &brokkr_e2e::Broker, result: &str) -> Option<f64> {
+    broker.metric(&format!("brokkr_webhook_reviews_total{{result=\"{result}\"}}")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_with_warnings() {
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"]).await.ok("helm install");
+
+    // The chart's self-signed certificate is generated once and kept across upgrades; the registration trusts it.
+    let tls = format!("{RELEASE}-webhook-tls");
+    let get_secret = ["-n", NAMESPACE, "get", "secret", tls.as_str(), "-o", "json"];
+    let before = w.kubectl(&get_secret).await.ok("get TLS secret");
+    w.helm(&["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values"]).await.ok("helm upgrade");
+    let after = w.kubectl(&get_secret).await.ok("get TLS secret");
+    assert_eq!(secret_field(&before, "tls.crt"), secret_field(&after, "tls.crt"), "the certificate was regenerated");
+    let ca_bundle = w
+        .kubectl(&[
+            "get",
+            "validatingwebhookconfiguration",
+            WEBHOOK,
+            "-o",
+            "jsonpath={.webhooks[0].clientConfig.caBundle}",
+        ])
+        .await
+        .ok("get webhook");
+    assert_eq!(Some(ca_bundle), secret_field(&after, "ca.crt"), "the registration trusts the chart's CA");
+
+    // No Service endpoints exist here (no kubelet): serve the webhook from a local broker on loopback with a
+    // certificate for 127.0.0.1, and point the chart's registration at it. Rules, selectors, match
+    // conditions and the failure policy stay the chart's.
+    let (cert, key) = w.cluster.plane.loopback_serving_cert().expect("serving cert");
+    let (cert_file, key_file) = (w.dir().join("tls.crt"), w.dir().join("tls.key"));
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let listen = format!("127.0.0.1:{port}");
+    let (cert_path, key_path) = (cert_file.display().to_string(), key_file.display().to_string());
+    let mut broker = w
+        .start_broker(&[
+            ("BROKKR__WEBHOOK__ENABLED", "true"),
+            ("BROKKR__WEBHOOK__LISTEN", &listen),
+            ("BROKKR__WEBHOOK__CERT_FILE", &cert_path),
+            ("BROKKR__WEBHOOK__KEY_FILE", &key_path),
+        ])
+        .await;
+    broker
+        .wait_until("the chart's ConfigMap is in force", Duration::from_secs(30), |b| async move {
+            b.status().await["source"]["name"] == RELEASE
+        })
+        .await;
+    let client_config = serde_json::json!([{
+        "op": "replace",
+        "path": "/webhooks/0/clientConfig",
+        "value": {
+            "url": format!("https://{listen}/validate/configmap"),
+            "caBundle": base64_of(w.cluster.plane.ca_cert()),
+        },
+    }]);
+    w.kubectl(&["patch", "validatingwebhookconfiguration", WEBHOOK, "--type=json", "-p", &client_config.to_string()])
+        .await
+        .ok("point the webhook at the local broker");
+
+    // A broken document is refused at apply, with the key and the broker's reason; a server-side dry run too.
+    let broken = "[cors]\nmax_age = \"soon\"\n";
+    for extra in [&["--dry-run=server"][..], &[][..]] {
+        let refused = apply_file(&w, RELEASE, broken, extra).await;
+        assert_ne!(refused.code, Some(0), "{refused:?}");
+        assert!(refused.stderr.contains("denied the request"), "{}", refused.stderr);
+        assert!(refused.stderr.contains("cors.max_age: invalid duration \"soon\""), "{}", refused.stderr);
+    }
+    assert_eq!(reviews(&broker, "denied").await, Some(2.0));
+
+    // A valid live edit is admitted without warnings and applied by the broker.
+    let generation = broker.generation().await;
+    let live = "[log]\nlevel = \"info\"\n[cors]\nallowed_origins = [\"https://app.example.com\"]\n";
+    let admitted = apply_file(&w, RELEASE, live, &[]).await;
+    assert_eq!(admitted.code, Some(0), "{admitted:?}");
+    // (kubectl's own warning about the missing last-applied annotation is expected on the first apply.)
+    let from_broker = ["at the next broker restart", "has no effect"];
+    assert!(!from_broker.iter().any(|w| admitted.stderr.contains(w)), "warned: {}", admitted.stderr);
+    assert_eq!(reviews(&broker, "allowed").await, Some(1.0));
+    broker.wait_for_generation(generation + 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        broker.allowed_origin("/healthz", "https://app.example.com").await.as_deref(),
+        Some("https://app.example.com")
+    );
+
+    // A restart-only edit is admitted, and kubectl prints the broker's warning.
+    let restart_only = format!("{live}[config_reload]\nenabled = false\n");
+    let warned = apply_file(&w, RELEASE, &restart_only, &[]).await;
+    assert_eq!(warned.code, Some(0), "{warned:?}");
+    assert!(
+        warned.stderr.contains("Warning: config_reload.enabled changes from true to false at the next broker restart"),
+        "{}",
+        warned.stderr
+    );
+
+    // Another ConfigMap, even with a broken broker.toml, never reaches the broker.
+    let skipped_before = reviews(&broker, "skipped").await;
+    let total_before = broker.metrics().await;
+    let other = apply_file(&w, "someone-else", broken, &[]).await;
+    assert_eq!(other.code, Some(0), "{other:?}");
+    assert_eq!(reviews(&broker, "skipped").await, skipped_before);
+    assert_eq!(skipped_before, Some(0.0), "the match condition keeps other ConfigMaps away");
+    assert_eq!(
+        broker.metrics().await.matches("brokkr_webhook_reviews_total").count(),
+        total_before.matches("brokkr_webhook_reviews_total").count()
+    );
+
+    // With no broker answering, the default failurePolicy (Ignore) keeps the ConfigMap editable.
+    broker.signal("-KILL");
+    assert_eq!(broker.wait_for_exit(Duration::from_secs(10)).await, None, "killed by the signal");
+    let unguarded = apply_file(&w, RELEASE, "[log]\nlevel = \"warn\"\n", &[]).await;
+    assert_eq!(unguarded.code, Some(0), "a down broker must not block the fix: {unguarded:?}");
+}
+
+fn base64_of(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
