@@ -37,7 +37,10 @@ async fn reviews(broker: &brokkr_e2e::Broker, result: &str) -> Option<f64> {
 async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_with_warnings() {
     let w = Walkthrough::start().await;
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
-    w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"]).await.ok("helm install");
+    w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE]).await.ok("helm install");
+    // The README turns the webhook on with an upgrade.
+    let enable = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "--set", "webhook.enabled=true"];
+    w.helm(&enable).await.ok("helm upgrade --set webhook.enabled=true");
 
     // The chart's self-signed certificate is generated once and kept across upgrades; the registration trusts it.
     let tls = format!("{RELEASE}-webhook-tls");
