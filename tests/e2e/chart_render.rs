@@ -1,6 +1,4 @@
-//! The chart without a cluster: it lints and renders for every documented option set, its schema refuses
-//! mistyped values, `values.yaml` documents every setting as the code defines it, live settings never change the
-//! pod template, and every alert passes its promtool unit tests.
+//! The chart without a cluster: lint, render, schema, documented settings, pod template, alerts.
 
 use std::collections::BTreeMap;
 
@@ -41,6 +39,34 @@ async fn the_chart_lints_strictly_and_renders_for_every_option_set() {
         assert_eq!(documents_of_kind(&rendered, "Deployment").len(), 1, "{values}");
         assert_eq!(documents_of_kind(&rendered, "ConfigMap").len(), 1, "{values}");
     }
+}
+
+#[tokio::test]
+async fn the_webhook_trusts_the_certificate_the_broker_serves_in_both_certificate_modes() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let secret = "secretName: brokkr-broker-webhook-tls";
+    // Self-signed: the registration carries the CA inline and the pod mounts the chart's Secret.
+    let own = template(home.path(), &["--set", "webhook.enabled=true"]).await.ok("helm template");
+    let hook = documents_of_kind(&own, "ValidatingWebhookConfiguration").concat();
+    assert!(hook.contains("caBundle: ") && !hook.contains("inject-ca-from"), "{hook}");
+    assert!(deployment(&own).contains(secret), "the pod mounts the TLS Secret");
+    // cert-manager: cainjector fills the CA from the serving Certificate, whose Secret the pod mounts.
+    let cm = template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.certManager.enabled=true"])
+        .await
+        .ok("helm template");
+    let hook = documents_of_kind(&cm, "ValidatingWebhookConfiguration").concat();
+    assert!(hook.contains("cert-manager.io/inject-ca-from: brokkr/brokkr-broker-webhook\n"), "{hook}");
+    assert!(!hook.contains("caBundle"), "cainjector owns the caBundle: {hook}");
+    let serving = documents_of_kind(&cm, "Certificate")
+        .into_iter()
+        .find(|c| c.contains("name: brokkr-broker-webhook\n"))
+        .expect("the serving Certificate");
+    assert!(serving.contains(secret), "{serving}");
+    assert!(serving.contains("- brokkr-broker.brokkr.svc\n"), "{serving}");
+    assert!(deployment(&cm).contains(secret), "the pod mounts the Certificate's Secret");
+    let strict = template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.failurePolicy=Fail"]).await;
+    let strict = strict.ok("helm template");
+    assert!(documents_of_kind(&strict, "ValidatingWebhookConfiguration").concat().contains("failurePolicy: Fail"));
 }
 
 #[tokio::test]
@@ -145,7 +171,12 @@ async fn every_alert_passes_its_promtool_unit_tests() {
         .map(|a| a.trim().to_owned())
         .collect();
     assert!(alerts.len() >= 4, "alerts: {alerts:?} ({checked})");
+    // Every alert has a case that expects it to fire: an `alertname` followed by a non-empty `exp_alerts`.
     for alert in alerts {
-        assert!(tests_text.contains(&format!("alertname: {alert}")), "{alert} has no promtool test");
+        let fires = tests_text
+            .split(&format!("alertname: {alert}"))
+            .skip(1)
+            .any(|after| after.lines().take(3).any(|l| l.trim() == "exp_alerts:"));
+        assert!(fires, "{alert} has no promtool case that expects it to fire");
     }
 }

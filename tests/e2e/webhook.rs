@@ -1,7 +1,4 @@
-//! The admission webhook against a real API server, registered by the chart: `kubectl apply` of a broken
-//! broker.toml is refused with the broker's own error (dry runs too), a valid edit is admitted and applied live,
-//! a restart-only edit is admitted with a warning kubectl prints, no other ConfigMap ever reaches the broker,
-//! and with the broker down the default failure policy lets edits through.
+//! The admission webhook, registered by the chart, judging `kubectl apply` on a real API server.
 
 use std::time::Duration;
 
@@ -131,23 +128,42 @@ async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_wit
         warned.stderr
     );
 
-    // Another ConfigMap, even with a broken broker.toml, never reaches the broker.
-    let skipped_before = reviews(&broker, "skipped").await;
-    let total_before = broker.metrics().await;
+    // Another ConfigMap, even with a broken broker.toml, never reaches the broker; nor does one with the
+    // broker's name in another namespace (the namespace selector).
+    let reviewed_before = all_reviews(&broker).await;
     let other = apply_file(&w, "someone-else", broken, &[]).await;
     assert_eq!(other.code, Some(0), "{other:?}");
-    assert_eq!(reviews(&broker, "skipped").await, skipped_before);
-    assert_eq!(skipped_before, Some(0.0), "the match condition keeps other ConfigMaps away");
-    assert_eq!(
-        broker.metrics().await.matches("brokkr_webhook_reviews_total").count(),
-        total_before.matches("brokkr_webhook_reviews_total").count()
-    );
+    w.kubectl(&["create", "namespace", "elsewhere"]).await.ok("create namespace");
+    let from_file = format!("--from-literal=broker.toml={broken}");
+    let namesake = w.kubectl(&["-n", "elsewhere", "create", "configmap", RELEASE, &from_file]).await;
+    assert_eq!(namesake.code, Some(0), "{namesake:?}");
+    assert_eq!(all_reviews(&broker).await, reviewed_before, "the broker was asked about another ConfigMap");
+    assert_eq!(reviews(&broker, "skipped").await, Some(0.0));
 
     // With no broker answering, the default failurePolicy (Ignore) keeps the ConfigMap editable.
     broker.signal("-KILL");
     assert_eq!(broker.wait_for_exit(Duration::from_secs(10)).await, None, "killed by the signal");
     let unguarded = apply_file(&w, RELEASE, "[log]\nlevel = \"warn\"\n", &[]).await;
     assert_eq!(unguarded.code, Some(0), "a down broker must not block the fix: {unguarded:?}");
+
+    // With `Fail` (the chart renders `webhook.failurePolicy` as it is; set here directly, because helm's
+    // three-way merge would put the Service back beside the URL), no edit while no broker answers.
+    let fail = serde_json::json!([{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Fail"}]);
+    w.kubectl(&["patch", "validatingwebhookconfiguration", WEBHOOK, "--type=json", "-p", &fail.to_string()])
+        .await
+        .ok("failurePolicy Fail");
+    let blocked = apply_file(&w, RELEASE, "[log]\nlevel = \"info\"\n", &[]).await;
+    assert_ne!(blocked.code, Some(0), "{blocked:?}");
+    assert!(blocked.stderr.contains("failed calling webhook"), "{}", blocked.stderr);
+}
+
+/// Reviews answered so far, summed over every result.
+async fn all_reviews(broker: &brokkr_e2e::Broker) -> f64 {
+    let mut sum = 0.0;
+    for result in ["allowed", "warned", "denied", "skipped"] {
+        sum += reviews(broker, result).await.expect("the review metric is exported");
+    }
+    sum
 }
 
 fn base64_of(text: &str) -> String {

@@ -151,7 +151,7 @@ impl Cluster {
                     ..PolicyRule::default()
                 },
                 PolicyRule {
-                    api_groups: Some(vec![String::new(), "events.k8s.io".into()]),
+                    api_groups: Some(vec!["events.k8s.io".into()]),
                     resources: Some(vec!["events".into()]),
                     verbs: vec!["create".into(), "patch".into()],
                     ..PolicyRule::default()

@@ -1,5 +1,4 @@
-//! Admission review of the broker's ConfigMap: the same build and validation as a reload, answered before the
-//! API server stores the edit.
+//! Admission review of the broker's ConfigMap through the reload's own build and validation.
 
 use std::collections::BTreeMap;
 
@@ -85,6 +84,16 @@ impl ConfigMapReviewer {
         };
         let user = request.user_info.username.as_deref().unwrap_or_default();
         match candidate(&self.layers, &version, &namespace, &running) {
+            Err(error) if unchanged_document(request, &running.config_reload.key) => {
+                // Already stored (while no broker answered, or accepted by an older broker): refusing an update
+                // that leaves it as it is (a label, a finalizer) protects nothing and blocks the tools making it.
+                let reason = error.to_string();
+                debug!(user, %reason, "webhook allowed an update that leaves an invalid document unchanged");
+                self.metrics.count("warned");
+                let mut response = response;
+                response.warnings = Some(vec![format!("the stored broker configuration is invalid: {reason}")]);
+                response
+            }
             Err(error) => {
                 let reason = error.to_string();
                 info!(user, dry_run = request.dry_run, %reason, "webhook denied an edit of the ConfigMap");
@@ -108,6 +117,14 @@ impl ConfigMapReviewer {
             }
         }
     }
+}
+
+/// Whether an UPDATE leaves the data key holding the broker's document exactly as it was stored.
+fn unchanged_document(request: &AdmissionRequest<DynamicObject>, key: &str) -> bool {
+    let document = |object: Option<&DynamicObject>| object.map(|o| string_data(o).remove(key));
+    request.operation == Operation::Update
+        && document(request.old_object.as_ref()).is_some()
+        && document(request.old_object.as_ref()) == document(request.object.as_ref())
 }
 
 /// `data` as strings; a value that is not a string (the API server never sends one) is left out, which the

@@ -50,7 +50,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let metrics = ReloadMetrics::register(&mut registry);
     metrics.record_startup(&config.current().hash);
     let webhook = if settings.webhook.enabled {
-        // The namespace the watch reads from; without a connection, the one the settings or the pod name.
+        // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
         let namespace = access.as_ref().map(|a| a.source.namespace()).or_else(|| {
             settings
                 .config_reload
@@ -92,16 +92,20 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     }
     let server = server.run();
     let mut handles = vec![server.handle()];
-    if let Some(webhook) = webhook {
+    let webhook = webhook.map(|webhook| {
         handles.push(webhook.handle());
-        actix::spawn(async move {
-            if let Err(error) = webhook.await {
-                error!(error = %crate::error::chain(&error), "admission webhook server failed");
-            }
-        });
-    }
+        actix::spawn(webhook)
+    });
     shutdown::drain_on_sigterm(handles, draining.into_inner(), args.drain_delay);
     server.await.map_err(server_err)?;
+    // Both servers stop together on SIGTERM; wait for the webhook's reviews in flight too.
+    if let Some(webhook) = webhook {
+        match webhook.await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => error!(error = %crate::error::chain(&error), "admission webhook server failed"),
+            Err(error) => error!(%error, "admission webhook server panicked"),
+        }
+    }
     info!("stopped");
     Ok(())
 }

@@ -51,6 +51,14 @@ pub enum TlsError {
         #[source]
         source: rustls::Error,
     },
+    /// The certificate is expired, not yet valid, or not X.509 at all: serving it would fail every handshake.
+    #[error("the certificate in {path} {reason}")]
+    Validity {
+        /// The certificate file.
+        path: PathBuf,
+        /// `expired at …`, `is not valid before …`, or the parse error.
+        reason: String,
+    },
     /// The TLS configuration could not be built (no protocol version in common with the crypto provider).
     #[error("cannot set up TLS")]
     Config(#[source] rustls::Error),
@@ -59,6 +67,35 @@ pub enum TlsError {
 /// What identifies one version of a file without reading it: kubelet replaces a mounted Secret's files by
 /// swapping a symlink, and cert-manager or an operator may rewrite them in place; either changes one of these.
 type Stamp = (Option<SystemTime>, u64, u64, u64);
+
+/// The largest certificate or key file read: a wrong path (a log, an image) must not stall the handshake.
+const MAX_FILE: u64 = 1024 * 1024;
+
+fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
+    use std::io::Read;
+    let error = |source| TlsError::Read { path: path.to_owned(), source };
+    let mut bytes = Vec::new();
+    fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes)).map_err(error)?;
+    if bytes.len() as u64 > MAX_FILE {
+        return Err(error(std::io::Error::other(format!("larger than {MAX_FILE} bytes"))));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a leaf certificate outside its validity window now.
+fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
+    let invalid = |reason: String| TlsError::Validity { path: path.to_owned(), reason };
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| invalid(format!("does not parse: {e}")))?;
+    let validity = cert.validity();
+    let now = x509_parser::time::ASN1Time::now();
+    if now < validity.not_before {
+        return Err(invalid(format!("is not valid before {}", validity.not_before)));
+    }
+    if now > validity.not_after {
+        return Err(invalid(format!("expired at {}", validity.not_after)));
+    }
+    Ok(())
+}
 
 fn stamp(path: &Path) -> Option<Stamp> {
     fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino(), m.dev()))
@@ -128,7 +165,7 @@ impl ReloadingCert {
     }
 
     fn load(&self) -> Result<CertifiedKey, TlsError> {
-        let read = |path: &Path| fs::read(path).map_err(|source| TlsError::Read { path: path.to_owned(), source });
+        let read = read_capped;
         let pem = |path: &Path, what, source| TlsError::Pem { path: path.to_owned(), what, source };
         let cert_pem = read(&self.cert_file)?;
         let key_pem = read(&self.key_file)?;
@@ -138,6 +175,7 @@ impl ReloadingCert {
         if chain.is_empty() {
             return Err(pem(&self.cert_file, "certificate", rustls::pki_types::pem::Error::NoItemsFound));
         }
+        check_validity(&self.cert_file, &chain[0])?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| pem(&self.key_file, "private key", e))?;
         let key_error = |source| TlsError::Key { cert: self.cert_file.clone(), key: self.key_file.clone(), source };
         let certified = CertifiedKey::from_der(chain, key, &self.provider).map_err(key_error)?;

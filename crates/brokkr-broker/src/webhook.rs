@@ -18,8 +18,9 @@ use crate::{
 /// The path the webhook registration names.
 pub const PATH: &str = "/validate/configmap";
 
-/// A ConfigMap is at most 1 MiB; a review of an UPDATE carries the old and the new object.
-const MAX_BODY: usize = 3 * 1024 * 1024;
+/// A ConfigMap is at most 1 MiB, but JSON escaping can multiply it (a control character becomes `\u00XX`) and a
+/// review of an UPDATE carries the old and the new object. A 413 would hand the decision to the failure policy.
+const MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// Why the webhook server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,4 @@
-//! Admission review of the broker's ConfigMap: denied with the reload's own error, allowed with warnings for
-//! keys that will not take effect live, and everything that is not the broker's ConfigMap let through untouched.
+//! Admission review: denied with the reload's error, warned for keys not live, other objects let through.
 
 use brokkr_broker::admission::{ConfigMapReviewer, ReviewMetrics};
 use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
@@ -32,6 +31,22 @@ fn fixture(env: &[(&str, &str)]) -> Fixture {
 
 /// An `AdmissionReview` as the API server sends it, parsed the way the webhook parses it.
 fn request(operation: &str, namespace: &str, name: &str, data: serde_json::Value) -> AdmissionRequest<DynamicObject> {
+    update(operation, namespace, name, data, serde_json::Value::Null)
+}
+
+/// As [`request`], with the stored object's `data` as `oldObject` (null: none).
+fn update(
+    operation: &str,
+    namespace: &str,
+    name: &str,
+    data: serde_json::Value,
+    old_data: serde_json::Value,
+) -> AdmissionRequest<DynamicObject> {
+    let old = if old_data.is_null() {
+        old_data
+    } else {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": old_data})
+    };
     let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -48,7 +63,7 @@ fn request(operation: &str, namespace: &str, name: &str, data: serde_json::Value
                 "metadata": {"name": name, "namespace": namespace},
                 "data": data
             },
-            "oldObject": null,
+            "oldObject": old,
             "dryRun": false
         }
     }))
@@ -168,4 +183,19 @@ fn other_configmaps_and_deletes_are_let_through_unexamined() {
         assert!(response.allowed && response.warnings.is_none(), "{response:?}");
     }
     assert_eq!((reviews(&f, "skipped"), reviews(&f, "denied")), (3, 0));
+}
+
+#[test]
+fn an_update_that_leaves_a_stored_broken_document_as_it_is_is_allowed_with_a_warning() {
+    // Stored while no broker answered (failurePolicy Ignore): refusing a label change or a finalizer removal now
+    // protects nothing, and would block the tools that make it.
+    let f = fixture(&[]);
+    let broken = broker_toml("[cors]\nmax_age = \"soon\"");
+    let response = f.reviewer.review(&update("UPDATE", "brokkr", "brokkr-broker", broken.clone(), broken.clone()));
+    assert!(response.allowed, "{}", message(&response));
+    let warnings = response.warnings.expect("a warning");
+    assert!(warnings[0].contains("cors.max_age"), "{warnings:?}");
+    // Changing the broken document still has to make it valid.
+    let other = broker_toml("[cors]\nmax_age = \"later\"");
+    assert!(!f.reviewer.review(&update("UPDATE", "brokkr", "brokkr-broker", other, broken)).allowed);
 }

@@ -1,5 +1,4 @@
-//! The webhook over real TLS: it answers AdmissionReviews, refuses bodies that are not one, and serves a renewed
-//! certificate from the next handshake on, while a half-written renewal keeps the previous one in service.
+//! The webhook over real TLS: answers reviews and serves a renewed certificate, never a broken one.
 
 use std::{net::SocketAddr, path::Path, sync::Arc};
 
@@ -22,6 +21,11 @@ use tokio_rustls::{
 
 /// A CA and a serving certificate it signed for 127.0.0.1, as PEM: (ca, cert, key).
 fn issue() -> (String, String, String) {
+    issue_valid(None)
+}
+
+/// As [`issue`], with the leaf's validity window `(not_before, not_after)` if given.
+fn issue_valid(window: Option<(time::OffsetDateTime, time::OffsetDateTime)>) -> (String, String, String) {
     let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().expect("key");
@@ -29,6 +33,9 @@ fn issue() -> (String, String, String) {
     let issuer = Issuer::new(ca, ca_key);
     let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
     leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
+    if let Some((not_before, not_after)) = window {
+        (leaf.not_before, leaf.not_after) = (not_before, not_after);
+    }
     let leaf_key = KeyPair::generate().expect("key");
     let leaf_pem = leaf.signed_by(&leaf_key, &issuer).expect("leaf").pem();
     (ca_pem, leaf_pem, leaf_key.serialize_pem())
@@ -157,5 +164,37 @@ async fn the_webhook_starts_without_its_certificate_and_serves_once_it_appears()
     replace(&settings.key_file, &key);
     let (status, _) = post(addrs[0], &ca, &review("")).await.expect("serves once the files exist");
     assert_eq!(status, 200);
+    handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn a_renewal_outside_its_validity_window_never_replaces_a_good_certificate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = issue();
+    let now = time::OffsetDateTime::now_utc();
+    let day = time::Duration::days(1);
+    let expired = issue_valid(Some((now - day * 30, now - day)));
+    let not_yet = issue_valid(Some((now + day, now + day * 30)));
+    let settings = WebhookSettings {
+        enabled: true,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        cert_file: dir.path().join("tls.crt"),
+        key_file: dir.path().join("tls.key"),
+    };
+    replace(&settings.cert_file, &cert);
+    replace(&settings.key_file, &key);
+    let layers = ConfigLayers::new();
+    let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
+    let metrics = ReviewMetrics::register(&mut Registry::default());
+    let (server, addrs) =
+        webhook::server(&settings, ConfigMapReviewer::new(layers, config, None, metrics)).expect("starts");
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    for (_, bad_cert, bad_key) in [expired, not_yet] {
+        replace(&settings.cert_file, &bad_cert);
+        replace(&settings.key_file, &bad_key);
+        let (status, _) = post(addrs[0], &ca, &review("")).await.expect("the good certificate is still served");
+        assert_eq!(status, 200);
+    }
     handle.stop(true).await;
 }
