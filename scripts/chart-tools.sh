@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Provides helm and promtool for the chart tests and prints the folder that holds them.
+# Provides helm, promtool and third-party CRDs for the chart tests and prints the folder that holds them.
 #
 # - BROKKR_HELM and BROKKR_PROMTOOL name binaries a user already has; each one set is used as it is.
 # - Otherwise each is built once with Go from the module proxy into a versioned cache outside the clone
 #   (${XDG_CACHE_HOME:-~/.cache}/brokkr/tools/<tool>-<version>/bin), so later runs and fresh clones reuse it.
 #   First run: about 2 minutes for helm and 9 for promtool on 2 cores (631 s for both, measured).
 #
-# Only the folder is printed on stdout (symlinks to the chosen binaries); progress goes to stderr.
+# Only the folder is printed on stdout (symlinks to the chosen binaries, and crds/ with the CRDs of the chart's
+# optional objects from prometheus-operator's and cert-manager's Go modules); progress goes to stderr.
 set -euo pipefail
 
 HELM_VERSION="${BROKKR_HELM_VERSION:-v3.22.0}"
+PROMETHEUS_OPERATOR_VERSION="${BROKKR_PROMETHEUS_OPERATOR_VERSION:-v0.85.0}"
+CERT_MANAGER_VERSION="${BROKKR_CERT_MANAGER_VERSION:-v1.21.2}"
 PROMETHEUS_VERSION="${BROKKR_PROMETHEUS_VERSION:-v0.316.0}"
 
 log() { printf 'chart-tools: %s\n' "$*" >&2; }
@@ -65,4 +68,21 @@ links="$cache_root/selected-$(printf '%s\n%s\n' "$helm" "$promtool" | sha256sum 
 mkdir -p "$links"
 ln -sfn "$helm" "$links/helm"
 ln -sfn "$promtool" "$links/promtool"
+
+# The CRDs of the optional objects the chart renders (ServiceMonitor, PrometheusRule, cert-manager Issuer and
+# Certificate), from the projects' own Go modules, so the API server can dry-run them: crds/*.yaml.
+crd() {
+  local module=$1 version=$2 dir
+  shift 2
+  dir="$(cd "$cache_root" && go mod download -json "$module@$version" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  [[ -d "$dir" ]] || { log "could not download $module@$version"; exit 1; }
+  for file in "$@"; do cp "$dir/$file" "$links/crds/"; done
+}
+mkdir -p "$links/crds"
+crd github.com/prometheus-operator/prometheus-operator "$PROMETHEUS_OPERATOR_VERSION" \
+  example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml \
+  example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml
+crd github.com/cert-manager/cert-manager "$CERT_MANAGER_VERSION" \
+  deploy/crds/cert-manager.io_issuers.yaml deploy/crds/cert-manager.io_certificates.yaml
+chmod u+w "$links"/crds/*.yaml
 printf '%s\n' "$links"

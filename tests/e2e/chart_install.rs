@@ -52,12 +52,28 @@ async fn the_chart_installs_passes_restricted_pod_security_and_its_broker_applie
         .await
         .ok("helm install");
 
-    // Every option set without third-party CRDs is accepted by the API server too (server-side dry run).
-    for set in ["default", "admin-token", "custom-config", "restart-on-change", "webhook-selfsigned"] {
-        let values = chart_dir().join(format!("ci/{set}-values.yaml"));
+    // Every option set is accepted by the API server too (server-side dry run), the optional objects against
+    // prometheus-operator's and cert-manager's own CRDs.
+    let crds = brokkr_e2e::chart::tools_dir().join("crds");
+    let crds = crds.to_str().expect("path");
+    w.kubectl(&["apply", "--server-side", "-f", crds]).await.ok("install third-party CRDs");
+    w.kubectl(&["wait", "--for=condition=established", "--timeout=60s", "-f", crds]).await.ok("CRDs established");
+    let sets = std::fs::read_dir(chart_dir().join("ci")).expect("ci").map(|e| e.expect("entry").path());
+    let mut optional = Vec::new();
+    for values in sets {
         let args = ["template", "other", CHART, "-n", NAMESPACE, "-f", values.to_str().expect("path")];
         let rendered = helm(w.dir(), None, &args).await.ok("helm template");
-        w.kubectl_with(&["apply", "--dry-run=server", "-f", "-"], &rendered).await.ok(&format!("dry-run of {set}"));
+        let applied = w.kubectl_with(&["apply", "--dry-run=server", "-f", "-"], &rendered).await;
+        let applied = applied.ok(&format!("server-side dry run of {}", values.display()));
+        optional.extend(
+            applied
+                .lines()
+                .filter(|l| l.contains(".monitoring.coreos.com") || l.contains(".cert-manager.io"))
+                .map(str::to_owned),
+        );
+    }
+    for kind in ["servicemonitor", "prometheusrule", "issuer", "certificate"] {
+        assert!(optional.iter().any(|l| l.starts_with(&format!("{kind}."))), "no {kind} was dry-run: {optional:?}");
     }
 
     let deployments = Api::<Deployment>::namespaced(w.cluster.admin.clone(), NAMESPACE);
