@@ -163,6 +163,13 @@ impl Broker {
         self.port
     }
 
+    /// The broker's process id, `None` once it has been reaped. (`setpriv` execs the broker, so once the broker
+    /// serves this is the broker's own process.)
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Sends `signal` (such as `-HUP`, `-TERM`) to the broker process with `kill`.
     pub fn signal(&self, signal: &str) {
         let pid = self.child.id().expect("broker still running").to_string();

@@ -5,6 +5,8 @@ pub mod broker;
 pub mod chaos;
 pub mod chart;
 pub mod cluster;
+pub mod measure;
+pub mod timing;
 
 pub use broker::Broker;
 pub use cluster::Cluster;

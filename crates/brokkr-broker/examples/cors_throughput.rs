@@ -1,0 +1,390 @@
+//! Live CORS cost on the request path: wrk against our middleware, `actix-cors` configured alike, and no CORS.
+
+use std::{
+    io::{self, Read, Write},
+    net::{SocketAddr, TcpStream},
+    process::{Command, ExitCode},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread,
+    time::{Duration, Instant, SystemTime},
+};
+
+use actix_cors::Cors;
+use actix_web::{
+    App, HttpResponse, HttpServer,
+    dev::Server,
+    http::header::{AUTHORIZATION, CONTENT_TYPE},
+    middleware::from_fn,
+    web,
+};
+use brokkr_broker::cors;
+use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
+
+const USAGE: &str = "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] (progress on stderr, report on stdout)";
+const ORIGIN: &str = "https://app.example.com";
+const LOOPBACK: &str = "127.0.0.1:0";
+/// The document's `max_age = "10m"`, which `actix-cors` takes in seconds.
+const MAX_AGE: Duration = Duration::from_secs(600);
+const ROUNDS: usize = 3;
+const WARM_UP_SECS: u64 = 2;
+const RELOAD_EVERY: Duration = Duration::from_millis(100);
+
+/// What one wrk run measures; the storm variant is the live server while a reload is applied every 100 ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variant {
+    Live,
+    ActixCors,
+    Plain,
+    LiveStorm,
+}
+
+impl Variant {
+    /// One round in running order; rounds repeat it so machine noise spreads over every variant.
+    const ROUND: [Self; 4] = [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm];
+    const SERVERS: [Self; 3] = [Self::Live, Self::ActixCors, Self::Plain];
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Live => "brokkr live",
+            Self::ActixCors => "actix-cors static",
+            Self::Plain => "no CORS",
+            Self::LiveStorm => "brokkr live, reload storm (1 per 100 ms)",
+        }
+    }
+
+    /// Index of the server it loads, in `SERVERS` order.
+    fn server(self) -> usize {
+        match self {
+            Self::Live | Self::LiveStorm => 0,
+            Self::ActixCors => 1,
+            Self::Plain => 2,
+        }
+    }
+}
+
+/// What wrk reported for one run.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    requests_per_sec: f64,
+    p99_ms: f64,
+}
+
+fn main() -> ExitCode {
+    let wrk_version = match wrk_version() {
+        Ok(version) => version,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            eprintln!("install wrk (apt-get install wrk)");
+            return ExitCode::from(2);
+        }
+        Err(error) => {
+            eprintln!("cors_throughput: cannot run wrk: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(error) = run(&wrk_version) {
+        eprintln!("cors_throughput: {error}");
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}
+
+/// The first line of `wrk --version`, such as `wrk 4.1.0 [epoll] Copyright (C) 2012 Will Glozer`.
+fn wrk_version() -> io::Result<String> {
+    let output = Command::new("wrk").arg("--version").output()?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    Ok(stdout.lines().find(|line| line.starts_with("wrk ")).unwrap_or("wrk").trim().to_owned())
+}
+
+fn run(wrk_version: &str) -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let seconds = positive(args.next(), 10, 600, "SECONDS")?;
+    let connections = positive(args.next(), 32, 10_000, "CONNECTIONS")?;
+    if args.next().is_some() {
+        return Err(USAGE.to_owned());
+    }
+    let layers = ConfigLayers::new();
+    let candidate = layers.build(Some(&document("10m"))).map_err(|e| format!("benchmark document rejected: {e}"))?;
+    let config = ReloadableConfig::new(candidate.settings);
+    let ports = start_servers(config.clone())?;
+    check_configuration(&ports)?;
+
+    let total = Variant::SERVERS.len() as u64 * WARM_UP_SECS + (ROUNDS * Variant::ROUND.len()) as u64 * seconds;
+    eprintln!("warm-up, then {ROUNDS} rounds of {} runs of {seconds} s: about {total} s", Variant::ROUND.len());
+    for variant in Variant::SERVERS {
+        wrk(ports[variant.server()], WARM_UP_SECS, connections)?;
+    }
+    let (mut samples, mut storm_reloads) = (Vec::new(), Vec::new());
+    for round in 1..=ROUNDS {
+        for variant in Variant::ROUND {
+            eprintln!("round {round}/{ROUNDS}: {}", variant.label());
+            let storm = (variant == Variant::LiveStorm).then(|| ReloadStorm::start(layers.clone(), config.clone()));
+            let sample = wrk(ports[variant.server()], seconds, connections);
+            if let Some(storm) = storm {
+                storm_reloads.push(storm.stop()?);
+            }
+            samples.push((variant, sample?));
+        }
+    }
+    report(&samples, &storm_reloads, seconds, connections, wrk_version);
+    Ok(())
+}
+
+/// `arg` as a whole number in `1..=max`, or `default` when absent.
+fn positive(arg: Option<String>, default: u64, max: u64, name: &str) -> Result<u64, String> {
+    let Some(text) = arg else { return Ok(default) };
+    let number = text.parse::<u64>().ok().filter(|n| (1..=max).contains(n));
+    number.ok_or_else(|| format!("{name} must be a whole number from 1 to {max}, not {text:?}; {USAGE}"))
+}
+
+/// The live server's ConfigMap document: the one origin `actix-cors` allows too.
+fn document(max_age: &str) -> LayerText {
+    let text = format!("[cors]\nallowed_origins = [\"{ORIGIN}\"]\nmax_age = \"{max_age}\"\n");
+    LayerText { origin: "cors_throughput document".into(), text }
+}
+
+async fn bench() -> HttpResponse {
+    HttpResponse::Ok().body("ok")
+}
+
+/// Starts the servers on an actix System in a thread of their own; returns their ports, in `SERVERS` order.
+fn start_servers(config: ReloadableConfig) -> Result<[u16; 3], String> {
+    let (tx, rx) = mpsc::channel();
+    let system = move || {
+        actix_rt::System::new().block_on(async move {
+            match bind_servers(config) {
+                Ok((ports, servers)) => {
+                    // The receiver may be gone already; the servers then end with the process.
+                    let _ = tx.send(Ok(ports));
+                    for stopped in futures::future::join_all(servers).await {
+                        if let Err(error) = stopped {
+                            eprintln!("a benchmark server stopped: {error}");
+                        }
+                    }
+                }
+                Err(error) => {
+                    let _ = tx.send(Err(error));
+                }
+            }
+        });
+    };
+    thread::Builder::new().name("servers".into()).spawn(system).map_err(|e| format!("no server thread: {e}"))?;
+    rx.recv_timeout(Duration::from_secs(10)).map_err(|e| format!("the servers did not start: {e}"))?
+}
+
+/// Binds, with one worker each: our middleware reading the live config per request (as `serve.rs` wires it),
+/// `actix-cors` configured the same, and the bare route.
+fn bind_servers(config: ReloadableConfig) -> Result<([u16; 3], [Server; 3]), String> {
+    let bind_err = |e: io::Error| format!("cannot bind {LOOPBACK}: {e}");
+    let config = web::Data::new(config);
+    let live = HttpServer::new(move || {
+        App::new().app_data(config.clone()).wrap(from_fn(cors::middleware)).route("/bench", web::get().to(bench))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(LOOPBACK)
+    .map_err(bind_err)?;
+    let actix_cors = HttpServer::new(|| {
+        let cors = Cors::default()
+            .allowed_origin(ORIGIN)
+            .allowed_methods(["GET", "POST", "OPTIONS"])
+            .allowed_headers([AUTHORIZATION, CONTENT_TYPE])
+            .max_age(usize::try_from(MAX_AGE.as_secs()).expect("600 fits in usize"));
+        App::new().wrap(cors).route("/bench", web::get().to(bench))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(LOOPBACK)
+    .map_err(bind_err)?;
+    let plain = HttpServer::new(|| App::new().route("/bench", web::get().to(bench)))
+        .workers(1)
+        .disable_signals()
+        .bind(LOOPBACK)
+        .map_err(bind_err)?;
+    let port = |addrs: Vec<SocketAddr>| addrs.first().map(SocketAddr::port).ok_or("a server bound no address");
+    let ports = [port(live.addrs())?, port(actix_cors.addrs())?, port(plain.addrs())?];
+    Ok((ports, [live.run(), actix_cors.run(), plain.run()]))
+}
+
+/// Fails unless the two CORS servers allow the origin, on a simple GET and on a preflight with the same max age,
+/// and the bare route sends no CORS header: the comparison is between equal configurations.
+fn check_configuration(ports: &[u16; 3]) -> Result<(), String> {
+    let max_age = MAX_AGE.as_secs().to_string();
+    for variant in Variant::SERVERS {
+        let port = ports[variant.server()];
+        let cors_on = variant != Variant::Plain;
+        let (status, headers) = request(port, "GET", "")?;
+        let allowed = header(&headers, "access-control-allow-origin");
+        if !status.starts_with("HTTP/1.1 200") || allowed != cors_on.then_some(ORIGIN) {
+            let label = variant.label();
+            return Err(format!("{label}: GET /bench answered {status:?}, Access-Control-Allow-Origin {allowed:?}"));
+        }
+        if cors_on {
+            let (status, headers) = request(port, "OPTIONS", "Access-Control-Request-Method: GET\r\n")?;
+            let allowed = header(&headers, "access-control-allow-origin");
+            let age = header(&headers, "access-control-max-age");
+            if allowed != Some(ORIGIN) || age != Some(max_age.as_str()) {
+                let label = variant.label();
+                return Err(format!("{label}: preflight answered {status:?}, origin {allowed:?}, max age {age:?}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The status line and headers (names lower-cased) of one request for `/bench` with our `Origin`.
+fn request(port: u16, method: &str, extra_headers: &str) -> Result<(String, Vec<(String, String)>), String> {
+    let failed = |e: io::Error| format!("{method} http://127.0.0.1:{port}/bench failed: {e}");
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).map_err(failed)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).map_err(failed)?;
+    let head = format!("{method} /bench HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: {ORIGIN}\r\n{extra_headers}");
+    stream.write_all(format!("{head}Connection: close\r\n\r\n").as_bytes()).map_err(failed)?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).map_err(failed)?;
+    let answer = String::from_utf8_lossy(&answer);
+    let mut lines = answer.split("\r\n\r\n").next().unwrap_or_default().lines();
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines.filter_map(|line| line.split_once(':'));
+    Ok((status, headers.map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned())).collect()))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(n, _)| n == name).map(|(_, value)| value.as_str())
+}
+
+/// Applies a new document every 100 ms from a thread of its own, as the ConfigActor would, until stopped.
+struct ReloadStorm {
+    stop: Arc<AtomicBool>,
+    handle: thread::JoinHandle<Result<u64, String>>,
+}
+
+impl ReloadStorm {
+    fn start(layers: ConfigLayers, config: ReloadableConfig) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let handle = thread::spawn(move || {
+            let (mut applied, mut next): (u64, Instant) = (0, Instant::now() + RELOAD_EVERY);
+            loop {
+                thread::sleep(next.saturating_duration_since(Instant::now()));
+                next += RELOAD_EVERY;
+                if stopped.load(Ordering::Relaxed) {
+                    return Ok(applied);
+                }
+                // Whichever value is not in force, so that every reload applies.
+                let max_age = if config.current().settings.cors.max_age == MAX_AGE { "11m" } else { "10m" };
+                let outcome = config.reload(layers.build(Some(&document(max_age))), None);
+                if outcome.label() != "applied" {
+                    return Err(format!("storm reload {} was not applied: {outcome:?}", applied + 1));
+                }
+                applied += 1;
+            }
+        });
+        Self { stop, handle }
+    }
+
+    /// Stops the storm and returns how many reloads it applied.
+    fn stop(self) -> Result<u64, String> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.join().map_err(|_| "the reload storm thread panicked".to_owned())?
+    }
+}
+
+fn wrk_command(port: &str, seconds: u64, connections: u64) -> String {
+    format!("wrk -t1 -c{connections} -d{seconds}s --latency -H \"Origin: {ORIGIN}\" http://127.0.0.1:{port}/bench")
+}
+
+fn wrk(port: u16, seconds: u64, connections: u64) -> Result<Sample, String> {
+    let command = wrk_command(&port.to_string(), seconds, connections);
+    let output = Command::new("wrk")
+        .arg("-t1")
+        .arg(format!("-c{connections}"))
+        .arg(format!("-d{seconds}s"))
+        .args(["--latency", "-H"])
+        .arg(format!("Origin: {ORIGIN}"))
+        .arg(format!("http://127.0.0.1:{port}/bench"))
+        .output()
+        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        return Err(format!("`{command}` failed ({}):\n{stdout}{stderr}", output.status));
+    }
+    parse_wrk(&stdout).map_err(|e| format!("`{command}`: {e}; wrk printed:\n{stdout}"))
+}
+
+/// Reads `Requests/sec:` and the `99%` line under `Latency Distribution`; error answers invalidate the run.
+fn parse_wrk(output: &str) -> Result<Sample, String> {
+    let (mut requests_per_sec, mut p99_ms, mut in_distribution) = (None, None, false);
+    for line in output.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Requests/sec:").map(str::trim) {
+            let parsed = rest.parse::<f64>().map_err(|e| format!("cannot read Requests/sec {rest:?}: {e}"))?;
+            requests_per_sec = Some(parsed);
+        } else if line.starts_with("Latency Distribution") {
+            in_distribution = true;
+        } else if let Some(rest) = line.strip_prefix("99%").filter(|_| in_distribution).map(str::trim) {
+            p99_ms = Some(millis(rest).ok_or_else(|| format!("cannot read the 99% latency {rest:?}"))?);
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            return Err(format!("{} answers were not 2xx or 3xx", rest.trim()));
+        } else if line.starts_with("Socket errors:") {
+            eprintln!("  wrk: {line}");
+        }
+    }
+    match (requests_per_sec, p99_ms) {
+        (Some(requests_per_sec), Some(p99_ms)) => Ok(Sample { requests_per_sec, p99_ms }),
+        _ => Err("no \"Requests/sec:\" line, or no \"99%\" line under \"Latency Distribution\"".to_owned()),
+    }
+}
+
+/// A wrk duration such as `812.00us`, `1.20ms` or `2.00s`, in milliseconds.
+fn millis(text: &str) -> Option<f64> {
+    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
+    let units = [("us", 0.001), ("ms", 1.0), ("s", 1_000.0), ("m", 60_000.0), ("h", 3_600_000.0)];
+    let (_, factor) = units.into_iter().find(|(name, _)| *name == unit)?;
+    number.parse::<f64>().ok().map(|value| value * factor)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// The runs of `variant`, in round order.
+fn runs(samples: &[(Variant, Sample)], variant: Variant) -> impl Iterator<Item = Sample> + '_ {
+    samples.iter().filter(move |(v, _)| *v == variant).map(|(_, sample)| *sample)
+}
+
+fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, connections: u64, wrk_version: &str) {
+    let median_rps = |variant| median(runs(samples, variant).map(|s| s.requests_per_sec).collect());
+    let baseline = median_rps(Variant::ActixCors);
+    println!("## Live CORS cost on the request path (issue 9, item 2)\n");
+    println!("| variant | requests/s (median of {ROUNDS}) | p99 ms (median) | vs actix-cors | rounds: req/s (p99) |");
+    println!("| --- | ---: | ---: | ---: | --- |");
+    for variant in Variant::ROUND {
+        let (rps, p99) = (median_rps(variant), median(runs(samples, variant).map(|s| s.p99_ms).collect()));
+        let versus = match variant {
+            Variant::ActixCors => "—".to_owned(),
+            _ => format!("{:+.1} %", (rps - baseline) / baseline * 100.0),
+        };
+        let rounds: Vec<String> =
+            runs(samples, variant).map(|s| format!("{:.0} ({:.3})", s.requests_per_sec, s.p99_ms)).collect();
+        println!("| {} | {rps:.0} | {p99:.3} | {versus} | {} |", variant.label(), rounds.join(", "));
+    }
+    let expected = Duration::from_secs(seconds).as_millis() / RELOAD_EVERY.as_millis();
+    println!("\nTarget: brokkr live within 3 % of actix-cors in requests/s, also during the reload storm.\n");
+    println!("- reloads applied in each storm run: {storm_reloads:?} (1 per 100 ms: {expected} expected)");
+    println!("- machine: {} cores (nproc); date: {}", nproc(), humantime::format_rfc3339_seconds(SystemTime::now()));
+    println!("- load: `{}` ({wrk_version})", wrk_command("PORT", seconds, connections));
+    println!(
+        "- one release build and process; one actix worker per server; servers loaded one at a time, {WARM_UP_SECS} s \
+         warm-up each, then live, actix-cors, no CORS, live + storm, {ROUNDS} rounds; loopback only"
+    );
+}
+
+fn nproc() -> String {
+    let output = Command::new("nproc").output().ok();
+    let cores = output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).filter(|n| !n.is_empty());
+    cores.or_else(|| thread::available_parallelism().ok().map(|n| n.to_string())).unwrap_or_else(|| "?".into())
+}

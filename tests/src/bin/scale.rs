@@ -1,0 +1,375 @@
+//! Benchmark harness (issue 9, items 5 and 6): idle cost, unrelated-ConfigMap churn and fleet scale of the broker.
+
+use std::{
+    collections::BTreeMap,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use brokkr_e2e::{
+    Broker, Cluster,
+    cluster::BROKER_USER,
+    measure::{self, Usage, mib, per_sec, percent_change, percentile},
+};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api,
+    api::{ObjectMeta, Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+use tokio::task::JoinSet;
+
+const USAGE: &str = "usage: scale idle [SECONDS=60] | scale churn [CONFIGMAPS=10000] [SECONDS=60] | \
+                     scale fleet [SIZES=1,10,50] [EDITS=20]";
+
+/// Before a measurement window, so that start-up requests are over and the watch is established.
+const SETTLE: Duration = Duration::from_secs(10);
+/// How often every broker's status is polled while an edit propagates.
+const POLL: Duration = Duration::from_millis(10);
+/// Requests in flight that create and rewrite the unrelated ConfigMaps.
+const WRITERS: usize = 16;
+/// How long one broker may take from spawn to ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a whole fleet may take from the first spawn until every broker is ready.
+const FLEET_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// The idle window of each fleet size.
+const FLEET_IDLE: Duration = Duration::from_secs(60);
+/// How long one edit may take to reach every broker of a fleet.
+const EDIT_TIMEOUT: Duration = Duration::from_secs(60);
+/// A broker without hot reload makes no API request: the runtime's own baseline.
+const RELOAD_OFF: [(&str, &str); 1] = [("BROKKR__CONFIG_RELOAD__ENABLED", "false")];
+
+/// The ConfigMap's document; the 100 ms debounce keeps propagation from being dominated by the 5 s default.
+fn document(max_age: u32) -> String {
+    format!("[config_reload]\ndebounce = \"100ms\"\n[cors]\nmax_age = \"{max_age}s\"")
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("idle") => idle(arg(&args, 1, 60)).await,
+        Some("churn") => churn(arg(&args, 1, 10_000), arg(&args, 2, 60)).await,
+        Some("fleet") => {
+            let sizes: Vec<usize> =
+                args.get(1).map_or_else(|| vec![1, 10, 50], |list| list.split(',').map(parse::<usize>).collect());
+            if sizes.contains(&0) {
+                usage_error("a fleet size must be at least 1");
+            }
+            fleet(&sizes, arg(&args, 2, 20)).await;
+        }
+        _ => usage_error("which mode?"),
+    }
+}
+
+/// The number at `args[index]`, or `default` if there is none.
+fn arg<T: FromStr>(args: &[String], index: usize, default: T) -> T {
+    args.get(index).map_or(default, |text| parse(text))
+}
+
+fn parse<T: FromStr>(text: &str) -> T {
+    text.trim().parse().unwrap_or_else(|_| usage_error(&format!("not a number: {text:?}")))
+}
+
+fn usage_error(why: &str) -> ! {
+    eprintln!("{why}\n{USAGE}");
+    std::process::exit(2)
+}
+
+/// One broker with hot reload on and one with it off, side by side: start-up, memory, wake-ups and API requests.
+async fn idle(seconds: u64) {
+    measure::print_header("scale idle: one broker with hot reload on, one with it off");
+    let cluster = Cluster::with_config("idle", &document(0)).await;
+    warm_up(&cluster).await;
+    let (on, on_ready) = spawn_ready(&cluster, &[]).await;
+    let (off, off_ready) = spawn_ready(&cluster, &RELOAD_OFF).await;
+    tokio::time::sleep(SETTLE).await;
+    let requests_before = cluster.plane.requests_by(BROKER_USER).len();
+    let usage = measure::observe(&[pid(&on), pid(&off)], Duration::from_secs(seconds))
+        .await
+        .expect("read the brokers' /proc files");
+    let requests = cluster.plane.requests_by(BROKER_USER).len().saturating_sub(requests_before);
+    let (with_reload, without) = (usage[0], usage[1]);
+    let requests_per_min = per_sec(requests as u64, with_reload.elapsed) * 60.0;
+
+    println!(
+        "Both release brokers run at the same time. A warm-up broker was started and stopped first, so start-up \
+         times include neither a build check nor a cold page cache. Start-up: from the spawn until `/readyz` \
+         answers 200, polled every 10 ms. Then a {} s settle and a {seconds} s window: RSS (VmRSS) sampled every \
+         second; wake-ups = voluntary + involuntary context switches of all threads (/proc/PID/task/*/status).\n",
+        SETTLE.as_secs()
+    );
+    println!("| broker | start-up → ready ms | RSS max MiB | RSS final MiB | wake-ups/s | API requests/min |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for (name, ready, usage, api_requests) in [
+        ("hot reload on", on_ready, with_reload, format!("{requests_per_min:.1}")),
+        ("hot reload off", off_ready, without, "none by design".to_owned()),
+    ] {
+        println!(
+            "| {name} | {} | {:.1} | {:.1} | {:.2} | {api_requests} |",
+            ready.as_millis(),
+            mib(usage.rss_max),
+            mib(usage.rss_final),
+            usage.wakeups_per_sec()
+        );
+    }
+    let extra_wakeups = with_reload.wakeups_per_sec() - without.wakeups_per_sec();
+    println!("\n- wake-ups/s beyond the runtime's own (on − off): **{extra_wakeups:+.2}** (target ≤ 1)");
+    println!(
+        "- RSS with hot reload on: **{:.1} MiB** max (target ≤ 30 MiB); on − off: {:+.1} MiB",
+        mib(with_reload.rss_max),
+        mib(with_reload.rss_max) - mib(without.rss_max)
+    );
+    println!(
+        "- API requests: {requests} audit events of `{BROKER_USER}` completed in the window; both brokers share that \
+         user, all are the on broker's (the off broker makes none)"
+    );
+}
+
+/// One broker while unrelated ConfigMaps in its namespace are rewritten, against none: what reaches it.
+async fn churn(configmaps: usize, seconds: u64) {
+    measure::print_header(&format!("scale churn: one broker, no other ConfigMaps vs {configmaps} rewritten"));
+    let cluster = Cluster::with_config("churn", &document(0)).await;
+    let (broker, _) = spawn_ready(&cluster, &[]).await;
+    let window = Duration::from_secs(seconds);
+    tokio::time::sleep(SETTLE).await;
+    eprintln!("phase A: {seconds} s without other ConfigMaps");
+    let quiet = observe_one(&broker, window).await;
+
+    eprintln!("phase B: creating {configmaps} ConfigMaps");
+    let api = Api::<ConfigMap>::namespaced(cluster.admin.clone(), &cluster.namespace);
+    let creating = Instant::now();
+    create_unrelated(&api, configmaps).await;
+    let created_in = creating.elapsed();
+    let generation = broker.generation().await;
+    eprintln!("phase B: {seconds} s of rewrites");
+    let rewrites = Arc::new(Rewrites::default());
+    let writers = rewrite_unrelated(&api, configmaps, &rewrites);
+    let writes_before = rewrites.done.load(Ordering::Relaxed);
+    let busy = observe_one(&broker, window).await;
+    let writes = rewrites.done.load(Ordering::Relaxed).saturating_sub(writes_before);
+    rewrites.stop.store(true, Ordering::Relaxed);
+    writers.join_all().await;
+    let reloads = broker.generation().await.saturating_sub(generation);
+
+    println!(
+        "{seconds} s per phase, after a {} s settle. Phase B: ConfigMaps `other-00000`… created first ({:.1} s, \
+         {WRITERS} in flight), then rewritten round-robin during the window by {WRITERS} concurrent writers \
+         (merge patch of `data.n`). Bytes read: `rchar` of /proc/PID/io, every read including sockets (the broker \
+         reads no files when idle). RSS: VmRSS sampled every second.\n",
+        SETTLE.as_secs(),
+        created_in.as_secs_f64()
+    );
+    println!("| phase | unrelated ConfigMaps | writes/s | bytes read by the broker | RSS max MiB |");
+    println!("|---|---:|---:|---:|---:|");
+    println!("| A: none | 0 | 0 | {} | {:.1} |", quiet.bytes_read, mib(quiet.rss_max));
+    println!(
+        "| B: rewritten | {configmaps} | {:.0} | {} | {:.1} |",
+        per_sec(writes, busy.elapsed),
+        busy.bytes_read,
+        mib(busy.rss_max)
+    );
+    println!(
+        "| B − A | | | {} | {} |",
+        percent(quiet.bytes_read, busy.bytes_read),
+        percent(quiet.rss_max, busy.rss_max)
+    );
+    println!("\n- target: < 5 % difference (the field selector must keep the other ConfigMaps off the wire)");
+    println!(
+        "- writes in the window: {writes}, failed: {}; broker reloads during phase B: {reloads} (expected 0)",
+        rewrites.failed.load(Ordering::Relaxed)
+    );
+}
+
+fn percent(before: u64, after: u64) -> String {
+    percent_change(before, after).map_or_else(|| "n/a (A is 0)".to_owned(), |change| format!("{change:+.1} %"))
+}
+
+fn unrelated_name(index: usize) -> String {
+    format!("other-{index:05}")
+}
+
+/// Creates the ConfigMaps `other-00000`… (`count` of them) with [`WRITERS`] requests in flight.
+async fn create_unrelated(api: &Api<ConfigMap>, count: usize) {
+    let mut creators = JoinSet::new();
+    for first in 0..WRITERS.min(count) {
+        let api = api.clone();
+        creators.spawn(async move {
+            for index in (first..count).step_by(WRITERS) {
+                let configmap = ConfigMap {
+                    metadata: ObjectMeta { name: Some(unrelated_name(index)), ..ObjectMeta::default() },
+                    data: Some(BTreeMap::from([("n".to_owned(), "0".to_owned())])),
+                    ..ConfigMap::default()
+                };
+                api.create(&PostParams::default(), &configmap).await.expect("create an unrelated ConfigMap");
+            }
+        });
+    }
+    creators.join_all().await;
+}
+
+/// What the rewriters share: a stop flag and their counts.
+#[derive(Default)]
+struct Rewrites {
+    stop: AtomicBool,
+    done: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// Starts [`WRITERS`] tasks that rewrite `data.n` of the unrelated ConfigMaps round-robin until `rewrites.stop`.
+fn rewrite_unrelated(api: &Api<ConfigMap>, count: usize, rewrites: &Arc<Rewrites>) -> JoinSet<()> {
+    let mut writers = JoinSet::new();
+    for first in 0..WRITERS.min(count) {
+        let (api, rewrites) = (api.clone(), Arc::clone(rewrites));
+        writers.spawn(async move {
+            let names: Vec<String> = (first..count).step_by(WRITERS).map(unrelated_name).collect();
+            for round in 1_u64.. {
+                for name in &names {
+                    if rewrites.stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let patch = Patch::Merge(json!({ "data": { "n": round.to_string() } }));
+                    let counter = match api.patch(name, &PatchParams::default(), &patch).await {
+                        Ok(_) => &rewrites.done,
+                        Err(_) => &rewrites.failed,
+                    };
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+    }
+    writers
+}
+
+/// For each size N, a fresh control plane with N brokers on one ConfigMap: edit propagation, idle load, memory.
+async fn fleet(sizes: &[usize], edits: u32) {
+    measure::print_header(&format!("scale fleet: {sizes:?} brokers on one ConfigMap, {edits} edits each"));
+    println!(
+        "Each edit changes `cors.max_age`; the document sets `config_reload.debounce = \"100ms\"` so that the 5 s \
+         default does not dominate propagation. Applied: from the start of the write (GET + PUT by an admin client) \
+         until a broker's status shows the new hash; every broker polled every {} ms, concurrently. p99 is the \
+         nearest rank (with 20 edits, the maximum). Idle requests: audit events of `{BROKER_USER}` completed in a \
+         {} s window after a {} s settle, divided by N. RSS: sum of VmRSS at the end of that window. All ready: \
+         from the first spawn until every broker's `/readyz` answered 200.\n",
+        POLL.as_millis(),
+        FLEET_IDLE.as_secs(),
+        SETTLE.as_secs()
+    );
+    println!(
+        "| N | all applied p50 ms | p99 ms | max ms | first applied p50 ms | idle requests/broker/min | \
+         total RSS MiB | RSS per broker MiB | all ready s |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        eprintln!("fleet of {n}: starting");
+        println!("{}", fleet_row(n, edits).await);
+    }
+}
+
+/// Measures a fleet of `n` brokers on a fresh control plane, which it stops afterwards; returns its table row.
+async fn fleet_row(n: usize, edits: u32) -> String {
+    let cluster = Cluster::with_config(&format!("fleet-{n}"), &document(0)).await;
+    warm_up(&cluster).await;
+    let kubeconfig = cluster.broker_kubeconfig();
+    let spawned = Instant::now();
+    let brokers: Vec<Arc<Broker>> =
+        (0..n).map(|_| Arc::new(Broker::spawn(&kubeconfig, &cluster.namespace, &[], cluster.plane.dir()))).collect();
+    let mut all_ready = Duration::ZERO;
+    for broker in &brokers {
+        all_ready = measure::wait_ready(broker, spawned, FLEET_READY_TIMEOUT).await;
+    }
+
+    tokio::time::sleep(SETTLE).await;
+    eprintln!("fleet of {n}: {} s idle", FLEET_IDLE.as_secs());
+    let pids: Vec<u32> = brokers.iter().map(|broker| pid(broker)).collect();
+    let requests_before = cluster.plane.requests_by(BROKER_USER).len();
+    let usage = measure::observe(&pids, FLEET_IDLE).await.expect("read the brokers' /proc files");
+    let requests = cluster.plane.requests_by(BROKER_USER).len().saturating_sub(requests_before);
+    let idle_for = usage.first().map_or(FLEET_IDLE, |u| u.elapsed);
+    let broker_time = idle_for * u32::try_from(n).expect("a fleet size fits in u32");
+    let requests_per_broker_min = per_sec(requests as u64, broker_time) * 60.0;
+    let total_rss: u64 = usage.iter().map(|u| u.rss_final).sum();
+
+    eprintln!("fleet of {n}: {edits} edits");
+    let mut hashes = Vec::with_capacity(n);
+    for broker in &brokers {
+        hashes.push(broker.status().await["hash"].as_str().expect("the status has a hash").to_owned());
+    }
+    let (mut all_applied, mut first_applied) = (Vec::new(), Vec::new());
+    for i in 1..=edits {
+        let edited = Instant::now();
+        cluster.apply_config(&document(i)).await;
+        let applied = wait_for_new_hashes(&brokers, &hashes, edited).await;
+        // The first broker's new hash is the expected one; every other broker must show the same.
+        let expected = applied[0].1.clone();
+        let others: Vec<_> = applied.iter().enumerate().filter(|(_, (_, hash))| *hash != expected).collect();
+        assert!(others.is_empty(), "edit {i}: brokers (index, (time, hash)) not on {expected}: {others:?}");
+        all_applied.push(applied.iter().map(|(at, _)| *at).max().unwrap_or_default());
+        first_applied.push(applied.iter().map(|(at, _)| *at).min().unwrap_or_default());
+        hashes = vec![expected; n];
+    }
+    all_applied.sort();
+    first_applied.sort();
+    drop(brokers);
+    drop(cluster);
+    format!(
+        "| {n} | {} | {} | {} | {} | {requests_per_broker_min:.1} | {:.1} | {:.1} | {:.1} |",
+        percentile(&all_applied, 0.5).as_millis(),
+        percentile(&all_applied, 0.99).as_millis(),
+        percentile(&all_applied, 1.0).as_millis(),
+        percentile(&first_applied, 0.5).as_millis(),
+        mib(total_rss),
+        mib(total_rss / n as u64),
+        all_ready.as_secs_f64()
+    )
+}
+
+/// Polls every broker every [`POLL`], concurrently, until its status hash differs from its `previous` one.
+/// Returns, per broker in order, the time since `edited` when it did and the new hash.
+async fn wait_for_new_hashes(brokers: &[Arc<Broker>], previous: &[String], edited: Instant) -> Vec<(Duration, String)> {
+    let mut pollers = JoinSet::new();
+    for (index, (broker, old)) in brokers.iter().zip(previous).enumerate() {
+        let (broker, old) = (Arc::clone(broker), old.clone());
+        pollers.spawn(async move {
+            loop {
+                let status = broker.status_if_up().await;
+                if let Some(hash) = status.and_then(|s| s["hash"].as_str().map(str::to_owned)).filter(|h| *h != old) {
+                    return (index, edited.elapsed(), hash);
+                }
+                assert!(edited.elapsed() < EDIT_TIMEOUT, "broker {index} did not apply the edit in {EDIT_TIMEOUT:?}");
+                tokio::time::sleep(POLL).await;
+            }
+        });
+    }
+    let mut applied = pollers.join_all().await;
+    applied.sort_by_key(|(index, _, _)| *index);
+    applied.into_iter().map(|(_, at, hash)| (at, hash)).collect()
+}
+
+/// Spawns a broker with `env` and waits until `/readyz` answers 200; returns it and the time that took.
+async fn spawn_ready(cluster: &Cluster, env: &[(&str, &str)]) -> (Broker, Duration) {
+    let kubeconfig = cluster.broker_kubeconfig();
+    let spawned = Instant::now();
+    let broker = Broker::spawn(&kubeconfig, &cluster.namespace, env, cluster.plane.dir());
+    let ready = measure::wait_ready(&broker, spawned, READY_TIMEOUT).await;
+    (broker, ready)
+}
+
+/// Starts and stops one broker without hot reload, so that the brokers measured next find the binary built and in
+/// the page cache.
+async fn warm_up(cluster: &Cluster) {
+    drop(spawn_ready(cluster, &RELOAD_OFF).await);
+}
+
+fn pid(broker: &Broker) -> u32 {
+    broker.pid().expect("the broker is running")
+}
+
+async fn observe_one(broker: &Broker, window: Duration) -> Usage {
+    let usage = measure::observe(&[pid(broker)], window).await.expect("read the broker's /proc files");
+    usage[0]
+}
