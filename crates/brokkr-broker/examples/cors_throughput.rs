@@ -24,12 +24,12 @@ use actix_web::{
 use brokkr_broker::cors;
 use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
 
-const USAGE: &str = "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] (progress on stderr, report on stdout)";
+const USAGE: &str =
+    "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] [ROUNDS=3] (progress on stderr, report on stdout)";
 const ORIGIN: &str = "https://app.example.com";
 const LOOPBACK: &str = "127.0.0.1:0";
 /// The document's `max_age = "10m"`, which `actix-cors` takes in seconds.
 const MAX_AGE: Duration = Duration::from_secs(600);
-const ROUNDS: usize = 3;
 const WARM_UP_SECS: u64 = 2;
 const RELOAD_EVERY: Duration = Duration::from_millis(100);
 
@@ -92,6 +92,15 @@ fn main() -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// Pins every thread of this process to CPU 0 with util-linux `taskset` (threads started later inherit it).
+fn pin_self_to_cpu0() {
+    let pid = std::process::id().to_string();
+    match Command::new("taskset").args(["-a", "-cp", "0", &pid]).output() {
+        Ok(output) if output.status.success() => eprintln!("servers pinned to CPU 0, wrk to CPU 1"),
+        _ => eprintln!("taskset failed: servers and wrk share the cores freely"),
+    }
+}
+
 /// The first line of `wrk --version`, such as `wrk 4.1.0 [epoll] Copyright (C) 2012 Will Glozer`.
 fn wrk_version() -> io::Result<String> {
     let output = Command::new("wrk").arg("--version").output()?;
@@ -103,24 +112,27 @@ fn run(wrk_version: &str) -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let seconds = positive(args.next(), 10, 600, "SECONDS")?;
     let connections = positive(args.next(), 32, 10_000, "CONNECTIONS")?;
+    let rounds = usize::try_from(positive(args.next(), 3, 100, "ROUNDS")?).map_err(|e| e.to_string())?;
     if args.next().is_some() {
         return Err(USAGE.to_owned());
     }
     let layers = ConfigLayers::new();
     let candidate = layers.build(Some(&document("10m"))).map_err(|e| format!("benchmark document rejected: {e}"))?;
     let config = ReloadableConfig::new(candidate.settings);
+    // Servers (this process, CPU 0) and wrk (CPU 1) on separate cores, so they do not trade places mid-run.
+    pin_self_to_cpu0();
     let ports = start_servers(config.clone())?;
     check_configuration(&ports)?;
 
-    let total = Variant::SERVERS.len() as u64 * WARM_UP_SECS + (ROUNDS * Variant::ROUND.len()) as u64 * seconds;
-    eprintln!("warm-up, then {ROUNDS} rounds of {} runs of {seconds} s: about {total} s", Variant::ROUND.len());
+    let total = Variant::SERVERS.len() as u64 * WARM_UP_SECS + (rounds * Variant::ROUND.len()) as u64 * seconds;
+    eprintln!("warm-up, then {rounds} rounds of {} runs of {seconds} s: about {total} s", Variant::ROUND.len());
     for variant in Variant::SERVERS {
         wrk(ports[variant.server()], WARM_UP_SECS, connections)?;
     }
     let (mut samples, mut storm_reloads) = (Vec::new(), Vec::new());
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds {
         for variant in Variant::ROUND {
-            eprintln!("round {round}/{ROUNDS}: {}", variant.label());
+            eprintln!("round {round}/{rounds}: {}", variant.label());
             let storm = (variant == Variant::LiveStorm).then(|| ReloadStorm::start(layers.clone(), config.clone()));
             let sample = wrk(ports[variant.server()], seconds, connections);
             if let Some(storm) = storm {
@@ -293,12 +305,15 @@ impl ReloadStorm {
 }
 
 fn wrk_command(port: &str, seconds: u64, connections: u64) -> String {
-    format!("wrk -t1 -c{connections} -d{seconds}s --latency -H \"Origin: {ORIGIN}\" http://127.0.0.1:{port}/bench")
+    format!(
+        "taskset -c 1 wrk -t1 -c{connections} -d{seconds}s --latency -H \"Origin: {ORIGIN}\" http://127.0.0.1:{port}/bench"
+    )
 }
 
 fn wrk(port: u16, seconds: u64, connections: u64) -> Result<Sample, String> {
     let command = wrk_command(&port.to_string(), seconds, connections);
-    let output = Command::new("wrk")
+    let output = Command::new("taskset")
+        .args(["-c", "1", "wrk"])
         .arg("-t1")
         .arg(format!("-c{connections}"))
         .arg(format!("-d{seconds}s"))
@@ -357,10 +372,11 @@ fn runs(samples: &[(Variant, Sample)], variant: Variant) -> impl Iterator<Item =
 }
 
 fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, connections: u64, wrk_version: &str) {
+    let rounds = storm_reloads.len();
     let median_rps = |variant| median(runs(samples, variant).map(|s| s.requests_per_sec).collect());
     let baseline = median_rps(Variant::ActixCors);
     println!("## Live CORS cost on the request path (issue 9, item 2)\n");
-    println!("| variant | requests/s (median of {ROUNDS}) | p99 ms (median) | vs actix-cors | rounds: req/s (p99) |");
+    println!("| variant | requests/s (median of {rounds}) | p99 ms (median) | vs actix-cors | rounds: req/s (p99) |");
     println!("| --- | ---: | ---: | ---: | --- |");
     for variant in Variant::ROUND {
         let (rps, p99) = (median_rps(variant), median(runs(samples, variant).map(|s| s.p99_ms).collect()));
@@ -379,12 +395,12 @@ fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, co
     println!("- load: `{}` ({wrk_version})", wrk_command("PORT", seconds, connections));
     println!(
         "- one release build and process; one actix worker per server; servers loaded one at a time, {WARM_UP_SECS} s \
-         warm-up each, then live, actix-cors, no CORS, live + storm, {ROUNDS} rounds; loopback only"
+         warm-up each, then live, actix-cors, no CORS, live + storm, {rounds} rounds; servers on CPU 0, wrk on CPU 1; loopback only"
     );
 }
 
 fn nproc() -> String {
-    let output = Command::new("nproc").output().ok();
+    let output = Command::new("nproc").arg("--all").output().ok();
     let cores = output.map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned()).filter(|n| !n.is_empty());
     cores.or_else(|| thread::available_parallelism().ok().map(|n| n.to_string())).unwrap_or_else(|| "?".into())
 }
