@@ -26,8 +26,6 @@ pub struct Usage {
     pub rss_final: u64,
     /// Voluntary plus involuntary context switches of all its threads: how often it woke up.
     pub wakeups: u64,
-    /// Bytes it read through any file descriptor, sockets included (`rchar` of `/proc/PID/io`).
-    pub bytes_read: u64,
     /// The window's actual length.
     pub elapsed: Duration,
 }
@@ -62,7 +60,6 @@ struct Tracker {
     pid: u32,
     switches_at_start: BTreeMap<u32, u64>,
     switches_last_seen: BTreeMap<u32, u64>,
-    rchar_at_start: u64,
     rss_max: u64,
     rss_last: u64,
 }
@@ -71,14 +68,7 @@ impl Tracker {
     fn start(pid: u32) -> io::Result<Self> {
         let switches = thread_switches(pid)?;
         let rss = rss_bytes(pid)?;
-        Ok(Self {
-            pid,
-            switches_last_seen: switches.clone(),
-            switches_at_start: switches,
-            rchar_at_start: bytes_read(pid)?,
-            rss_max: rss,
-            rss_last: rss,
-        })
+        Ok(Self { pid, switches_last_seen: switches.clone(), switches_at_start: switches, rss_max: rss, rss_last: rss })
     }
 
     fn sample(&mut self) -> io::Result<()> {
@@ -96,8 +86,7 @@ impl Tracker {
             .iter()
             .map(|(tid, count)| count.saturating_sub(self.switches_at_start.get(tid).copied().unwrap_or(0)))
             .sum();
-        let bytes_read = bytes_read(self.pid)?.saturating_sub(self.rchar_at_start);
-        Ok(Usage { rss_max: self.rss_max, rss_final: self.rss_last, wakeups, bytes_read, elapsed })
+        Ok(Usage { rss_max: self.rss_max, rss_final: self.rss_last, wakeups, elapsed })
     }
 }
 
@@ -105,12 +94,6 @@ impl Tracker {
 pub fn rss_bytes(pid: u32) -> io::Result<u64> {
     let path = format!("/proc/{pid}/status");
     Ok(field(&path, &read(&path)?, "VmRSS")? * 1024)
-}
-
-/// `rchar` of `/proc/PID/io`: bytes read through any file descriptor, sockets included.
-pub fn bytes_read(pid: u32) -> io::Result<u64> {
-    let path = format!("/proc/{pid}/io");
-    field(&path, &read(&path)?, "rchar")
 }
 
 /// Voluntary plus involuntary context switches of each thread of `pid`, by thread id.

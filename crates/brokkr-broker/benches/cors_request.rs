@@ -1,7 +1,14 @@
 //! CPU cost of one request through our live CORS middleware, through actix-cors configured identically, and without.
 #![allow(missing_docs, reason = "criterion_group! generates an undocumented function")]
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::{Duration, Instant},
+};
 
 use actix_web::{
     App, HttpResponse,
@@ -16,11 +23,30 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 const ORIGIN: &str = "https://app.example.com";
 
+fn document(max_age: &str) -> LayerText {
+    let text = format!("[cors]\nallowed_origins = [\"{ORIGIN}\"]\nmax_age = \"{max_age}\"\n");
+    LayerText { origin: "bench".into(), text }
+}
+
 fn live_config() -> ReloadableConfig {
-    let text = format!("[cors]\nallowed_origins = [\"{ORIGIN}\"]\nmax_age = \"10m\"\n");
-    let layers = ConfigLayers::new();
-    let built = layers.build(Some(&LayerText { origin: "bench".into(), text })).expect("valid document");
+    let built = ConfigLayers::new().build(Some(&document("10m"))).expect("valid document");
     ReloadableConfig::new(built.settings)
+}
+
+/// Applies a new document every 100 ms until `stop` (the reload storm); returns the reloads applied.
+fn reload_storm(config: ReloadableConfig, stop: Arc<AtomicBool>) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let layers = ConfigLayers::new();
+        let mut applied = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let max_age = if applied % 2 == 0 { "11m" } else { "10m" };
+            if config.reload(layers.build(Some(&document(max_age))), None).label() == "applied" {
+                applied += 1;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        applied
+    })
 }
 
 async fn ok() -> HttpResponse {
@@ -56,6 +82,20 @@ fn bench(c: &mut Criterion) {
             time_requests!(iters, app, true)
         });
     });
+    let stop = Arc::new(AtomicBool::new(false));
+    let storm = reload_storm(config.clone(), stop.clone());
+    group.bench_function("brokkr live middleware, reload every 100 ms", |b| {
+        b.iter_custom(|iters| {
+            let app = App::new()
+                .app_data(web::Data::new(config.clone()))
+                .wrap(from_fn(cors::middleware))
+                .route("/bench", web::get().to(ok));
+            time_requests!(iters, app, true)
+        });
+    });
+    stop.store(true, Ordering::Relaxed);
+    let reloads = storm.join().expect("the storm thread ends");
+    assert!(reloads > 10, "the storm applied only {reloads} reloads");
     group.bench_function("actix-cors static", |b| {
         b.iter_custom(|iters| {
             let cors = actix_cors::Cors::default()

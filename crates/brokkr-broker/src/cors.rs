@@ -30,14 +30,18 @@ pub async fn middleware(
     let Some(config) = req.app_data::<web::Data<ReloadableConfig>>() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let cors = config.current().settings.cors.clone();
+    // The snapshot is held, not its settings cloned: no allocation per request.
+    let snapshot = config.current();
+    let cors = &snapshot.settings.cors;
     if cors.allowed_origins.is_empty() {
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
-    let allow = origin.as_ref().and_then(|o| o.to_str().ok()).and_then(|o| {
+    let allow = origin.as_ref().and_then(|value| {
+        let o = value.to_str().ok()?;
         if cors.allowed_origins.iter().any(|a| a == o) {
-            HeaderValue::from_str(o).ok()
+            // The request's own header value: the same bytes, shared rather than copied.
+            Some(value.clone())
         } else if cors.allowed_origins.iter().any(|a| a == "*") {
             Some(HeaderValue::from_static("*"))
         } else {
@@ -70,6 +74,10 @@ pub async fn middleware(
 
 /// Adds `Origin` to the `Vary` list, keeping the names already listed; a list that has it or `*` stays as it is.
 fn vary_on_origin(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::VARY) {
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        return;
+    }
     let values: Vec<HeaderValue> = headers.get_all(header::VARY).cloned().collect();
     let mut names: Vec<&str> = values
         .iter()

@@ -66,6 +66,7 @@ impl FaultProxy {
             connections: Mutex::default(),
             next_id: AtomicU64::new(0),
             accepted: AtomicU64::new(0),
+            to_clients: AtomicU64::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
         Ok(Self { addr, shared, accept })
@@ -138,6 +139,13 @@ impl FaultProxy {
         self.shared.accepted.load(Ordering::SeqCst)
     }
 
+    /// Bytes forwarded from the upstream to the clients so far (what the clients received on the wire, TLS
+    /// included).
+    #[must_use]
+    pub fn bytes_to_clients(&self) -> u64 {
+        self.shared.to_clients.load(Ordering::SeqCst)
+    }
+
     /// Connections open now: held by a pause, forwarding, frozen or blackholed (refused ones are never open).
     #[must_use]
     pub fn open_connections(&self) -> usize {
@@ -159,6 +167,8 @@ struct Shared {
     connections: Mutex<HashMap<u64, Arc<Connection>>>,
     next_id: AtomicU64,
     accepted: AtomicU64,
+    /// Bytes forwarded from the upstream to clients.
+    to_clients: AtomicU64,
 }
 
 impl Shared {
@@ -288,8 +298,8 @@ async fn serve(registration: Registration, client: TcpStream, held: bool) {
     let (mut upstream_read, mut upstream_write) = upstream.into_split();
     let pumps = async {
         tokio::try_join!(
-            pump(shared, connection, &mut client_read, &mut upstream_write),
-            pump(shared, connection, &mut upstream_read, &mut client_write),
+            pump(shared, connection, &mut client_read, &mut upstream_write, None),
+            pump(shared, connection, &mut upstream_read, &mut client_write, Some(&shared.to_clients)),
         )
     };
     let reset = tokio::select! {
@@ -315,6 +325,7 @@ async fn pump(
     connection: &Connection,
     from: &mut OwnedReadHalf,
     to: &mut OwnedWriteHalf,
+    forwarded: Option<&AtomicU64>,
 ) -> std::io::Result<()> {
     let mut buf = vec![0_u8; CHUNK];
     loop {
@@ -341,5 +352,8 @@ async fn pump(
             tokio::time::sleep(delay).await;
         }
         to.write_all(&buf[..n]).await?;
+        if let Some(forwarded) = forwarded {
+            forwarded.fetch_add(n as u64, Ordering::SeqCst);
+        }
     }
 }
