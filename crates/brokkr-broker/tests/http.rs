@@ -281,3 +281,29 @@ async fn the_bearer_scheme_is_accepted_in_any_case_and_anything_else_is_refused(
         assert_eq!(header_of(&res, header::WWW_AUTHENTICATE).as_deref(), Some("Bearer"), "{authorization:?}");
     }
 }
+
+#[actix_rt::test]
+async fn an_origin_that_is_not_text_is_never_allowed_even_with_a_wildcard() {
+    let (layers, config) = config_with("");
+    let app = app!(config);
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"*\"]");
+    let origin = header::HeaderValue::from_bytes(b"https://\xffapp.example").expect("a header value");
+    let req = TestRequest::get().uri("/healthz").insert_header((header::ORIGIN, origin)).to_request();
+    let res = test::call_service(&app, req).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN), None);
+    assert_eq!(vary_of(&res), ["Origin"]);
+}
+
+#[actix_rt::test]
+async fn an_allowed_origin_is_echoed_byte_for_byte_as_configured() {
+    let (layers, config) = config_with("");
+    let app = app!(config);
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"https://app.example:8443\"]");
+    let res = test::call_service(&app, get_from("/healthz", Some("https://app.example:8443")).to_request()).await;
+    let echoed = res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).map(|v| v.as_bytes().to_vec());
+    assert_eq!(echoed.as_deref(), Some(&b"https://app.example:8443"[..]));
+    // A different spelling of the same origin is not it: origins are compared exactly.
+    let res = test::call_service(&app, get_from("/healthz", Some("https://APP.example:8443")).to_request()).await;
+    assert_eq!(res.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN), None);
+}

@@ -309,11 +309,19 @@ async fn fleet_row(n: usize, edits: u32) -> String {
         let (edited, written) = (Instant::now(), std::time::SystemTime::now());
         brokkr_e2e::timing::patch_config(&cluster, &document(i)).await;
         let applied = wait_for_new_hashes(&brokers, &hashes, edited).await;
-        let logged: Vec<Duration> = brokers
-            .iter()
-            .map(|b| brokkr_e2e::timing::applied_at(b, u64::from(i)).expect("an applied line for the edit"))
-            .map(|at| at.duration_since(written).unwrap_or_default())
-            .collect();
+        // The status changes just before the log line is written: wait for the line.
+        let mut logged = Vec::with_capacity(n);
+        for broker in &brokers {
+            let at = loop {
+                if let Some(at) = brokkr_e2e::timing::applied_at(broker, u64::from(i)) {
+                    break at;
+                }
+                assert!(edited.elapsed() < EDIT_TIMEOUT, "no applied line for edit {i}");
+                tokio::time::sleep(POLL).await;
+            };
+            let since = at.duration_since(written);
+            logged.push(since.expect("a broker logged the edit as applied before it was written"));
+        }
         let applied: Vec<(Duration, String)> = logged.into_iter().zip(applied).map(|(at, (_, h))| (at, h)).collect();
         // The first broker's new hash is the expected one; every other broker must show the same.
         let expected = applied[0].1.clone();
