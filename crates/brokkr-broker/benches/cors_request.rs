@@ -69,29 +69,27 @@ macro_rules! time_requests {
     }};
 }
 
+/// The route behind our live CORS middleware, reading `config` per request.
+macro_rules! live_app {
+    ($config:expr) => {
+        App::new()
+            .app_data(web::Data::new($config.clone()))
+            .wrap(from_fn(cors::middleware))
+            .route("/bench", web::get().to(ok))
+    };
+}
+
 fn bench(c: &mut Criterion) {
     let config = live_config();
     let mut group = c.benchmark_group("one GET with an allowed Origin");
     group.measurement_time(Duration::from_secs(8));
     group.bench_function("brokkr live middleware", |b| {
-        b.iter_custom(|iters| {
-            let app = App::new()
-                .app_data(web::Data::new(config.clone()))
-                .wrap(from_fn(cors::middleware))
-                .route("/bench", web::get().to(ok));
-            time_requests!(iters, app, true)
-        });
+        b.iter_custom(|iters| time_requests!(iters, live_app!(config), true));
     });
     let stop = Arc::new(AtomicBool::new(false));
     let storm = reload_storm(config.clone(), stop.clone());
     group.bench_function("brokkr live middleware, reload every 100 ms", |b| {
-        b.iter_custom(|iters| {
-            let app = App::new()
-                .app_data(web::Data::new(config.clone()))
-                .wrap(from_fn(cors::middleware))
-                .route("/bench", web::get().to(ok));
-            time_requests!(iters, app, true)
-        });
+        b.iter_custom(|iters| time_requests!(iters, live_app!(config), true));
     });
     stop.store(true, Ordering::Relaxed);
     let reloads = storm.join().expect("the storm thread ends");

@@ -139,9 +139,18 @@ async fn burst(writes: u64) {
         .await
         .expect("read back");
     let last = stored.data.and_then(|d| d.get("broker.toml").cloned()).expect("document");
-    // Quiet after the burst: wait the window and a margin, then count.
+    // Done once the last stored document is in force: any later reload would find nothing new to apply.
     broker.wait_for_generation(base + 1, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    let wanted = last.lines().last().and_then(|l| l.split('"').nth(1)).map(str::to_owned).expect("max_age");
+    broker
+        .wait_until("the last stored document is in force", Duration::from_secs(60), |b| {
+            let wanted = wanted.clone();
+            async move {
+                let max_age = b.status().await["settings"]["cors"]["max_age"].as_str().map(str::to_owned);
+                max_age.and_then(|m| humantime::parse_duration(&m).ok()) == humantime::parse_duration(&wanted).ok()
+            }
+        })
+        .await;
     let reloads = broker.metric(applied).await.unwrap_or_default() - before;
     let events = broker.metric("brokkr_config_watch_events_total").await.unwrap_or_default() - events_before;
     let max_age = broker.status().await["settings"]["cors"]["max_age"].clone();
@@ -171,7 +180,12 @@ async fn trickle(seconds: u64) {
         patch_config(&cluster, &document(debounce, max_wait, i)).await;
     }
     let ended = SystemTime::now();
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // The last writes are applied one quiet window after the last one: wait for that reload's log line.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !all_applied(&broker).iter().any(|t| *t > ended) {
+        assert!(Instant::now() < deadline, "the last writes were not applied within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let applies: Vec<SystemTime> = all_applied(&broker).into_iter().skip(already).collect();
     let mut marks = vec![started];
     marks.extend(applies.iter().copied().filter(|t| *t <= ended));
