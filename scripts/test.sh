@@ -25,6 +25,22 @@ echo "using $KUBEBUILDER_ASSETS"
 step "helm and promtool for the chart tests (built once with Go into ~/.cache/brokkr/tools, or BROKKR_HELM/BROKKR_PROMTOOL)"
 echo "using $(scripts/chart-tools.sh)"
 
+step "disk space for the Rust build"
+# A cold test build writes about 3.5 GB under target/. On a nearly full disk the linker dies with SIGBUS
+# instead of saying so, so check first; a warm target/ only grows a little and is not checked.
+target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+if [[ ! -d "$target_dir/debug" ]]; then
+  need_kb=$((4 * 1024 * 1024))
+  probe="$target_dir"
+  while [[ ! -e "$probe" ]]; do probe="$(dirname "$probe")"; done
+  avail_kb="$(df -Pk "$probe" | awk 'NR == 2 { print $4 }')"
+  if (( avail_kb < need_kb )); then
+    echo "only $((avail_kb / 1024)) MiB free for $target_dir; a cold build needs about 4 GiB: free some space or set CARGO_TARGET_DIR"
+    exit 1
+  fi
+  echo "$((avail_kb / 1024)) MiB free for $target_dir"
+fi
+
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
