@@ -22,10 +22,13 @@ use actix_web::{
     web,
 };
 use brokkr_broker::cors;
+use wrk::{Sample, wrk, wrk_command, wrk_version};
+
+mod wrk;
 use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
 
 const USAGE: &str =
-    "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] [ROUNDS=3] (progress on stderr, report on stdout)";
+    "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] [ROUNDS=4] (progress on stderr, report on stdout)";
 const ORIGIN: &str = "https://app.example.com";
 const LOOPBACK: &str = "127.0.0.1:0";
 /// The document's `max_age = "10m"`, which `actix-cors` takes in seconds.
@@ -43,7 +46,8 @@ enum Variant {
 }
 
 impl Variant {
-    /// One round in running order; rounds repeat it so machine noise spreads over every variant.
+    /// Every variant once. Round `r` runs it rotated left by `r`, so over 4 rounds each variant takes each
+    /// position once and drift within a round (heat, a neighbour's load) does not always hit the same one.
     const ROUND: [Self; 4] = [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm];
     const SERVERS: [Self; 3] = [Self::Live, Self::ActixCors, Self::Plain];
 
@@ -64,13 +68,6 @@ impl Variant {
             Self::Plain => 2,
         }
     }
-}
-
-/// What wrk reported for one run.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    requests_per_sec: f64,
-    p99_ms: f64,
 }
 
 fn main() -> ExitCode {
@@ -101,18 +98,11 @@ fn pin_self_to_cpu0() {
     }
 }
 
-/// The first line of `wrk --version`, such as `wrk 4.1.0 [epoll] Copyright (C) 2012 Will Glozer`.
-fn wrk_version() -> io::Result<String> {
-    let output = Command::new("wrk").arg("--version").output()?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    Ok(stdout.lines().find(|line| line.starts_with("wrk ")).unwrap_or("wrk").trim().to_owned())
-}
-
 fn run(wrk_version: &str) -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let seconds = positive(args.next(), 10, 600, "SECONDS")?;
     let connections = positive(args.next(), 32, 10_000, "CONNECTIONS")?;
-    let rounds = usize::try_from(positive(args.next(), 3, 100, "ROUNDS")?).map_err(|e| e.to_string())?;
+    let rounds = usize::try_from(positive(args.next(), 4, 100, "ROUNDS")?).map_err(|e| e.to_string())?;
     if args.next().is_some() {
         return Err(USAGE.to_owned());
     }
@@ -131,7 +121,9 @@ fn run(wrk_version: &str) -> Result<(), String> {
     }
     let (mut samples, mut storm_reloads) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        for variant in Variant::ROUND {
+        let mut order = Variant::ROUND;
+        order.rotate_left((round - 1) % Variant::ROUND.len());
+        for variant in order {
             eprintln!("round {round}/{rounds}: {}", variant.label());
             let storm = (variant == Variant::LiveStorm).then(|| ReloadStorm::start(layers.clone(), config.clone()));
             let sample = wrk(ports[variant.server()], seconds, connections);
@@ -304,69 +296,12 @@ impl ReloadStorm {
     }
 }
 
-fn wrk_command(port: &str, seconds: u64, connections: u64) -> String {
-    format!(
-        "taskset -c 1 wrk -t1 -c{connections} -d{seconds}s --latency -H \"Origin: {ORIGIN}\" http://127.0.0.1:{port}/bench"
-    )
-}
-
-fn wrk(port: u16, seconds: u64, connections: u64) -> Result<Sample, String> {
-    let command = wrk_command(&port.to_string(), seconds, connections);
-    let output = Command::new("taskset")
-        .args(["-c", "1", "wrk"])
-        .arg("-t1")
-        .arg(format!("-c{connections}"))
-        .arg(format!("-d{seconds}s"))
-        .args(["--latency", "-H"])
-        .arg(format!("Origin: {ORIGIN}"))
-        .arg(format!("http://127.0.0.1:{port}/bench"))
-        .output()
-        .map_err(|e| format!("cannot run `{command}`: {e}"))?;
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(format!("`{command}` failed ({}):\n{stdout}{stderr}", output.status));
-    }
-    parse_wrk(&stdout).map_err(|e| format!("`{command}`: {e}; wrk printed:\n{stdout}"))
-}
-
-/// Reads `Requests/sec:` and the `99%` line under `Latency Distribution`; error answers invalidate the run.
-fn parse_wrk(output: &str) -> Result<Sample, String> {
-    let (mut requests_per_sec, mut p99_ms, mut in_distribution) = (None, None, false);
-    for line in output.lines().map(str::trim) {
-        if let Some(rest) = line.strip_prefix("Requests/sec:").map(str::trim) {
-            let parsed = rest.parse::<f64>().map_err(|e| format!("cannot read Requests/sec {rest:?}: {e}"))?;
-            requests_per_sec = Some(parsed);
-        } else if line.starts_with("Latency Distribution") {
-            in_distribution = true;
-        } else if let Some(rest) = line.strip_prefix("99%").filter(|_| in_distribution).map(str::trim) {
-            p99_ms = Some(millis(rest).ok_or_else(|| format!("cannot read the 99% latency {rest:?}"))?);
-        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            return Err(format!("{} answers were not 2xx or 3xx", rest.trim()));
-        } else if line.starts_with("Socket errors:") {
-            eprintln!("  wrk: {line}");
-        }
-    }
-    match (requests_per_sec, p99_ms) {
-        (Some(requests_per_sec), Some(p99_ms)) => Ok(Sample { requests_per_sec, p99_ms }),
-        _ => Err("no \"Requests/sec:\" line, or no \"99%\" line under \"Latency Distribution\"".to_owned()),
-    }
-}
-
-/// A wrk duration such as `812.00us`, `1.20ms` or `2.00s`, in milliseconds.
-fn millis(text: &str) -> Option<f64> {
-    let (number, unit) = text.split_at(text.find(|c: char| c.is_ascii_alphabetic())?);
-    let units = [("us", 0.001), ("ms", 1.0), ("s", 1_000.0), ("m", 60_000.0), ("h", 3_600_000.0)];
-    let (_, factor) = units.into_iter().find(|(name, _)| *name == unit)?;
-    number.parse::<f64>().ok().map(|value| value * factor)
-}
-
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// The runs of `variant`, in round order.
+/// The runs of `variant`, in the order they ran.
 fn runs(samples: &[(Variant, Sample)], variant: Variant) -> impl Iterator<Item = Sample> + '_ {
     samples.iter().filter(move |(v, _)| *v == variant).map(|(_, sample)| *sample)
 }
@@ -384,7 +319,7 @@ fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, co
             Variant::ActixCors => "—".to_owned(),
             _ => format!("{:+.1} %", (rps - baseline) / baseline * 100.0),
         };
-        let rounds: Vec<String> =
+        let rounds: Vec<_> =
             runs(samples, variant).map(|s| format!("{:.0} ({:.3})", s.requests_per_sec, s.p99_ms)).collect();
         println!("| {} | {rps:.0} | {p99:.3} | {versus} | {} |", variant.label(), rounds.join(", "));
     }
@@ -395,7 +330,7 @@ fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, co
     println!("- load: `{}` ({wrk_version})", wrk_command("PORT", seconds, connections));
     println!(
         "- one release build and process; one actix worker per server; servers loaded one at a time, {WARM_UP_SECS} s \
-         warm-up each, then live, actix-cors, no CORS, live + storm, {rounds} rounds; servers on CPU 0, wrk on CPU 1; loopback only"
+         warm-up each, then {rounds} rounds of live, actix-cors, no CORS, live + storm, rotated by one per round; servers on CPU 0, wrk on CPU 1; loopback only"
     );
 }
 
