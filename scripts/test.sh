@@ -4,6 +4,7 @@
 # end-to-end tests against a real local control plane. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/disk.sh
 started=$SECONDS
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -26,20 +27,11 @@ step "helm and promtool for the chart tests (built once with Go into ~/.cache/br
 echo "using $(scripts/chart-tools.sh)"
 
 step "disk space for the Rust build"
-# A cold test build writes about 3.5 GB under target/. On a nearly full disk the linker dies with SIGBUS
-# instead of saying so, so check first; a warm target/ only grows a little and is not checked.
-target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
-if [[ ! -d "$target_dir/debug" ]]; then
-  need_kb=$((4 * 1024 * 1024))
-  probe="$target_dir"
-  while [[ ! -e "$probe" ]]; do probe="$(dirname "$probe")"; done
-  avail_kb="$(df -Pk "$probe" | awk 'NR == 2 { print $4 }')"
-  if (( avail_kb < need_kb )); then
-    echo "only $((avail_kb / 1024)) MiB free for $target_dir; a cold build needs about 4 GiB: free some space or set CARGO_TARGET_DIR"
-    exit 1
-  fi
-  echo "$((avail_kb / 1024)) MiB free for $target_dir"
-fi
+# The target folder cargo really uses (CARGO_TARGET_DIR or build.target-dir included), as an absolute path.
+target_dir="$(cargo metadata --no-deps --format-version 1 --locked | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
+# Measured: a cold test build writes 3.5 GB under target/debug; what an earlier build left there counts.
+require_space "the Rust test build" "$target_dir" 4096 "$target_dir/debug"
+echo "enough disk for $target_dir"
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -51,7 +43,7 @@ cargo test --workspace --locked --exclude brokkr-e2e
 step "end-to-end tests against the local control plane (one at a time: each starts its own API server)"
 cargo build -p brokkr-broker --locked
 # The binary just built; without this the harness builds it itself (same profile), which costs a relink.
-export BROKKR_BROKER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/brokkr-broker"
+export BROKKR_BROKER_BIN="$target_dir/debug/brokkr-broker"
 cargo test -p brokkr-e2e --locked -- --test-threads=1 --nocapture
 
 step "all tests passed in $((SECONDS - started)) s"
