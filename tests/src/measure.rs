@@ -178,6 +178,25 @@ pub fn percent_change(before: u64, after: u64) -> Option<f64> {
     (before > 0.0).then(|| (after - before) / before * 100.0)
 }
 
+/// How many API requests `user` has made so far, by audit verb (`list`, `watch`, `get`, …). A watch is counted
+/// when it ends, as the audit log records it then.
+#[must_use]
+pub fn requests_by_verb(plane: &brokkr_testenv::ControlPlane, user: &str) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for event in plane.requests_by(user) {
+        *counts.entry(event["verb"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The requests made between two [`requests_by_verb`] counts, such as `list 3, watch 24`.
+#[must_use]
+pub fn verbs_between(before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) -> String {
+    let made = after.iter().map(|(verb, n)| (verb, n.saturating_sub(before.get(verb).copied().unwrap_or(0))));
+    let text: Vec<String> = made.filter(|(_, n)| *n > 0).map(|(verb, n)| format!("{verb} {n}")).collect();
+    if text.is_empty() { "none".to_owned() } else { text.join(", ") }
+}
+
 /// Prints the Markdown heading of a benchmark run: what ran, on what machine and when, so that tables from
 /// different runs can be compared.
 pub fn print_header(title: &str) {

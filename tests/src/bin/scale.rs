@@ -13,7 +13,7 @@ use std::{
 use brokkr_e2e::{
     Broker, Cluster,
     cluster::BROKER_USER,
-    measure::{self, Usage, mib, per_sec, percent_change, percentile},
+    measure::{self, Usage, mib, per_sec, percent_change, percentile, requests_by_verb, verbs_between},
 };
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -142,9 +142,10 @@ async fn churn(configmaps: usize, seconds: u64) {
     let window = Duration::from_secs(seconds);
     tokio::time::sleep(SETTLE).await;
     eprintln!("phase A: {seconds} s without other ConfigMaps");
-    let received = proxy.bytes_to_clients();
+    let (received, verbs) = (proxy.bytes_to_clients(), requests_by_verb(&cluster.plane, BROKER_USER));
     let quiet = observe_one(&broker, window).await;
     let quiet_bytes = proxy.bytes_to_clients() - received;
+    let quiet_verbs = verbs_between(&verbs, &requests_by_verb(&cluster.plane, BROKER_USER));
 
     eprintln!("phase B: creating {configmaps} ConfigMaps");
     let api = Api::<ConfigMap>::namespaced(cluster.admin.clone(), &cluster.namespace);
@@ -156,9 +157,10 @@ async fn churn(configmaps: usize, seconds: u64) {
     let rewrites = Arc::new(Rewrites::default());
     let writers = rewrite_unrelated(&api, configmaps, &rewrites);
     let writes_before = rewrites.done.load(Ordering::Relaxed);
-    let received = proxy.bytes_to_clients();
+    let (received, verbs) = (proxy.bytes_to_clients(), requests_by_verb(&cluster.plane, BROKER_USER));
     let busy = observe_one(&broker, window).await;
     let busy_bytes = proxy.bytes_to_clients() - received;
+    let busy_verbs = verbs_between(&verbs, &requests_by_verb(&cluster.plane, BROKER_USER));
     let writes = rewrites.done.load(Ordering::Relaxed).saturating_sub(writes_before);
     rewrites.stop.store(true, Ordering::Relaxed);
     writers.join_all().await;
@@ -186,6 +188,9 @@ async fn churn(configmaps: usize, seconds: u64) {
     println!(
         "- writes in the window: {writes}, failed: {}; broker reloads during phase B: {reloads} (expected 0)",
         rewrites.failed.load(Ordering::Relaxed)
+    );
+    println!(
+        "- the broker's API requests in each window (audit log; a watch counts when it ends): A {quiet_verbs}; B {busy_verbs}"
     );
 }
 
