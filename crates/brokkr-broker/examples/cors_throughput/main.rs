@@ -1,5 +1,7 @@
 //! Live CORS cost on the request path: wrk against our middleware, `actix-cors` configured alike, and no CORS.
 
+mod wrk;
+
 use std::{
     io::{self, Read, Write},
     net::{SocketAddr, TcpStream},
@@ -22,13 +24,10 @@ use actix_web::{
     web,
 };
 use brokkr_broker::cors;
+use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
 use wrk::{Sample, wrk, wrk_command, wrk_version};
 
-mod wrk;
-use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
-
-const USAGE: &str =
-    "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] [ROUNDS=4] (progress on stderr, report on stdout)";
+const USAGE: &str = "usage: cors_throughput [SECONDS=10] [CONNECTIONS=32] [ROUNDS=4, a multiple of 4] (progress on stderr, report on stdout)";
 const ORIGIN: &str = "https://app.example.com";
 const LOOPBACK: &str = "127.0.0.1:0";
 /// The document's `max_age = "10m"`, which `actix-cors` takes in seconds.
@@ -46,9 +45,17 @@ enum Variant {
 }
 
 impl Variant {
-    /// Every variant once. Round `r` runs it rotated left by `r`, so over 4 rounds each variant takes each
-    /// position once and drift within a round (heat, a neighbour's load) does not always hit the same one.
+    /// Every variant once, in report order.
     const ROUND: [Self; 4] = [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm];
+    /// Running orders, one per round, cycled: a Williams square, so over 4 rounds each variant runs once in each
+    /// position and follows each other variant exactly once. Drift within a round (heat, a neighbour's load) and
+    /// what a run leaves behind (the storm's last reload) then fall on every variant alike.
+    const ORDERS: [[Self; 4]; 4] = [
+        [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm],
+        [Self::ActixCors, Self::LiveStorm, Self::Live, Self::Plain],
+        [Self::Plain, Self::Live, Self::LiveStorm, Self::ActixCors],
+        [Self::LiveStorm, Self::Plain, Self::ActixCors, Self::Live],
+    ];
     const SERVERS: [Self; 3] = [Self::Live, Self::ActixCors, Self::Plain];
 
     fn label(self) -> &'static str {
@@ -106,6 +113,9 @@ fn run(wrk_version: &str) -> Result<(), String> {
     if args.next().is_some() {
         return Err(USAGE.to_owned());
     }
+    if rounds % Variant::ORDERS.len() != 0 {
+        eprintln!("warning: {rounds} rounds is not a multiple of 4, so the running orders are not balanced");
+    }
     let layers = ConfigLayers::new();
     let candidate = layers.build(Some(&document("10m"))).map_err(|e| format!("benchmark document rejected: {e}"))?;
     let config = ReloadableConfig::new(candidate.settings);
@@ -121,9 +131,7 @@ fn run(wrk_version: &str) -> Result<(), String> {
     }
     let (mut samples, mut storm_reloads) = (Vec::new(), Vec::new());
     for round in 1..=rounds {
-        let mut order = Variant::ROUND;
-        order.rotate_left((round - 1) % Variant::ROUND.len());
-        for variant in order {
+        for variant in Variant::ORDERS[(round - 1) % Variant::ORDERS.len()] {
             eprintln!("round {round}/{rounds}: {}", variant.label());
             let storm = (variant == Variant::LiveStorm).then(|| ReloadStorm::start(layers.clone(), config.clone()));
             let sample = wrk(ports[variant.server()], seconds, connections);
@@ -275,6 +283,10 @@ impl ReloadStorm {
                 thread::sleep(next.saturating_duration_since(Instant::now()));
                 next += RELOAD_EVERY;
                 if stopped.load(Ordering::Relaxed) {
+                    // Leave the document the other variants run with in force (not counted as a storm reload).
+                    if config.current().settings.cors.max_age != MAX_AGE {
+                        config.reload(layers.build(Some(&document("10m"))), None);
+                    }
                     return Ok(applied);
                 }
                 // Whichever value is not in force, so that every reload applies.
@@ -330,7 +342,7 @@ fn report(samples: &[(Variant, Sample)], storm_reloads: &[u64], seconds: u64, co
     println!("- load: `{}` ({wrk_version})", wrk_command("PORT", seconds, connections));
     println!(
         "- one release build and process; one actix worker per server; servers loaded one at a time, {WARM_UP_SECS} s \
-         warm-up each, then {rounds} rounds of live, actix-cors, no CORS, live + storm, rotated by one per round; servers on CPU 0, wrk on CPU 1; loopback only"
+         warm-up each, then {rounds} rounds of live, actix-cors, no CORS, live + storm in a Williams-square order; servers on CPU 0, wrk on CPU 1; loopback only"
     );
 }
 
