@@ -7,6 +7,7 @@ pub mod chart;
 pub mod cluster;
 pub mod measure;
 pub mod timing;
+pub mod watch_probe;
 
 pub use broker::Broker;
 pub use cluster::Cluster;

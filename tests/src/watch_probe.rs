@@ -1,0 +1,125 @@
+//! A raw watch with the broker's parameters that counts what the API server sends on it, bookmarks included.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{
+    Api,
+    api::{WatchEvent, WatchParams},
+};
+
+/// What the probe received between two [`WatchProbe::counts`] calls, or since it started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Received {
+    /// Watch requests made.
+    pub watches: u64,
+    /// BOOKMARK events: the server telling the watch how far the resourceVersion has moved.
+    pub bookmarks: u64,
+    /// ADDED, MODIFIED and DELETED events for the watched object.
+    pub events: u64,
+    /// ERROR events (410 Gone: the resume version was too old) and failed requests.
+    pub errors: u64,
+}
+
+impl Received {
+    /// What was received after `earlier`.
+    #[must_use]
+    pub fn since(self, earlier: Self) -> Self {
+        Self {
+            watches: self.watches - earlier.watches,
+            bookmarks: self.bookmarks - earlier.bookmarks,
+            events: self.events - earlier.events,
+            errors: self.errors - earlier.errors,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    watches: AtomicU64,
+    bookmarks: AtomicU64,
+    events: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// The same watch the broker makes (field selector on one name, a server-side timeout, bookmarks allowed),
+/// resumed from the last resourceVersion as kube-runtime's watcher does, counting what arrives. kube-runtime
+/// does not surface bookmarks, so this is how a harness sees them. Stops when dropped.
+pub struct WatchProbe {
+    counters: Arc<Counters>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl WatchProbe {
+    /// Starts watching `name` with `timeout_secs` per watch request.
+    ///
+    /// # Panics
+    /// If the ConfigMap cannot be read to start from.
+    pub async fn start(api: Api<ConfigMap>, name: &str, timeout_secs: u32) -> Self {
+        let current = api.get(name).await.expect("read the ConfigMap to watch");
+        let version = current.metadata.resource_version.unwrap_or_default();
+        let params = WatchParams::default().fields(&format!("metadata.name={name}")).timeout(timeout_secs);
+        let counters = Arc::new(Counters::default());
+        let task = tokio::spawn(watch_loop(api, name.to_owned(), params, version, Arc::clone(&counters)));
+        Self { counters, task }
+    }
+
+    /// Everything received since the probe started.
+    #[must_use]
+    pub fn counts(&self) -> Received {
+        let c = &self.counters;
+        Received {
+            watches: c.watches.load(Ordering::Relaxed),
+            bookmarks: c.bookmarks.load(Ordering::Relaxed),
+            events: c.events.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for WatchProbe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn watch_loop(api: Api<ConfigMap>, name: String, params: WatchParams, mut version: String, c: Arc<Counters>) {
+    loop {
+        c.watches.fetch_add(1, Ordering::Relaxed);
+        let mut stream = match api.watch(&params, &version).await {
+            Ok(stream) => stream.boxed(),
+            Err(_) => {
+                c.errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(WatchEvent::Bookmark(bookmark)) => {
+                    c.bookmarks.fetch_add(1, Ordering::Relaxed);
+                    version = bookmark.metadata.resource_version;
+                }
+                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object) | WatchEvent::Deleted(object)) => {
+                    c.events.fetch_add(1, Ordering::Relaxed);
+                    version = object.metadata.resource_version.unwrap_or(version);
+                }
+                Ok(WatchEvent::Error(_)) | Err(_) => {
+                    // Start again from the object as it is now, as a re-list would.
+                    c.errors.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(current) = api.get(&name).await {
+                        version = current.metadata.resource_version.unwrap_or(version);
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
