@@ -33,9 +33,9 @@ if [[ -x "$bin/kube-apiserver" && -x "$bin/etcd" && -x "$bin/kubectl" ]]; then
   exit 0
 fi
 
-# Measured: 9.1 GB of Go module and build caches after this build and chart-tools.sh's on an empty machine.
+# Measured: 9.1 GiB of Go module and build caches after this build and chart-tools.sh's on an empty machine.
 source "$(dirname "$0")/disk.sh"
-require_space "the Go build of kube-apiserver, kubectl and etcd" "$(go env GOCACHE)" 9216 "$(go env GOCACHE)" "$(go env GOMODCACHE)"
+require_space "the Go build of kube-apiserver, kubectl and etcd" "$(go env GOCACHE)" 9500 "$(go env GOCACHE)" "$(go env GOMODCACHE)"
 mkdir -p "$bin"
 work="$(mktemp -d "$cache_root/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

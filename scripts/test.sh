@@ -28,8 +28,9 @@ echo "using $(scripts/chart-tools.sh)"
 
 step "disk space for the Rust build"
 # The target folder cargo really uses (CARGO_TARGET_DIR or build.target-dir included), as an absolute path.
-target_dir="$(cargo metadata --no-deps --format-version 1 --locked | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)"
-# Measured: a cold test build writes 3.5 GB under target/debug; what an earlier build left there counts.
+target_dir="$(cargo metadata --no-deps --format-version 1 --locked | grep -o '"target_directory":"[^"\\]*"' | cut -d'"' -f4 || true)"
+[[ "$target_dir" == /* ]] || { echo "cannot read cargo's target directory from \`cargo metadata\` (a path with \" or \\?)" >&2; exit 1; }
+# Measured: a cold test build writes 3.5 GiB under target/debug; what an earlier build left there counts.
 require_space "the Rust test build" "$target_dir" 4096 "$target_dir/debug"
 echo "enough disk for $target_dir"
 

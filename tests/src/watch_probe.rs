@@ -12,7 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
-    api::{WatchEvent, WatchParams},
+    api::{ListParams, WatchEvent, WatchParams},
 };
 
 /// What the probe received between two [`WatchProbe::counts`] calls, or since it started.
@@ -24,7 +24,7 @@ pub struct Received {
     pub bookmarks: u64,
     /// ADDED, MODIFIED and DELETED events for the watched object.
     pub events: u64,
-    /// ERROR events (410 Gone: the resume version was too old) and failed requests.
+    /// ERROR events (such as 410 Gone: the resume version was too old) and failed requests.
     pub errors: u64,
 }
 
@@ -90,36 +90,55 @@ impl Drop for WatchProbe {
     }
 }
 
+/// Watches from `version`; resumes after each server timeout from the last version seen. Like kube-runtime's
+/// watcher, a 410 Gone re-lists (with the same field selector) and resumes from the list's version, and any other
+/// error keeps the version; every error, or a watch that ends with nothing at all, backs off (0.5 s doubling to
+/// 10 s) so a failing server is not hammered.
 async fn watch_loop(api: Api<ConfigMap>, name: String, params: WatchParams, mut version: String, c: Arc<Counters>) {
+    const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+    let mut backoff = FIRST_BACKOFF;
+    let list = ListParams::default().fields(&format!("metadata.name={name}"));
     loop {
         c.watches.fetch_add(1, Ordering::Relaxed);
-        let mut stream = match api.watch(&params, &version).await {
-            Ok(stream) => stream.boxed(),
-            Err(_) => {
-                c.errors.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(WatchEvent::Bookmark(bookmark)) => {
-                    c.bookmarks.fetch_add(1, Ordering::Relaxed);
-                    version = bookmark.metadata.resource_version;
-                }
-                Ok(WatchEvent::Added(object) | WatchEvent::Modified(object) | WatchEvent::Deleted(object)) => {
-                    c.events.fetch_add(1, Ordering::Relaxed);
-                    version = object.metadata.resource_version.unwrap_or(version);
-                }
-                Ok(WatchEvent::Error(_)) | Err(_) => {
-                    // Start again from the object as it is now, as a re-list would.
-                    c.errors.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(current) = api.get(&name).await {
-                        version = current.metadata.resource_version.unwrap_or(version);
+        let (mut received_any, mut failed) = (false, false);
+        match api.watch(&params, &version).await {
+            Ok(stream) => {
+                let mut stream = stream.boxed();
+                while let Some(event) = stream.next().await {
+                    received_any = true;
+                    match event {
+                        Ok(WatchEvent::Bookmark(bookmark)) => {
+                            c.bookmarks.fetch_add(1, Ordering::Relaxed);
+                            version = bookmark.metadata.resource_version;
+                        }
+                        Ok(WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o)) => {
+                            c.events.fetch_add(1, Ordering::Relaxed);
+                            version = o.metadata.resource_version.unwrap_or(version);
+                        }
+                        Ok(WatchEvent::Error(status)) => {
+                            failed = true;
+                            if status.code == 410
+                                && let Ok(listed) = api.list(&list).await
+                            {
+                                version = listed.metadata.resource_version.unwrap_or(version);
+                            }
+                            break;
+                        }
+                        Err(_) => {
+                            failed = true;
+                            break;
+                        }
                     }
-                    break;
                 }
             }
+            Err(_) => failed = true,
+        }
+        if failed || !received_any {
+            c.errors.fetch_add(u64::from(failed), Ordering::Relaxed);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(10));
+        } else {
+            backoff = FIRST_BACKOFF;
         }
     }
 }

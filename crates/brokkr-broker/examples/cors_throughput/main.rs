@@ -49,7 +49,7 @@ impl Variant {
     const ROUND: [Self; 4] = [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm];
     /// Running orders, one per round, cycled: a Williams square, so over 4 rounds each variant runs once in each
     /// position and follows each other variant exactly once. Drift within a round (heat, a neighbour's load) and
-    /// what a run leaves behind (the storm's last reload) then fall on every variant alike.
+    /// the after-effects of a run (the storm's reloads, a run's connections closing) then fall on every variant alike.
     const ORDERS: [[Self; 4]; 4] = [
         [Self::Live, Self::ActixCors, Self::Plain, Self::LiveStorm],
         [Self::ActixCors, Self::LiveStorm, Self::Live, Self::Plain],
@@ -285,7 +285,10 @@ impl ReloadStorm {
                 if stopped.load(Ordering::Relaxed) {
                     // Leave the document the other variants run with in force (not counted as a storm reload).
                     if config.current().settings.cors.max_age != MAX_AGE {
-                        config.reload(layers.build(Some(&document("10m"))), None);
+                        let outcome = config.reload(layers.build(Some(&document("10m"))), None);
+                        if outcome.label() != "applied" {
+                            return Err(format!("restoring the benchmark document failed: {outcome:?}"));
+                        }
                     }
                     return Ok(applied);
                 }
@@ -308,9 +311,15 @@ impl ReloadStorm {
     }
 }
 
+/// The middle value, or the mean of the two middle values of an even count; NaN for none.
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+    let middle = values.len() / 2;
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[middle],
+        _ => (values[middle - 1] + values[middle]) / 2.0,
+    }
 }
 
 /// The runs of `variant`, in the order they ran.

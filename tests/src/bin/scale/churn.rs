@@ -38,7 +38,7 @@ pub async fn churn(configmaps: usize, seconds: u64) {
     let probe = WatchProbe::start(Api::namespaced(cluster.admin.clone(), &cluster.namespace), CONFIGMAP, 15).await;
     tokio::time::sleep(SETTLE).await;
     eprintln!("phase A: {seconds} s without other ConfigMaps");
-    let (quiet, quiet_bytes, quiet_verbs, quiet_seen) = churn_window(&cluster, &proxy, &probe, &broker, window).await;
+    let quiet = churn_window(&cluster, &proxy, &probe, &broker, window, &AtomicU64::new(0)).await;
 
     eprintln!("phase B: creating {configmaps} ConfigMaps");
     let api = Api::<ConfigMap>::namespaced(cluster.admin.clone(), &cluster.namespace);
@@ -49,9 +49,7 @@ pub async fn churn(configmaps: usize, seconds: u64) {
     eprintln!("phase B: {seconds} s of rewrites");
     let rewrites = Arc::new(Rewrites::default());
     let writers = rewrite_unrelated(&api, configmaps, &rewrites);
-    let writes_before = rewrites.done.load(Ordering::Relaxed);
-    let (busy, busy_bytes, busy_verbs, busy_seen) = churn_window(&cluster, &proxy, &probe, &broker, window).await;
-    let writes = rewrites.done.load(Ordering::Relaxed).saturating_sub(writes_before);
+    let busy = churn_window(&cluster, &proxy, &probe, &broker, window, &rewrites.done).await;
     rewrites.stop.store(true, Ordering::Relaxed);
     writers.join_all().await;
     let reloads = broker.generation().await.saturating_sub(generation);
@@ -66,37 +64,59 @@ pub async fn churn(configmaps: usize, seconds: u64) {
     );
     println!("| phase | unrelated ConfigMaps | writes/s | bytes received from the API server | RSS max MiB |");
     println!("|---|---:|---:|---:|---:|");
-    println!("| A: none | 0 | 0 | {quiet_bytes} | {:.1} |", mib(quiet.rss_max));
+    println!("| A: none | 0 | 0 | {} | {:.1} |", quiet.bytes, mib(quiet.usage.rss_max));
     println!(
         "| B: rewritten | {configmaps} | {:.0} | {} | {:.1} |",
-        per_sec(writes, busy.elapsed),
-        busy_bytes,
-        mib(busy.rss_max)
+        per_sec(busy.writes, busy.usage.elapsed),
+        busy.bytes,
+        mib(busy.usage.rss_max)
     );
-    println!("| B − A | | | {} | {} |", percent(quiet_bytes, busy_bytes), percent(quiet.rss_max, busy.rss_max));
+    let rss = percent(quiet.usage.rss_max, busy.usage.rss_max);
+    println!("| B − A | | | {} | {rss} |", percent(quiet.bytes, busy.bytes));
     println!("\n- target: < 5 % difference (the field selector must keep the other ConfigMaps off the wire)");
     println!(
-        "- writes in the window: {writes}, failed: {}; broker reloads during phase B: {reloads} (expected 0)",
+        "- writes in the window: {}, failed: {}; broker reloads during phase B: {reloads} (expected 0)",
+        busy.writes,
         rewrites.failed.load(Ordering::Relaxed)
     );
-    println!("- the broker's API requests (audit log; a watch counts when it ends): A {quiet_verbs}; B {busy_verbs}");
-    println!("- a watch with the broker's parameters received: A {quiet_seen:?}; B {busy_seen:?}");
+    println!(
+        "- the broker's API requests (audit log; a watch counts when it ends): A {}; B {}",
+        quiet.verbs, busy.verbs
+    );
+    println!("- a watch with the broker's parameters received: A {:?}; B {:?}", quiet.seen, busy.seen);
 }
 
-/// One churn window: the broker's usage, the bytes it received, its API requests by verb, and what a watch
-/// with its parameters received.
+/// What one churn window measured.
+struct Window {
+    /// The broker's memory and wake-ups.
+    usage: Usage,
+    /// Bytes the API server sent the broker.
+    bytes: u64,
+    /// Writes to the unrelated ConfigMaps.
+    writes: u64,
+    /// What a watch with the broker's parameters received.
+    seen: Received,
+    /// The broker's API requests by verb (audit log).
+    verbs: String,
+}
+
+/// Measures one window. The counters are read right at its edges; the audit log, which takes seconds to read
+/// after many writes, is read outside them.
 async fn churn_window(
     cluster: &Cluster,
     proxy: &brokkr_testenv::FaultProxy,
     probe: &WatchProbe,
     broker: &Broker,
     window: Duration,
-) -> (Usage, u64, String, Received) {
-    let (received, verbs, seen) =
-        (proxy.bytes_to_clients(), requests_by_verb(&cluster.plane, BROKER_USER), probe.counts());
+    writes: &AtomicU64,
+) -> Window {
+    let verbs = requests_by_verb(&cluster.plane, BROKER_USER);
+    let (bytes, seen, written) = (proxy.bytes_to_clients(), probe.counts(), writes.load(Ordering::Relaxed));
     let usage = observe_one(broker, window).await;
+    let bytes = proxy.bytes_to_clients() - bytes;
+    let (seen, written) = (probe.counts().since(seen), writes.load(Ordering::Relaxed) - written);
     let verbs = verbs_between(&verbs, &requests_by_verb(&cluster.plane, BROKER_USER));
-    (usage, proxy.bytes_to_clients() - received, verbs, probe.counts().since(seen))
+    Window { usage, bytes, writes: written, seen, verbs }
 }
 
 fn percent(before: u64, after: u64) -> String {
