@@ -13,6 +13,7 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
     Api,
     api::{ListParams, WatchEvent, WatchParams},
+    runtime::{utils::Backoff, watcher::DefaultBackoff},
 };
 
 /// What the probe received between two [`WatchProbe::counts`] calls, or since it started.
@@ -92,11 +93,10 @@ impl Drop for WatchProbe {
 
 /// Watches from `version`; resumes after each server timeout from the last version seen. Like kube-runtime's
 /// watcher, a 410 Gone re-lists (with the same field selector) and resumes from the list's version, and any other
-/// error keeps the version; every error, or a watch that ends with nothing at all, backs off (0.5 s doubling to
-/// 10 s) so a failing server is not hammered.
+/// error keeps the version; every error, or a watch that ends with nothing at all, waits out kube-runtime's
+/// [`DefaultBackoff`] (the broker's own) so a failing server is not hammered.
 async fn watch_loop(api: Api<ConfigMap>, name: String, params: WatchParams, mut version: String, c: Arc<Counters>) {
-    const FIRST_BACKOFF: Duration = Duration::from_millis(500);
-    let mut backoff = FIRST_BACKOFF;
+    let mut backoff = DefaultBackoff::default();
     let list = ListParams::default().fields(&format!("metadata.name={name}"));
     loop {
         c.watches.fetch_add(1, Ordering::Relaxed);
@@ -135,10 +135,9 @@ async fn watch_loop(api: Api<ConfigMap>, name: String, params: WatchParams, mut 
         }
         if failed || !received_any {
             c.errors.fetch_add(u64::from(failed), Ordering::Relaxed);
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(10));
+            tokio::time::sleep(backoff.next().unwrap_or(Duration::from_secs(30))).await;
         } else {
-            backoff = FIRST_BACKOFF;
+            backoff.reset();
         }
     }
 }
