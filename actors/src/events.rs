@@ -94,12 +94,21 @@ pub fn events_for(outcome: &ReloadOutcome, news: News) -> Vec<Event> {
     events
 }
 
-impl ReloadEvents for KubeReloadEvents {
-    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome, news: News) {
-        let events = events_for(outcome, news);
-        if events.is_empty() {
-            return;
-        }
+impl KubeReloadEvents {
+    /// Records one Warning Event `reason` (action `action`) with `note` on the ConfigMap `source`, in the
+    /// background; like every Event here, it never blocks or fails the caller.
+    pub fn warn(&self, source: &SourceRef, reason: &str, action: &str, note: String) {
+        let event = Event {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(fit_note(note)),
+            action: action.into(),
+            secondary: None,
+        };
+        self.publish(source, vec![event]);
+    }
+
+    fn publish(&self, source: &SourceRef, events: Vec<Event>) {
         let reference = ObjectReference {
             api_version: Some("v1".into()),
             kind: Some("ConfigMap".into()),
@@ -118,5 +127,14 @@ impl ReloadEvents for KubeReloadEvents {
                 }
             }
         });
+    }
+}
+
+impl ReloadEvents for KubeReloadEvents {
+    fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome, news: News) {
+        let events = events_for(outcome, news);
+        if !events.is_empty() {
+            self.publish(source, events);
+        }
     }
 }

@@ -100,11 +100,14 @@ async fn malformed_toml_and_a_missing_data_key_are_rejected_without_a_panic() {
 #[actix_rt::test]
 async fn a_restart_only_change_is_reported_not_applied() {
     let h = harness();
-    h.reload(present("[server]\nlisten = \"127.0.0.1:1\"\n[log]\nlevel = \"debug\"", "1")).await;
+    h.reload(present("[config_reload]\nenabled = false\n[log]\nlevel = \"debug\"", "1")).await;
 
     let last = h.config.last_reload().expect("recorded");
-    assert_eq!((last.outcome, last.restart_required.as_slice()), ("applied", ["server.listen".to_owned()].as_slice()));
-    assert_eq!(h.config.current().settings.server.listen.port(), 8080);
+    assert_eq!(
+        (last.outcome, last.restart_required.as_slice()),
+        ("applied", ["config_reload.enabled".to_owned()].as_slice())
+    );
+    assert!(h.config.current().settings.config_reload.enabled);
     assert!(h.metrics().contains("brokkr_config_restart_required 1"));
     assert_eq!(*h.events.lock().expect("lock"), ["ConfigApplied", "RestartRequired"]);
 }
@@ -153,16 +156,16 @@ async fn resync_follows_the_live_resync_interval() {
 #[actix_rt::test]
 async fn a_pending_restart_is_announced_once_not_on_every_re_read() {
     let h = harness();
-    let listen = "[server]\nlisten = \"127.0.0.1:1\"\n";
-    h.reload(present(listen, "1")).await;
-    h.reload(present(listen, "2")).await; // a re-list or resync of the same document
-    h.reload(present(&format!("{listen}[log]\nlevel = \"debug\""), "3")).await; // a live change beside it
+    let restart_only = "[config_reload]\nenabled = false\n";
+    h.reload(present(restart_only, "1")).await;
+    h.reload(present(restart_only, "2")).await; // a re-list or resync of the same document
+    h.reload(present(&format!("{restart_only}[log]\nlevel = \"debug\""), "3")).await; // a live change beside it
     let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
     assert_eq!(restart_events, 1, "{:?}", h.events.lock().expect("lock"));
-    assert_eq!(h.config.last_reload().expect("recorded").restart_required, ["server.listen".to_owned()]);
+    assert_eq!(h.config.last_reload().expect("recorded").restart_required, ["config_reload.enabled".to_owned()]);
 
     // A different set of pending keys is news again.
-    h.reload(present(&format!("{listen}[log]\nlevel = \"debug\"\nformat = \"json\""), "4")).await;
+    h.reload(present(&format!("{restart_only}[log]\nlevel = \"debug\"\nformat = \"json\""), "4")).await;
     let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
     assert_eq!(restart_events, 2);
 }
@@ -195,13 +198,13 @@ fn messages_that_carry_configmap_text_never_print_it_in_debug() {
 #[actix_rt::test]
 async fn the_same_broken_document_is_announced_once_and_a_pending_restart_survives_it() {
     let h = harness();
-    h.reload(present("[server]\nlisten = \"127.0.0.1:1\"", "1")).await;
-    let broken = "[server]\nlisten = \"127.0.0.1:1\"\n[cors]\nmax_age = \"forever\"";
+    h.reload(present("[config_reload]\nenabled = false", "1")).await;
+    let broken = "[config_reload]\nenabled = false\n[cors]\nmax_age = \"forever\"";
     h.reload(present(broken, "2")).await;
     h.reload(present(broken, "2")).await; // the resync re-reads it
     assert_eq!(
         h.config.last_reload().expect("recorded").restart_required,
-        ["server.listen".to_owned()],
+        ["config_reload.enabled".to_owned()],
         "a rejected document does not cancel the restart still pending"
     );
     h.reload(present("[cors]\nmax_age = \"never\"", "3")).await; // a different mistake is news

@@ -62,11 +62,36 @@ async fn the_webhook_trusts_the_certificate_the_broker_serves_in_both_certificat
         .find(|c| c.contains("name: brokkr-broker-webhook\n"))
         .expect("the serving Certificate");
     assert!(serving.contains(secret), "{serving}");
-    assert!(serving.contains("- brokkr-broker.brokkr.svc\n"), "{serving}");
+    assert!(serving.contains("- brokkr-broker-webhook.brokkr.svc\n"), "{serving}");
     assert!(deployment(&cm).contains(secret), "the pod mounts the Certificate's Secret");
     let strict = template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.failurePolicy=Fail"]).await;
     let strict = strict.ok("helm template");
     assert!(documents_of_kind(&strict, "ValidatingWebhookConfiguration").concat().contains("failurePolicy: Fail"));
+}
+
+#[tokio::test]
+async fn the_webhook_has_its_own_cluster_ip_service_an_optional_network_policy_and_an_optional_secret() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let exposed = chart_dir().join("ci/webhook-exposed-values.yaml");
+    let rendered = template(home.path(), &["-f", exposed.to_str().expect("path")]).await.ok("helm template");
+    let services = documents_of_kind(&rendered, "Service");
+    let api = services.iter().find(|s| s.contains("name: brokkr-broker\n")).expect("the HTTP API's Service");
+    let hook = services.iter().find(|s| s.contains("name: brokkr-broker-webhook\n")).expect("the webhook's Service");
+    assert!(api.contains("type: LoadBalancer") && !api.contains("webhook"), "only the HTTP API is exposed: {api}");
+    assert!(hook.contains("type: ClusterIP") && hook.contains("targetPort: webhook"), "{hook}");
+    let registration = documents_of_kind(&rendered, "ValidatingWebhookConfiguration").concat();
+    assert!(registration.contains("name: brokkr-broker-webhook\n"), "called through its Service: {registration}");
+    let policy = documents_of_kind(&rendered, "NetworkPolicy").concat();
+    for expected in ["port: http", "port: webhook", "cidr: \"10.0.0.0/28\"", "cidr: \"192.168.10.4/32\""] {
+        assert!(policy.contains(expected), "{expected} in {policy}");
+    }
+    let deployment = deployment(&rendered);
+    assert!(deployment.contains("optional: true"), "the pod starts before its certificate exists: {deployment}");
+    // Turned on without the API server's addresses, the policy would shut the API server out: refused.
+    let unaddressed =
+        template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.networkPolicy.enabled=true"]).await;
+    assert_ne!(unaddressed.code, Some(0), "a policy without apiServerCIDRs was rendered");
+    assert!(unaddressed.stderr.contains("apiServerCIDRs"), "{}", unaddressed.stderr);
 }
 
 #[tokio::test]

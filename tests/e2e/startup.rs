@@ -144,3 +144,36 @@ async fn sigterm_drops_readiness_first_serves_during_the_drain_and_lets_requests
     let stopped = messages.iter().position(|m| m == "stopped");
     assert!(dropped.is_some() && dropped < stopped, "{messages:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configmap_that_turns_on_a_webhook_whose_port_is_taken_never_stops_the_start() {
+    // Measured on the landed broker: `failed to start the admission webhook: … Address already in use`, exit 1,
+    // and every restart reads the same ConfigMap again.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let listen = taken.local_addr().expect("addr").to_string();
+    let document = "[webhook]\nenabled = true\n[config_reload]\ndebounce = \"1s\"";
+    let cluster = Cluster::with_config("fallback", document).await;
+    let broker = cluster.start_broker(&[("BROKKR__WEBHOOK__LISTEN", &listen)]).await;
+
+    let status = broker.status().await;
+    assert_eq!(status["startup_fallback"]["keys"], json!(["webhook.enabled"]), "{status}");
+    let error = status["startup_fallback"]["error"].as_str().unwrap_or_default();
+    assert!(error.contains(&listen) && error.contains("in use"), "{error}");
+    assert_eq!(status["settings"]["webhook"]["enabled"], false);
+    let fell_back = |l: &serde_json::Value| {
+        l["message"].as_str().is_some_and(|m| m.starts_with("the ConfigMap's restart-only settings could not start"))
+    };
+    assert!(broker.log_lines().iter().any(fell_back), "the fallback is logged");
+    broker
+        .wait_until("the StartupFallback Event is recorded", Duration::from_secs(15), |_| async {
+            let events = cluster.configmap_events().await;
+            events.iter().any(|(_, r, n)| r == "StartupFallback" && n.contains("webhook.enabled"))
+        })
+        .await;
+
+    // It serves and hot-reloads as usual.
+    let rv = cluster.apply_config(&format!("{document}\n[cors]\nmax_age = \"1m\"")).await;
+    broker.wait_for_version(&rv, Duration::from_secs(30)).await;
+    assert_eq!(broker.status().await["settings"]["cors"]["max_age"], "1m");
+    drop(taken);
+}

@@ -58,40 +58,7 @@ async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_wit
         .ok("get webhook");
     assert_eq!(Some(ca_bundle), secret_field(&after, "ca.crt"), "the registration trusts the chart's CA");
 
-    // No Service endpoints exist here (no kubelet): serve the webhook from a local broker on loopback with a
-    // certificate for 127.0.0.1, and point the chart's registration at it. Rules, selectors, match
-    // conditions and the failure policy stay the chart's.
-    let (cert, key) = w.cluster.plane.loopback_serving_cert().expect("serving cert");
-    let (cert_file, key_file) = (w.dir().join("tls.crt"), w.dir().join("tls.key"));
-    std::fs::write(&cert_file, cert).expect("cert");
-    std::fs::write(&key_file, key).expect("key");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
-    let listen = format!("127.0.0.1:{port}");
-    let (cert_path, key_path) = (cert_file.display().to_string(), key_file.display().to_string());
-    let mut broker = w
-        .start_broker(&[
-            ("BROKKR__WEBHOOK__ENABLED", "true"),
-            ("BROKKR__WEBHOOK__LISTEN", &listen),
-            ("BROKKR__WEBHOOK__CERT_FILE", &cert_path),
-            ("BROKKR__WEBHOOK__KEY_FILE", &key_path),
-        ])
-        .await;
-    broker
-        .wait_until("the chart's ConfigMap is in force", Duration::from_secs(30), |b| async move {
-            b.status().await["source"]["name"] == RELEASE
-        })
-        .await;
-    let client_config = serde_json::json!([{
-        "op": "replace",
-        "path": "/webhooks/0/clientConfig",
-        "value": {
-            "url": format!("https://{listen}/validate/configmap"),
-            "caBundle": base64_of(w.cluster.plane.ca_cert()),
-        },
-    }]);
-    w.kubectl(&["patch", "validatingwebhookconfiguration", WEBHOOK, "--type=json", "-p", &client_config.to_string()])
-        .await
-        .ok("point the webhook at the local broker");
+    let mut broker = serve_locally(&w).await;
 
     // A broken document is refused at apply, with the key and the broker's reason; a server-side dry run too.
     let broken = "[cors]\nmax_age = \"soon\"\n";
@@ -155,6 +122,109 @@ async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_wit
     let blocked = apply_file(&w, RELEASE, "[log]\nlevel = \"info\"\n", &[]).await;
     assert_ne!(blocked.code, Some(0), "{blocked:?}");
     assert!(blocked.stderr.contains("failed calling webhook"), "{}", blocked.stderr);
+}
+
+/// No Service endpoints exist here (no kubelet): serves the webhook from a local broker on loopback with a
+/// certificate for 127.0.0.1, and points the chart's registration at it. Rules, selectors, match conditions and the
+/// failure policy stay the chart's.
+async fn serve_locally(w: &Walkthrough) -> brokkr_e2e::Broker {
+    let (cert, key) = w.cluster.plane.loopback_serving_cert().expect("serving cert");
+    let (cert_file, key_file) = (w.dir().join("tls.crt"), w.dir().join("tls.key"));
+    std::fs::write(&cert_file, cert).expect("cert");
+    std::fs::write(&key_file, key).expect("key");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
+    let listen = format!("127.0.0.1:{port}");
+    let (cert_path, key_path) = (cert_file.display().to_string(), key_file.display().to_string());
+    let broker = w
+        .start_broker(&[
+            ("BROKKR__WEBHOOK__ENABLED", "true"),
+            ("BROKKR__WEBHOOK__LISTEN", &listen),
+            ("BROKKR__WEBHOOK__CERT_FILE", &cert_path),
+            ("BROKKR__WEBHOOK__KEY_FILE", &key_path),
+        ])
+        .await;
+    broker
+        .wait_until("the chart's ConfigMap is in force", Duration::from_secs(30), |b| async move {
+            b.status().await["source"]["name"] == RELEASE
+        })
+        .await;
+    let client_config = serde_json::json!([{
+        "op": "replace",
+        "path": "/webhooks/0/clientConfig",
+        "value": {
+            "url": format!("https://{listen}/validate/configmap"),
+            "caBundle": base64_of(w.cluster.plane.ca_cert()),
+        },
+    }]);
+    w.kubectl(&["patch", "validatingwebhookconfiguration", WEBHOOK, "--type=json", "-p", &client_config.to_string()])
+        .await
+        .ok("point the webhook at the local broker");
+    broker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answer_the_webhook() {
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"]).await.ok("helm install");
+    let broker = serve_locally(&w).await;
+
+    // The next chart version renders a setting these brokers do not know yet.
+    let next = w.dir().join("brokkr-broker-next");
+    copy_dir(&brokkr_e2e::chart::chart_dir(), &next);
+    let chart_yaml = std::fs::read_to_string(next.join("Chart.yaml")).expect("Chart.yaml");
+    std::fs::write(next.join("Chart.yaml"), chart_yaml.replace("\nversion: 0.1.0\n", "\nversion: 0.2.0\n"))
+        .expect("write");
+    let template = next.join("templates/configmap.yaml");
+    let rendered = std::fs::read_to_string(&template).expect("configmap.yaml");
+    let new_key = "\n    [telemetry]\n    enabled = false";
+    let document_line = r#"trimSuffix "\n" | nindent 4 }}"#;
+    let added = rendered.replacen(document_line, &format!("{document_line}{new_key}"), 1);
+    assert_ne!(added, rendered, "the new setting is rendered");
+    std::fs::write(&template, added).expect("write");
+
+    // The running brokers refuse that document when they are asked about it: the control.
+    let refused = apply_file(&w, RELEASE, "[telemetry]\nenabled = false\n", &[]).await;
+    assert_ne!(refused.code, Some(0), "the old broker knows no [telemetry]: {refused:?}");
+    assert!(refused.stderr.contains("telemetry"), "{}", refused.stderr);
+
+    // The upgrade stores the new ConfigMap while the old brokers still answer: it is not sent to them.
+    let next_chart = next.display().to_string();
+    // `--force` replaces objects instead of patching them: helm's three-way merge would put the chart's Service
+    // back beside the URL this test points the registration at. The order is the same: the ConfigMap is updated
+    // first, while the old registration (and the old broker behind it) is still in place.
+    let upgraded = w.helm(&["upgrade", RELEASE, &next_chart, "-n", NAMESPACE, "--reuse-values", "--force"]).await;
+    assert_eq!(upgraded.code, Some(0), "helm upgrade to the next chart version failed: {upgraded:?}");
+    let stored = w
+        .kubectl(&["-n", NAMESPACE, "get", "configmap", RELEASE, "-o", "jsonpath={.data.broker\\.toml}"])
+        .await
+        .ok("get the ConfigMap");
+    assert!(stored.contains("[telemetry]"), "{stored}");
+    // The old broker still judges it at reload: rejected, the last good configuration kept, the process serving.
+    broker
+        .wait_until("the old broker rejects the new document at reload", Duration::from_secs(30), |b| async move {
+            b.status().await["last_reload"]["outcome"] == "rejected"
+        })
+        .await;
+    assert_eq!(broker.get("/healthz", None).await.map(|r| r.status().as_u16()), Some(200));
+    let condition = w
+        .kubectl(&["get", "validatingwebhookconfiguration", WEBHOOK, "-o", "jsonpath={.webhooks[0].matchConditions}"])
+        .await
+        .ok("get webhook");
+    assert!(condition.contains("brokkr-broker-0.2.0"), "the new registration reviews the new version: {condition}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read chart") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
 /// Reviews answered so far, summed over every result.

@@ -88,16 +88,21 @@ Keep this list in step with Settings::with_restart_only_from in crates/brokkr-co
 {{- printf "%s-webhook-tls" (include "brokkr-broker.fullname" .) }}
 {{- end }}
 
-{{/* The DNS names the API server uses to call the webhook through the Service. */}}
+{{/* The webhook's own Service: ClusterIP, the webhook port only, whatever type the HTTP API's Service has. */}}
+{{- define "brokkr-broker.webhookServiceName" -}}
+{{- printf "%s-webhook" (include "brokkr-broker.fullname" . | trunc 55 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The DNS names the API server uses to call the webhook through its Service. */}}
 {{- define "brokkr-broker.webhookDNSNames" -}}
-{{- $svc := include "brokkr-broker.fullname" . }}
+{{- $svc := include "brokkr-broker.webhookServiceName" . }}
 {{- list (printf "%s.%s.svc" $svc .Release.Namespace) (printf "%s.%s.svc.cluster.local" $svc .Release.Namespace) | toJson }}
 {{- end }}
 
 {{/*
 The self-signed webhook TLS material as JSON {"ca.crt", "tls.crt", "tls.key"}, each base64-encoded.
 
-Reuses the Secret already in the cluster (lookup), so the certificate is generated at install and kept across
+Reuses the Secret already in the cluster (lookup) when it was made for the same DNS names, so the certificate is generated at install and kept across
 upgrades; otherwise generates a CA and a serving certificate valid for 3650 days. The result is computed once per
 render and kept on the root context, which Helm shares between the templates of a chart: webhook-tls-secret.yaml
 and webhook.yaml both include this, and two calls of genCA would give the Secret and the caBundle different CAs.
@@ -109,7 +114,9 @@ generated on every render.
 {{- $existing := lookup "v1" "Secret" .Release.Namespace (include "brokkr-broker.webhookTLSSecretName" .) }}
 {{- $data := dig "data" dict $existing }}
 {{- $tls := dict }}
-{{- if and (get $data "ca.crt") (get $data "tls.crt") (get $data "tls.key") }}
+{{- /* A certificate made for other names (an older chart called the webhook through the HTTP API's Service) is replaced. */}}
+{{- $madeFor := dig "metadata" "annotations" "brokkr.io/webhook-dns-names" "" $existing }}
+{{- if and (get $data "ca.crt") (get $data "tls.crt") (get $data "tls.key") (eq $madeFor (include "brokkr-broker.webhookDNSNames" .)) }}
 {{- $tls = dict "ca.crt" (get $data "ca.crt") "tls.crt" (get $data "tls.crt") "tls.key" (get $data "tls.key") }}
 {{- else }}
 {{- $dnsNames := include "brokkr-broker.webhookDNSNames" . | fromJsonArray }}

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::listeners::StartupFallback;
+
 /// Registers `/api/v1/admin/config` and `/api/v1/admin/config/reload`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(status).service(reload);
@@ -95,7 +97,12 @@ fn watcher_json(subsystem: &Subsystem) -> Value {
 
 /// `GET /api/v1/admin/config`: what is in force, where it came from, and how the last reload went.
 #[get("/api/v1/admin/config")]
-async fn status(_: Admin, config: web::Data<ReloadableConfig>, subsystem: web::Data<Subsystem>) -> HttpResponse {
+async fn status(
+    _: Admin,
+    config: web::Data<ReloadableConfig>,
+    subsystem: web::Data<Subsystem>,
+    fallback: Option<web::Data<Option<StartupFallback>>>,
+) -> HttpResponse {
     let now = config.current();
     let last = config.last_reload();
     HttpResponse::Ok().json(json!({
@@ -110,6 +117,7 @@ async fn status(_: Admin, config: web::Data<ReloadableConfig>, subsystem: web::D
         })),
         "restart_required": last.as_ref().map(|l| l.restart_required.clone()).unwrap_or_default(),
         "shadowed_by_env": last.as_ref().map(|l| l.shadowed_by_env.clone()).unwrap_or_default(),
+        "startup_fallback": fallback.as_ref().and_then(|f| f.as_ref().as_ref()),
         "watcher": watcher_json(&subsystem),
         "settings": redacted_settings(&config),
     }))

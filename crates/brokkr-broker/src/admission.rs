@@ -1,18 +1,28 @@
 //! Admission review of the broker's ConfigMap through the reload's own build and validation.
 
-use std::collections::BTreeMap;
-
-use brokkr_config::{Change, ConfigLayers, ReloadableConfig, diff};
+use brokkr_config::{Change, ConfigLayers, ReloadableConfig, diff, settings::WebhookSettings, text::clip};
 use brokkr_reload::{messages::ConfigMapVersion, startup::candidate};
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionResponse, Operation},
-};
+use kube::core::admission::{AdmissionResponse, Operation};
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
     registry::Registry,
 };
 use tracing::{debug, info};
+
+use crate::review::{ObjectView, ReviewRequest};
+
+/// The most bytes of one warning: the API server may cut warnings over 256 characters.
+pub const WARNING_LIMIT: usize = 240;
+
+/// The most bytes of all warnings of one answer: the API server starts cutting and dropping them past 4096
+/// characters in total.
+pub const WARNINGS_TOTAL_LIMIT: usize = 3 * 1024;
+
+/// The most bytes of a denial's message.
+pub const DENIAL_LIMIT: usize = 1024;
+
+/// The most bytes of a setting's value quoted in a warning.
+const VALUE_LIMIT: usize = 48;
 
 /// Counts reviews by `result`: `allowed`, `warned` (allowed with warnings), `denied`, `skipped` (not the
 /// broker's ConfigMap; the webhook registration should never send those).
@@ -62,8 +72,8 @@ impl ConfigMapReviewer {
     /// The answer to one request: denied with the reload's own error, or allowed with warnings about keys that
     /// will not take effect now (restart-only) or at all (overridden by the environment).
     #[must_use]
-    pub fn review(&self, request: &AdmissionRequest<DynamicObject>) -> AdmissionResponse {
-        let response = AdmissionResponse::from(request);
+    pub fn review(&self, request: &ReviewRequest) -> AdmissionResponse {
+        let response = request.response();
         let running = self.config.current().settings.clone();
         let name = &running.config_reload.configmap;
         let ours = matches!(request.operation, Operation::Create | Operation::Update)
@@ -78,25 +88,30 @@ impl ConfigMapReviewer {
         };
         let namespace = request.namespace.clone().unwrap_or_default();
         let version = ConfigMapVersion {
-            data: string_data(object),
+            data: object
+                .data_value(&running.config_reload.key)
+                .map(|v| (running.config_reload.key.clone(), v))
+                .into_iter()
+                .collect(),
             resource_version: object.metadata.resource_version.clone(),
             uid: object.metadata.uid.clone(),
         };
-        let user = request.user_info.username.as_deref().unwrap_or_default();
+        // Logged: whoever reaches the port chooses it.
+        let user = clip(request.user_info.username.as_deref().unwrap_or_default(), 128);
         match candidate(&self.layers, &version, &namespace, &running) {
             Err(error) if unchanged_document(request, &running.config_reload.key) => {
                 // Already stored (while no broker answered, or accepted by an older broker): refusing an update
                 // that leaves it as it is (a label, a finalizer) protects nothing and blocks the tools making it.
                 let reason = error.to_string();
-                debug!(user, %reason, "webhook allowed an update that leaves an invalid document unchanged");
+                debug!(user = %user, %reason, "webhook allowed an update that leaves an invalid document unchanged");
                 self.metrics.count("warned");
                 let mut response = response;
-                response.warnings = Some(vec![format!("the stored broker configuration is invalid: {reason}")]);
+                response.warnings = fit_warnings(vec![format!("the stored broker configuration is invalid: {reason}")]);
                 response
             }
             Err(error) => {
-                let reason = error.to_string();
-                info!(user, dry_run = request.dry_run, %reason, "webhook denied an edit of the ConfigMap");
+                let reason = clip(&error.to_string(), DENIAL_LIMIT).into_owned();
+                info!(user = %user, dry_run = request.dry_run, %reason, "webhook denied an edit of the ConfigMap");
                 self.metrics.count("denied");
                 response.deny(reason)
             }
@@ -104,15 +119,16 @@ impl ConfigMapReviewer {
                 let pending: Vec<Change> = diff(&running, &built.settings).into_iter().filter(|c| !c.dynamic).collect();
                 let mut warnings: Vec<String> = pending.iter().map(restart_warning).collect();
                 warnings.extend(built.shadowed_by_env.iter().map(|key| shadow_warning(key)));
+                warnings.extend(unreadable_certificate_warnings(&built.settings.webhook));
                 debug!(
-                    user,
+                    user = %user,
                     dry_run = request.dry_run,
                     warnings = warnings.len(),
                     "webhook allowed an edit of the ConfigMap"
                 );
                 self.metrics.count(if warnings.is_empty() { "allowed" } else { "warned" });
                 let mut response = response;
-                response.warnings = Some(warnings).filter(|w| !w.is_empty());
+                response.warnings = fit_warnings(warnings);
                 response
             }
         }
@@ -120,27 +136,50 @@ impl ConfigMapReviewer {
 }
 
 /// Whether an UPDATE leaves the data key holding the broker's document exactly as it was stored.
-fn unchanged_document(request: &AdmissionRequest<DynamicObject>, key: &str) -> bool {
-    let document = |object: Option<&DynamicObject>| object.map(|o| string_data(o).remove(key));
+fn unchanged_document(request: &ReviewRequest, key: &str) -> bool {
+    let document = |object: Option<&ObjectView>| object.map(|o| o.data_value(key));
     request.operation == Operation::Update
         && document(request.old_object.as_ref()).is_some()
         && document(request.old_object.as_ref()) == document(request.object.as_ref())
 }
 
-/// `data` as strings; a value that is not a string (the API server never sends one) is left out, which the
-/// build then reports as a missing key if it is the broker's.
-fn string_data(object: &DynamicObject) -> BTreeMap<String, String> {
-    object
-        .data
-        .get("data")
-        .and_then(serde_json::Value::as_object)
-        .map(|data| data.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-        .unwrap_or_default()
+/// Each warning cut to [`WARNING_LIMIT`], and no more of them than fit in [`WARNINGS_TOTAL_LIMIT`] (the rest
+/// counted in a last one); `None` when there are none.
+fn fit_warnings(warnings: Vec<String>) -> Option<Vec<String>> {
+    let total = warnings.len();
+    let mut fitted = Vec::new();
+    let mut bytes = 0;
+    for warning in warnings {
+        let warning = clip(&warning, WARNING_LIMIT).into_owned();
+        // Room is kept for the last line that counts what was left out.
+        if bytes + warning.len() > WARNINGS_TOTAL_LIMIT - 64 {
+            fitted.push(format!("and {} more warnings", total - fitted.len()));
+            break;
+        }
+        bytes += warning.len();
+        fitted.push(warning);
+    }
+    Some(fitted).filter(|w| !w.is_empty())
+}
+
+/// With the webhook on, a warning per certificate file that cannot be read here: it would serve no certificate.
+fn unreadable_certificate_warnings(webhook: &WebhookSettings) -> Vec<String> {
+    if !webhook.enabled {
+        return Vec::new();
+    }
+    [("webhook.cert_file", &webhook.cert_file), ("webhook.key_file", &webhook.key_file)]
+        .into_iter()
+        .filter_map(|(key, path)| {
+            let error = std::fs::File::open(path).err()?;
+            Some(format!("{key} {} cannot be read ({error}): the webhook would serve no certificate", path.display()))
+        })
+        .collect()
 }
 
 /// Kept short: kubectl prints each warning on one line, and the API server may cut warnings over 256 bytes.
 fn restart_warning(change: &Change) -> String {
-    format!("{} changes from {} to {} at the next broker restart, not live", change.key, change.old, change.new)
+    let (old, new) = (clip(&change.old, VALUE_LIMIT), clip(&change.new, VALUE_LIMIT));
+    format!("{} changes from {old} to {new} at the next broker restart, not live", change.key)
 }
 
 fn shadow_warning(key: &str) -> String {

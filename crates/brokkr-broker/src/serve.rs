@@ -16,8 +16,15 @@ use crate::{
     cli::ServeArgs,
     cors,
     error::BrokerError,
-    http, logging, shutdown, webhook,
+    http,
+    listeners::{self, StartupFallback},
+    logging, shutdown,
+    tls::CertificateGauge,
+    webhook,
 };
+
+/// The most connections the HTTP API keeps open per worker; more wait in the listen backlog.
+pub const HTTP_MAX_CONNECTIONS: usize = 1024;
 
 /// Runs the broker until SIGTERM or Ctrl-C (readiness drops, then in-flight requests finish). SIGHUP reloads.
 pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
@@ -39,31 +46,38 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     };
     let (settings, source) = match &startup {
         Some(Startup::FromConfigMap { candidate, source }) => (candidate.settings.clone(), Some(source.clone())),
-        _ => (boot, None),
+        _ => (boot.clone(), None),
     };
+    // Bound before logging is set up: falling back changes restart-only keys, `log.format` among them.
+    let (settings, listeners, fallback) = listeners::bind_or_fall_back(settings, &boot)?;
     let filter = logging::init(&settings.log)?;
     log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref());
+    if let (Some(fallback), Some(source)) = (&fallback, &source) {
+        report_fallback(fallback, access.as_ref(), source);
+    }
     let config = ReloadableConfig::starting(settings.clone(), source);
     actix::spawn(logging::follow(&config, filter));
 
     let mut registry = Registry::default();
     let metrics = ReloadMetrics::register(&mut registry);
     metrics.record_startup(&config.current().hash);
-    let webhook = if settings.webhook.enabled {
-        // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
-        let namespace = access.as_ref().map(|a| a.source.namespace()).or_else(|| {
-            settings
-                .config_reload
-                .namespace
-                .clone()
-                .or(env.pod_namespace.clone())
-                .or(env.service_account_namespace.clone())
-        });
-        let reviewer =
-            ConfigMapReviewer::new(layers.clone(), config.clone(), namespace, ReviewMetrics::register(&mut registry));
-        Some(webhook::server(&settings.webhook, reviewer)?.0)
-    } else {
-        None
+    let webhook = match listeners.webhook {
+        Some(listener) => {
+            // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
+            let namespace = access.as_ref().map(|a| a.source.namespace()).or_else(|| {
+                settings
+                    .config_reload
+                    .namespace
+                    .clone()
+                    .or(env.pod_namespace.clone())
+                    .or(env.service_account_namespace.clone())
+            });
+            let reviews = ReviewMetrics::register(&mut registry);
+            let reviewer = ConfigMapReviewer::new(layers.clone(), config.clone(), namespace, reviews);
+            let gauge = CertificateGauge::register(&mut registry);
+            Some(webhook::serve(listener, &settings.webhook, reviewer, gauge)?.0)
+        }
+        None => None,
     };
     let access = access.filter(|_| settings.config_reload.enabled);
     let subsystem = Subsystem::start(access, config.clone(), layers, metrics);
@@ -73,6 +87,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let server_err = |source| BrokerError::Server { addr: listen, source };
     let draining = web::Data::new(shutdown::Draining::default());
     let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
+    let fallback = web::Data::new(fallback);
     let app_draining = draining.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -80,12 +95,15 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             .app_data(subsystem.clone())
             .app_data(registry.clone())
             .app_data(app_draining.clone())
+            .app_data(fallback.clone())
             .wrap(from_fn(cors::middleware))
             .configure(http::routes)
     })
+    // Any pod can reach this port: bound its connections (actix's default is 25,600 per worker).
+    .max_connections(HTTP_MAX_CONNECTIONS)
     .disable_signals()
     .shutdown_timeout(shutdown::SHUTDOWN_TIMEOUT.as_secs())
-    .bind(listen)
+    .listen(listeners.http)
     .map_err(server_err)?;
     for addr in server.addrs() {
         info!(%addr, "listening");
@@ -96,18 +114,51 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         handles.push(webhook.handle());
         actix::spawn(webhook)
     });
-    shutdown::drain_on_sigterm(handles, draining.into_inner(), args.drain_delay);
-    server.await.map_err(server_err)?;
-    // Both servers stop together on SIGTERM; wait for the webhook's reviews in flight too.
-    if let Some(webhook) = webhook {
-        match webhook.await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => error!(error = %crate::error::chain(&error), "admission webhook server failed"),
-            Err(error) => error!(%error, "admission webhook server panicked"),
+    let draining = draining.into_inner();
+    shutdown::drain_on_sigterm(handles, draining.clone(), args.drain_delay);
+    let Some(mut webhook) = webhook else {
+        server.await.map_err(server_err)?;
+        info!("stopped");
+        return Ok(());
+    };
+    // Both servers stop together on SIGTERM. Either one ending before that is told at once.
+    let mut server = std::pin::pin!(server);
+    tokio::select! {
+        served = &mut server => {
+            served.map_err(server_err)?;
+            report_webhook_end(webhook.await, true);
+        }
+        ended = &mut webhook => {
+            report_webhook_end(ended, draining.is_draining());
+            server.await.map_err(server_err)?;
         }
     }
     info!("stopped");
     Ok(())
+}
+
+/// Logs how the webhook server ended; before shutdown began, any end is an error (reviews now fail).
+fn report_webhook_end(ended: Result<std::io::Result<()>, tokio::task::JoinError>, shutting_down: bool) {
+    match ended {
+        Ok(Ok(())) if shutting_down => {}
+        Ok(Ok(())) => error!("admission webhook server stopped; reviews fail until the broker restarts"),
+        Ok(Err(error)) => error!(error = %crate::error::chain(&error), "admission webhook server failed"),
+        Err(error) => error!(%error, "admission webhook server panicked"),
+    }
+}
+
+/// Says, in the log and an Event on the ConfigMap, that restart-only values of the ConfigMap are not in force.
+fn report_fallback(fallback: &StartupFallback, access: Option<&ApiAccess>, source: &SourceRef) {
+    error!(
+        target: AUDIT_TARGET,
+        keys = ?fallback.keys,
+        error = %fallback.error,
+        "the ConfigMap's restart-only settings could not start; started with the file's and the environment's values for them"
+    );
+    if let Some(access) = access {
+        let note = format!("started without the ConfigMap's {}: {}", fallback.keys.join(", "), fallback.error);
+        access.events.warn(source, "StartupFallback", "Start", note);
+    }
 }
 
 /// The start-up lines, written once logging is set up (it is set up from settings the ConfigMap may change).

@@ -4,9 +4,11 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex, PoisonError},
-    time::SystemTime,
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant, SystemTime},
 };
+
+use prometheus_client::{metrics::gauge::Gauge, registry::Registry};
 
 use rustls::{
     ServerConfig,
@@ -15,14 +17,16 @@ use rustls::{
     server::{ClientHello, ResolvesServerCert},
     sign::CertifiedKey,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// Why the certificate files could not be used. The previous certificate, if any, stays in use.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A file could not be read.
-    #[error("cannot read {path}")]
+    #[error("{key} {path} cannot be read")]
     Read {
+        /// `webhook.cert_file` or `webhook.key_file`.
+        key: &'static str,
         /// The file.
         path: PathBuf,
         /// The I/O error.
@@ -71,9 +75,44 @@ type Stamp = (Option<SystemTime>, u64, u64, u64);
 /// The largest certificate or key file read: a wrong path (a log, an image) must not stall the handshake.
 const MAX_FILE: u64 = 1024 * 1024;
 
-fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
+/// How far in the future a certificate's NotBefore may lie: Helm's `genSignedCert` stamps it with the clock of
+/// the machine that ran `helm`, which may be ahead of the node's.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+
+/// How often files that did not load are tried again although they did not change (a certificate that becomes
+/// valid): at a handshake at most this often, and by a timer every [`RETRY_TIMER`].
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The period of the timer that retries files that did not load while no handshake comes.
+const RETRY_TIMER: Duration = Duration::from_secs(10);
+
+/// `brokkr_webhook_certificate_loaded`: 1 while a serving certificate is loaded and unexpired, 0 while handshakes
+/// fail (none loads) or the one served has expired (a renewal that never came).
+#[derive(Debug, Clone, Default)]
+pub struct CertificateGauge(Gauge);
+
+impl CertificateGauge {
+    /// Registers the gauge, 0 until a certificate loads.
+    pub fn register(registry: &mut Registry) -> Self {
+        let gauge = Self::default();
+        registry.register(
+            "brokkr_webhook_certificate_loaded",
+            "1 while the admission webhook has a serving certificate loaded, 0 while its TLS handshakes fail",
+            gauge.0.clone(),
+        );
+        gauge
+    }
+
+    /// The value now.
+    #[must_use]
+    pub fn value(&self) -> i64 {
+        self.0.get()
+    }
+}
+
+fn read_capped(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
     use std::io::Read;
-    let error = |source| TlsError::Read { path: path.to_owned(), source };
+    let error = |source| TlsError::Read { key, path: path.to_owned(), source };
     let mut bytes = Vec::new();
     fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes)).map_err(error)?;
     if bytes.len() as u64 > MAX_FILE {
@@ -82,19 +121,24 @@ fn read_capped(path: &Path) -> Result<Vec<u8>, TlsError> {
     Ok(bytes)
 }
 
-/// Refuses a leaf certificate outside its validity window now.
-fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<(), TlsError> {
+/// Refuses a leaf certificate outside its validity window now; returns its NotAfter (Unix seconds).
+fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<i64, TlsError> {
     let invalid = |reason: String| TlsError::Validity { path: path.to_owned(), reason };
     let (_, cert) = x509_parser::parse_x509_certificate(leaf).map_err(|e| invalid(format!("does not parse: {e}")))?;
     let validity = cert.validity();
     let now = x509_parser::time::ASN1Time::now();
-    if now < validity.not_before {
-        return Err(invalid(format!("is not valid before {}", validity.not_before)));
+    let skew = i64::try_from(CLOCK_SKEW.as_secs()).unwrap_or(i64::MAX);
+    if now.timestamp().saturating_add(skew) < validity.not_before.timestamp() {
+        return Err(invalid(format!(
+            "is not valid before {} (more than {} ahead of this clock; tried again until it is)",
+            validity.not_before,
+            humantime::format_duration(CLOCK_SKEW)
+        )));
     }
     if now > validity.not_after {
         return Err(invalid(format!("expired at {}", validity.not_after)));
     }
-    Ok(())
+    Ok(validity.not_after.timestamp())
 }
 
 fn stamp(path: &Path) -> Option<Stamp> {
@@ -102,8 +146,9 @@ fn stamp(path: &Path) -> Option<Stamp> {
 }
 
 /// Serves the certificate in `cert_file`/`key_file`, checking at every TLS handshake whether the files changed
-/// (two `stat` calls) and loading them again if so. A pair that does not load (half-written, mismatched) is
-/// reported once and the previous certificate keeps serving, like a rejected ConfigMap.
+/// (two `stat` calls) and loading them again if so. A pair that does not load (half-written, mismatched, not yet
+/// valid) is reported once, the previous certificate keeps serving, like a rejected ConfigMap, and the files are
+/// tried again every [`RETRY_AFTER`] at most, so a certificate that becomes valid is served without a change.
 ///
 /// Written here because rustls ships only static resolvers, and a handshake-driven check needs no timer task
 /// and picks a renewal up at the first connection after it.
@@ -112,6 +157,7 @@ pub struct ReloadingCert {
     cert_file: PathBuf,
     key_file: PathBuf,
     provider: Arc<CryptoProvider>,
+    gauge: CertificateGauge,
     state: Mutex<State>,
 }
 
@@ -119,37 +165,46 @@ pub struct ReloadingCert {
 struct State {
     stamps: Option<(Option<Stamp>, Option<Stamp>)>,
     current: Option<Arc<CertifiedKey>>,
+    /// NotAfter of `current` (Unix seconds): past it, the gauge says 0 although the certificate is still served.
+    not_after: i64,
+    /// When the files of `stamps` last failed to load; `None` once they loaded.
+    failed_at: Option<Instant>,
 }
 
 impl ReloadingCert {
     /// A resolver for the two files; loads them now and logs whether that worked (the broker starts either way).
     #[must_use]
-    pub fn new(cert_file: &Path, key_file: &Path, provider: Arc<CryptoProvider>) -> Arc<Self> {
+    pub fn new(cert_file: &Path, key_file: &Path, provider: Arc<CryptoProvider>, gauge: CertificateGauge) -> Arc<Self> {
         let resolver = Arc::new(Self {
             cert_file: cert_file.to_owned(),
             key_file: key_file.to_owned(),
             provider,
+            gauge,
             state: Mutex::new(State::default()),
         });
         resolver.refresh();
         resolver
     }
 
-    /// Whether a certificate is loaded and served.
-    #[must_use]
-    pub fn is_loaded(&self) -> bool {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner).current.is_some()
-    }
-
     fn refresh(&self) -> Option<Arc<CertifiedKey>> {
         let stamps = (stamp(&self.cert_file), stamp(&self.key_file));
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.stamps.as_ref() != Some(&stamps) {
+        let changed = state.stamps.as_ref() != Some(&stamps);
+        let retry = state.failed_at.is_some_and(|at| at.elapsed() >= RETRY_AFTER);
+        if changed || retry {
             state.stamps = Some(stamps);
+            let failed_before = state.failed_at.is_some() && !changed;
+            state.failed_at = Some(Instant::now());
             match self.load() {
-                Ok(key) => {
+                Ok((key, not_after)) => {
                     info!(cert_file = %self.cert_file.display(), "webhook serving certificate loaded");
                     state.current = Some(Arc::new(key));
+                    state.not_after = not_after;
+                    state.failed_at = None;
+                }
+                // Tried again with the same files: already reported.
+                Err(error) if failed_before => {
+                    debug!(error = %crate::error::chain(&error), "webhook serving certificate still does not load");
                 }
                 Err(error) if state.current.is_some() => warn!(
                     error = %crate::error::chain(&error),
@@ -161,31 +216,46 @@ impl ReloadingCert {
                 ),
             }
         }
+        let unexpired = x509_parser::time::ASN1Time::now().timestamp() <= state.not_after;
+        self.gauge.0.set(i64::from(state.current.is_some() && unexpired));
         state.current.clone()
     }
 
-    fn load(&self) -> Result<CertifiedKey, TlsError> {
-        let read = read_capped;
+    fn load(&self) -> Result<(CertifiedKey, i64), TlsError> {
         let pem = |path: &Path, what, source| TlsError::Pem { path: path.to_owned(), what, source };
-        let cert_pem = read(&self.cert_file)?;
-        let key_pem = read(&self.key_file)?;
+        let cert_pem = read_capped("webhook.cert_file", &self.cert_file)?;
+        let key_pem = read_capped("webhook.key_file", &self.key_file)?;
         let chain = CertificateDer::pem_slice_iter(&cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| pem(&self.cert_file, "certificate", e))?;
         if chain.is_empty() {
             return Err(pem(&self.cert_file, "certificate", rustls::pki_types::pem::Error::NoItemsFound));
         }
-        check_validity(&self.cert_file, &chain[0])?;
+        let not_after = check_validity(&self.cert_file, &chain[0])?;
         let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| pem(&self.key_file, "private key", e))?;
         let key_error = |source| TlsError::Key { cert: self.cert_file.clone(), key: self.key_file.clone(), source };
         let certified = CertifiedKey::from_der(chain, key, &self.provider).map_err(key_error)?;
-        Ok(certified)
+        Ok((certified, not_after))
     }
 }
 
 impl ResolvesServerCert for ReloadingCert {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.refresh()
+    }
+}
+
+/// Tries files that did not load again every [`RETRY_TIMER`] while the resolver lives, so a certificate that
+/// becomes valid is loaded (and the gauge says so) before the next handshake asks for it.
+pub async fn retry_until_dropped(resolver: Weak<ReloadingCert>) {
+    let mut timer = tokio::time::interval(RETRY_TIMER);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        timer.tick().await;
+        match resolver.upgrade() {
+            Some(resolver) => drop(resolver.refresh()),
+            None => return,
+        }
     }
 }
 

@@ -1,11 +1,11 @@
 //! Admission review: denied with the reload's error, warned for keys not live, other objects let through.
 
-use brokkr_broker::admission::{ConfigMapReviewer, ReviewMetrics};
-use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview},
+use brokkr_broker::{
+    admission::{ConfigMapReviewer, ReviewMetrics, WARNING_LIMIT, WARNINGS_TOTAL_LIMIT},
+    review::{self, ReviewRequest},
 };
+use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
+use kube::core::admission::AdmissionResponse;
 use prometheus_client::{encoding::text::encode, registry::Registry};
 use serde_json::json;
 
@@ -30,7 +30,7 @@ fn fixture(env: &[(&str, &str)]) -> Fixture {
 }
 
 /// An `AdmissionReview` as the API server sends it, parsed the way the webhook parses it.
-fn request(operation: &str, namespace: &str, name: &str, data: serde_json::Value) -> AdmissionRequest<DynamicObject> {
+fn request(operation: &str, namespace: &str, name: &str, data: serde_json::Value) -> ReviewRequest {
     update(operation, namespace, name, data, serde_json::Value::Null)
 }
 
@@ -41,13 +41,13 @@ fn update(
     name: &str,
     data: serde_json::Value,
     old_data: serde_json::Value,
-) -> AdmissionRequest<DynamicObject> {
+) -> ReviewRequest {
     let old = if old_data.is_null() {
         old_data
     } else {
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": namespace}, "data": old_data})
     };
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(json!({
+    let body = json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": {
@@ -66,9 +66,8 @@ fn update(
             "oldObject": old,
             "dryRun": false
         }
-    }))
-    .expect("a valid AdmissionReview");
-    review.try_into().expect("has a request")
+    });
+    review::parse(body.to_string().as_bytes()).expect("a valid AdmissionReview").request.expect("has a request")
 }
 
 fn broker_toml(text: &str) -> serde_json::Value {
@@ -198,4 +197,49 @@ fn an_update_that_leaves_a_stored_broken_document_as_it_is_is_allowed_with_a_war
     // Changing the broken document still has to make it valid.
     let other = broker_toml("[cors]\nmax_age = \"later\"");
     assert!(!f.reviewer.review(&update("UPDATE", "brokkr", "brokkr-broker", other, broken)).allowed);
+}
+
+#[test]
+fn every_answer_fits_what_the_api_server_passes_on() {
+    // A 900 KiB origin was quoted whole in the denial, and logged at INFO with it on every review (documents are
+    // now cut off at 256 KiB; a 200 KiB origin still fits).
+    let f = fixture(&[]);
+    let huge = format!("https://{}.example/", "a".repeat(200 * 1024));
+    let document = format!("[cors]\nallowed_origins = [\"{huge}\"]");
+    let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(&document)));
+    assert!(!response.allowed);
+    assert!(message(&response).len() <= 1024, "a denial of {} bytes", message(&response).len());
+    assert!(message(&response).contains("cors.allowed_origins[0]"), "{}", message(&response));
+
+    // The warning for a stored broken document quotes the error: under the API server's 256 bytes per warning.
+    let stored = broker_toml(&document);
+    let response = f.reviewer.review(&update("UPDATE", "brokkr", "brokkr-broker", stored.clone(), stored));
+    let warnings = response.warnings.expect("a warning");
+    assert!(warnings.iter().all(|w| w.len() <= WARNING_LIMIT + 24), "{warnings:?}");
+
+    // Keys shadowed by the environment: as many warnings as keys, cut to the total.
+    let shadowing: Vec<(String, String)> =
+        [("LOG__LEVEL", "warn"), ("CORS__MAX_AGE", "1m"), ("CONFIG_RELOAD__DEBOUNCE", "1s")]
+            .iter()
+            .map(|(k, v)| (format!("BROKKR__{k}"), (*v).to_owned()))
+            .collect();
+    let env: Vec<(&str, &str)> = shadowing.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let f = fixture(&env);
+    let document = "[log]\nlevel = \"debug\"\n[cors]\nmax_age = \"2m\"\n[config_reload]\ndebounce = \"2s\"";
+    let warnings = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(document))).warnings;
+    let warnings = warnings.expect("warnings");
+    assert_eq!(warnings.len(), 3, "{warnings:?}");
+    assert!(warnings.iter().map(String::len).sum::<usize>() <= WARNINGS_TOTAL_LIMIT, "{warnings:?}");
+}
+
+#[test]
+fn turning_the_webhook_on_where_its_certificate_cannot_be_read_is_warned_with_the_key() {
+    let f = fixture(&[]);
+    let document = "[webhook]\nenabled = true";
+    let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(document)));
+    assert!(response.allowed, "{}", message(&response));
+    let warnings = response.warnings.expect("warnings");
+    assert!(warnings.iter().any(|w| w.starts_with("webhook.enabled changes from false to true")), "{warnings:?}");
+    let unreadable = |key: &str| warnings.iter().any(|w| w.starts_with(key) && w.contains("cannot be read"));
+    assert!(unreadable("webhook.cert_file") && unreadable("webhook.key_file"), "{warnings:?}");
 }

@@ -1,98 +1,16 @@
 //! The webhook over real TLS: answers reviews and serves a renewed certificate, never a broken one.
 
-use std::{net::SocketAddr, path::Path, sync::Arc};
+mod support;
 
 use brokkr_broker::{
     admission::{ConfigMapReviewer, ReviewMetrics},
+    tls::CertificateGauge,
     webhook,
 };
 use brokkr_config::{ConfigLayers, ReloadableConfig, settings::WebhookSettings};
 use prometheus_client::registry::Registry;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, SanType};
-use serde_json::{Value, json};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
-use tokio_rustls::{
-    TlsConnector,
-    rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName},
-};
-
-/// A CA and a serving certificate it signed for 127.0.0.1, as PEM: (ca, cert, key).
-fn issue() -> (String, String, String) {
-    issue_valid(None)
-}
-
-/// As [`issue`], with the leaf's validity window `(not_before, not_after)` if given.
-fn issue_valid(window: Option<(time::OffsetDateTime, time::OffsetDateTime)>) -> (String, String, String) {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("params");
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca_key = KeyPair::generate().expect("key");
-    let ca_pem = ca.self_signed(&ca_key).expect("CA").pem();
-    let issuer = Issuer::new(ca, ca_key);
-    let mut leaf = CertificateParams::new(Vec::<String>::new()).expect("params");
-    leaf.subject_alt_names = vec![SanType::IpAddress([127, 0, 0, 1].into())];
-    if let Some((not_before, not_after)) = window {
-        (leaf.not_before, leaf.not_after) = (not_before, not_after);
-    }
-    let leaf_key = KeyPair::generate().expect("key");
-    let leaf_pem = leaf.signed_by(&leaf_key, &issuer).expect("leaf").pem();
-    (ca_pem, leaf_pem, leaf_key.serialize_pem())
-}
-
-/// Replaces `path` atomically (a new file renamed over it), as kubelet does when a Secret changes.
-fn replace(path: &Path, text: &str) {
-    let tmp = path.with_extension("new");
-    std::fs::write(&tmp, text).expect("write");
-    std::fs::rename(&tmp, path).expect("rename");
-}
-
-/// POSTs `body` to the webhook over TLS, trusting only `ca`; the status code and body, or the handshake error.
-async fn post(addr: SocketAddr, ca: &str, body: &str) -> Result<(u16, String), String> {
-    let mut roots = RootCertStore::empty();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(ca.as_bytes()) {
-        roots.add(cert.expect("CA PEM")).expect("CA");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let name = ServerName::IpAddress(addr.ip().into());
-    let mut tls = TlsConnector::from(Arc::new(config)).connect(name, tcp).await.map_err(|e| e.to_string())?;
-    let request = format!(
-        "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        webhook::PATH,
-        body.len()
-    );
-    tls.write_all(request.as_bytes()).await.map_err(|e| e.to_string())?;
-    let mut response = String::new();
-    tls.read_to_string(&mut response).await.map_err(|e| e.to_string())?;
-    let status = response.get(9..12).and_then(|s| s.parse().ok()).expect("a status line");
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    Ok((status, body))
-}
-
-fn review(document: &str) -> String {
-    json!({
-        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-        "request": {
-            "uid": "u-1",
-            "kind": {"group": "", "version": "v1", "kind": "ConfigMap"},
-            "resource": {"group": "", "version": "v1", "resource": "configmaps"},
-            "name": "brokkr-broker", "namespace": "brokkr", "operation": "UPDATE",
-            "userInfo": {"username": "alice"},
-            "object": {"apiVersion": "v1", "kind": "ConfigMap",
-                       "metadata": {"name": "brokkr-broker", "namespace": "brokkr"},
-                       "data": {"broker.toml": document}},
-            "dryRun": false
-        }
-    })
-    .to_string()
-}
+use serde_json::Value;
+use support::{issue, issue_valid, post, replace, review};
 
 #[actix_rt::test]
 async fn the_webhook_answers_over_tls_and_serves_a_renewed_certificate_without_a_restart() {
@@ -111,7 +29,7 @@ async fn the_webhook_answers_over_tls_and_serves_a_renewed_certificate_without_a
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let metrics = ReviewMetrics::register(&mut Registry::default());
     let reviewer = ConfigMapReviewer::new(layers, config, Some("brokkr".into()), metrics);
-    let (server, addrs) = webhook::server(&settings, reviewer).expect("starts");
+    let (server, addrs) = webhook::server(&settings, reviewer, CertificateGauge::default()).expect("starts");
     let handle = server.handle();
     actix_rt::spawn(server);
     let addr = addrs[0];
@@ -156,7 +74,8 @@ async fn the_webhook_starts_without_its_certificate_and_serves_once_it_appears()
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let metrics = ReviewMetrics::register(&mut Registry::default());
     let reviewer = ConfigMapReviewer::new(layers, config, None, metrics);
-    let (server, addrs) = webhook::server(&settings, reviewer).expect("starts without the files");
+    let (server, addrs) =
+        webhook::server(&settings, reviewer, CertificateGauge::default()).expect("starts without the files");
     let handle = server.handle();
     actix_rt::spawn(server);
     assert!(post(addrs[0], &ca, &review("")).await.is_err(), "no certificate yet");
@@ -187,7 +106,8 @@ async fn a_renewal_outside_its_validity_window_never_replaces_a_good_certificate
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let metrics = ReviewMetrics::register(&mut Registry::default());
     let (server, addrs) =
-        webhook::server(&settings, ConfigMapReviewer::new(layers, config, None, metrics)).expect("starts");
+        webhook::server(&settings, ConfigMapReviewer::new(layers, config, None, metrics), CertificateGauge::default())
+            .expect("starts");
     let handle = server.handle();
     actix_rt::spawn(server);
     for (_, bad_cert, bad_key) in [expired, not_yet] {
@@ -196,5 +116,68 @@ async fn a_renewal_outside_its_validity_window_never_replaces_a_good_certificate
         let (status, _) = post(addrs[0], &ca, &review("")).await.expect("the good certificate is still served");
         assert_eq!(status, 200);
     }
+    handle.stop(true).await;
+}
+
+fn settings_in(dir: &std::path::Path) -> WebhookSettings {
+    WebhookSettings {
+        enabled: true,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        cert_file: dir.join("tls.crt"),
+        key_file: dir.join("tls.key"),
+    }
+}
+
+fn start(settings: &WebhookSettings, gauge: CertificateGauge) -> (actix_web::dev::ServerHandle, std::net::SocketAddr) {
+    let layers = ConfigLayers::new();
+    let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
+    let metrics = ReviewMetrics::register(&mut Registry::default());
+    let reviewer = ConfigMapReviewer::new(layers, config, None, metrics);
+    let (server, addrs) = webhook::server(settings, reviewer, gauge).expect("starts");
+    let handle = server.handle();
+    actix_rt::spawn(server);
+    (handle, addrs[0])
+}
+
+#[actix_rt::test]
+async fn a_certificate_a_few_minutes_ahead_of_this_clock_is_served() {
+    // Helm's genSignedCert stamps NotBefore with the clock of the machine that ran helm.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc();
+    let (ca, cert, key) = issue_valid(Some((now + time::Duration::minutes(2), now + time::Duration::days(30))));
+    let settings = settings_in(dir.path());
+    replace(&settings.cert_file, &cert);
+    replace(&settings.key_file, &key);
+    let gauge = CertificateGauge::default();
+    let (handle, addr) = start(&settings, gauge.clone());
+    assert_eq!(gauge.value(), 1, "loaded at start");
+    let (status, _) = post(addr, &ca, &review("")).await.expect("served despite the skew");
+    assert_eq!(status, 200);
+    handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn a_certificate_not_yet_valid_is_served_once_it_is_without_the_files_changing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc();
+    // Valid (with the skew tolerated) ten seconds from now: room for the start and the first handshake.
+    let skew = time::Duration::seconds(brokkr_broker::tls::CLOCK_SKEW.as_secs().try_into().expect("small"));
+    let (ca, cert, key) = issue_valid(Some((now + skew + time::Duration::seconds(10), now + time::Duration::days(30))));
+    let settings = settings_in(dir.path());
+    replace(&settings.cert_file, &cert);
+    replace(&settings.key_file, &key);
+    let gauge = CertificateGauge::default();
+    let (handle, addr) = start(&settings, gauge.clone());
+    assert_eq!(gauge.value(), 0, "not valid yet");
+    assert!(post(addr, &ca, &review("")).await.is_err(), "no certificate is served yet");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    loop {
+        match post(addr, &ca, &review("")).await {
+            Ok((status, _)) => break assert_eq!(status, 200),
+            Err(error) => assert!(std::time::Instant::now() < deadline, "never served: {error}"),
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(gauge.value(), 1);
     handle.stop(true).await;
 }

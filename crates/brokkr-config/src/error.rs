@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::text::{ERROR_LIMIT, clip};
+
 /// Why a configuration could not be built; the last good configuration stays in force.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -49,6 +51,17 @@ pub enum ConfigError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A ConfigMap document is larger than the broker parses: parsing TOML takes up to about 85 bytes of memory
+    /// per byte of input, and a reload, an admission review and the start-up may each parse one.
+    #[error("{origin} is {bytes} bytes long; at most {limit} bytes are parsed")]
+    TooLarge {
+        /// Where the text came from.
+        origin: String,
+        /// Its length.
+        bytes: usize,
+        /// [`crate::layers::MAX_DOCUMENT_BYTES`].
+        limit: usize,
+    },
     /// The ConfigMap exists but lacks the data key the broker reads.
     #[error("ConfigMap {namespace}/{name} has no data key {key}")]
     MissingDataKey {
@@ -81,6 +94,24 @@ impl ConfigError {
             Self::Field { key, message } => Self::Field { key: scrub(key), message: scrub(message) },
             Self::Invalid { key, reason } => Self::Invalid { key, reason: scrub(reason) },
             Self::Env { var, reason } => Self::Env { var, reason: scrub(reason) },
+            other => other,
+        }
+    }
+
+    /// This error with each text field cut to [`ERROR_LIMIT`] bytes on a character boundary: an error quotes
+    /// values from outside (a 900 KiB origin), and its text goes into admission denials, log lines, Events and the
+    /// admin status.
+    #[must_use]
+    pub fn bounded(self) -> Self {
+        let cap = |text: String| match clip(&text, ERROR_LIMIT) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(cut) => cut,
+        };
+        match self {
+            Self::Syntax { origin, message } => Self::Syntax { origin: cap(origin), message: cap(message) },
+            Self::Field { key, message } => Self::Field { key: cap(key), message: cap(message) },
+            Self::Invalid { key, reason } => Self::Invalid { key: cap(key), reason: cap(reason) },
+            Self::Env { var, reason } => Self::Env { var: cap(var), reason: cap(reason) },
             other => other,
         }
     }

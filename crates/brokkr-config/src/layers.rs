@@ -9,6 +9,11 @@ use crate::{ConfigError, Result, Settings, validate::validate};
 /// Prefix of environment variables that set a key: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR__";
 
+/// The largest ConfigMap document parsed, in bytes. Measured: parsing 1 MiB of `a = [0,0,…]` peaked at 88 MiB, and
+/// a reload and an admission review may parse at once, against the chart's 128 MiB limit. A `broker.toml` with
+/// every setting is under 2 KiB.
+pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+
 /// Settings built from every layer, ready to be put in force.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
@@ -17,9 +22,6 @@ pub struct Candidate {
     /// Keys set in the ConfigMap that an environment variable overrides.
     pub shadowed_by_env: Vec<String>,
 }
-
-/// Keys under `[config_reload]` that say where the ConfigMap is: the ConfigMap cannot set them itself.
-const LOCATING_KEYS: [&str; 3] = ["namespace", "configmap", "key"];
 
 /// TOML text with a description of where it came from, used in error messages.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,7 +135,9 @@ impl ConfigLayers {
     /// An error never shows the value of `admin.token` from any layer, even one pasted into another key.
     pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
         self.build_unredacted(configmap).map_err(|error| {
-            let configmap = configmap.and_then(|layer| layer.text.parse::<Table>().ok());
+            let configmap = configmap
+                .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
+                .and_then(|layer| layer.text.parse::<Table>().ok());
             let secrets = [Some(&self.file), configmap.as_ref()]
                 .into_iter()
                 .flatten()
@@ -144,17 +148,21 @@ impl ConfigLayers {
                         .filter(|e| e.section == "admin" && e.key == "token")
                         .filter_map(|e| e.value.as_str().map(str::to_owned)),
                 );
-            secrets.fold(error, |error, secret| error.redact(&secret))
+            secrets.fold(error, |error, secret| error.redact(&secret)).bounded()
         })
     }
 
     fn build_unredacted(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
+        if let Some(layer) = configmap.filter(|l| l.text.len() > MAX_DOCUMENT_BYTES) {
+            return Err(ConfigError::TooLarge {
+                origin: layer.origin.clone(),
+                bytes: layer.text.len(),
+                limit: MAX_DOCUMENT_BYTES,
+            });
+        }
         let mut merged = self.file.clone();
         let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
-        let sets_locating_keys = configmap
-            .get("config_reload")
-            .and_then(Value::as_table)
-            .is_some_and(|t| LOCATING_KEYS.iter().any(|k| t.contains_key(*k)));
+        let sets_fixed_keys = sets_fixed_keys(&configmap);
         merge(&mut merged, &configmap);
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
         // defaults), and the environment's values could not be put into it.
@@ -188,29 +196,58 @@ impl ConfigLayers {
             ConfigError::Field { key, message }
         })?;
         validate(&settings)?;
-        if sets_locating_keys {
-            refuse_relocation(&settings, &self.build(None)?.settings)?;
+        if sets_fixed_keys {
+            refuse_fixed_changes(&settings, &self.build(None)?.settings)?;
         }
         Ok(Candidate { settings, shadowed_by_env })
     }
 }
 
-/// The ConfigMap cannot move the ConfigMap: it is found through these keys before it is read, so a different value
-/// in it could never take effect (and would wait for a restart forever). Repeating the value in force is fine, as a
-/// ConfigMap that holds a full copy of `broker.toml` does.
-fn refuse_relocation(settings: &Settings, without_configmap: &Settings) -> Result<()> {
+/// Keys the ConfigMap may repeat but not change, each with why. The keys under `[config_reload]` locate the
+/// ConfigMap: it is found through them before it is read, so a different value could never take effect. The
+/// listener addresses and certificate paths are part of the pod (its ports, its mounts): a value that does not
+/// match them would stop the next start, on every replica at once.
+const FIXED_KEYS: [(&str, &str); 7] = [
+    ("config_reload.namespace", "locates the ConfigMap"),
+    ("config_reload.configmap", "locates the ConfigMap"),
+    ("config_reload.key", "locates the ConfigMap"),
+    ("server.listen", "must match the pod's ports"),
+    ("webhook.listen", "must match the pod's ports"),
+    ("webhook.cert_file", "must match the pod's mounts"),
+    ("webhook.key_file", "must match the pod's mounts"),
+];
+
+/// Whether `configmap` sets any of [`FIXED_KEYS`].
+fn sets_fixed_keys(configmap: &Table) -> bool {
+    FIXED_KEYS.iter().any(|(dotted, _)| {
+        let (section, key) = dotted.split_once('.').unwrap_or_default();
+        configmap.get(section).and_then(Value::as_table).is_some_and(|t| t.contains_key(key))
+    })
+}
+
+/// The ConfigMap cannot change a key of [`FIXED_KEYS`]; repeating the value in force is fine, as a ConfigMap that
+/// holds a full copy of `broker.toml` does.
+fn refuse_fixed_changes(settings: &Settings, without_configmap: &Settings) -> Result<()> {
     let (now, base) = (&settings.config_reload, &without_configmap.config_reload);
     // Without a namespace from the file or the environment, the one in force is resolved later (POD_NAMESPACE, the
     // service account): whoever resolves it checks the ConfigMap against it.
     let namespace_moved = base.namespace.is_some() && now.namespace != base.namespace;
-    let moved =
-        [("namespace", namespace_moved), ("configmap", now.configmap != base.configmap), ("key", now.key != base.key)];
-    match moved.iter().find(|(_, moved)| *moved) {
-        Some((key, _)) => Err(ConfigError::Invalid {
-            key: format!("config_reload.{key}"),
+    let (web, web_base) = (&settings.webhook, &without_configmap.webhook);
+    let moved = [
+        namespace_moved,
+        now.configmap != base.configmap,
+        now.key != base.key,
+        settings.server.listen != without_configmap.server.listen,
+        web.listen != web_base.listen,
+        web.cert_file != web_base.cert_file,
+        web.key_file != web_base.key_file,
+    ];
+    match FIXED_KEYS.iter().zip(moved).find(|(_, moved)| *moved) {
+        Some(((key, why), _)) => Err(ConfigError::Invalid {
+            key: (*key).to_owned(),
             reason: format!(
-                "locates the ConfigMap, so the ConfigMap cannot change it; set it with --config or BROKKR__CONFIG_RELOAD__{}",
-                key.to_ascii_uppercase()
+                "{why}, so the ConfigMap cannot change it; set it with --config or BROKKR__{}",
+                key.replace('.', "__").to_ascii_uppercase()
             ),
         }),
         None => Ok(()),
@@ -405,6 +442,55 @@ mod tests {
         assert!(file.is_ok(), "the file may name the ConfigMap");
         let same = "[config_reload]\nconfigmap = \"brokkr-broker\"\nkey = \"broker.toml\"";
         assert!(ConfigLayers::new().build(Some(&text("cm", same))).is_ok(), "repeating the values in force is fine");
+    }
+
+    #[test]
+    fn the_configmap_cannot_change_listener_addresses_or_certificate_paths() {
+        // Each would stop the next start of every replica (a taken or wrong port, a file not mounted).
+        // (Set in the file: a value the environment sets wins over the ConfigMap's anyway, which is only warned.)
+        let file = text("file", "[server]\nlisten = \"0.0.0.0:8080\"");
+        let layers = ConfigLayers::new().with_file_text(&file).expect("valid");
+        for (doc, key) in [
+            ("[server]\nlisten = \"0.0.0.0:9090\"", "server.listen"),
+            ("[webhook]\nlisten = \"0.0.0.0:9443\"", "webhook.listen"),
+            ("[webhook]\ncert_file = \"/tmp/c.pem\"", "webhook.cert_file"),
+            ("[webhook]\nkey_file = \"/tmp/k.pem\"", "webhook.key_file"),
+        ] {
+            let err = layers.build(Some(&text("cm", doc))).expect_err(doc);
+            assert_eq!(err.key(), Some(key), "{doc}: {err}");
+            let var = format!("BROKKR__{}", key.replace('.', "__").to_ascii_uppercase());
+            assert!(err.to_string().contains(&var), "{err}");
+        }
+        let same =
+            "[webhook]\nenabled = true\nlisten = \"0.0.0.0:8443\"\ncert_file = \"/etc/brokkr/webhook-tls/tls.crt\"";
+        assert!(layers.build(Some(&text("cm", same))).is_ok(), "repeating the values in force is fine");
+    }
+
+    #[test]
+    fn a_document_over_the_parse_limit_is_refused_before_it_is_parsed() {
+        // 1 MiB of `a = [0,0,…]` peaked at 88 MiB while parsed, against the chart's 128 MiB limit.
+        let zeros = format!("a = [{}0]", "0,".repeat(MAX_DOCUMENT_BYTES / 2));
+        let err =
+            ConfigLayers::new().build(Some(&text("ConfigMap a/b key broker.toml", &zeros))).expect_err("too large");
+        assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains(&format!("at most {MAX_DOCUMENT_BYTES} bytes")), "{err}");
+        assert!(err.to_string().starts_with("ConfigMap a/b key broker.toml"), "{err}");
+        let padded = format!("{}[log]\nlevel = \"debug\"", "# padding\n".repeat((MAX_DOCUMENT_BYTES - 100) / 10));
+        assert!(ConfigLayers::new().build(Some(&text("cm", &padded))).is_ok(), "a document under the limit is read");
+    }
+
+    #[test]
+    fn every_error_text_is_bounded_whatever_the_document_quotes() {
+        let huge = "q".repeat(200 * 1024);
+        for doc in [
+            format!("[config_reload]\nenabled = \"{huge}\""),
+            format!("[cors]\nmax_age = \"{huge}\""),
+            format!("[cors]\nallowed_origins = [\"{huge}\"]"),
+            format!("[config_reload]\n{huge} = 1"),
+        ] {
+            let err = ConfigLayers::new().build(Some(&text("cm", &doc))).expect_err("rejected");
+            assert!(err.to_string().len() <= 2 * 1024, "{} bytes: {}", err.to_string().len(), &doc[..30]);
+        }
     }
 
     #[test]

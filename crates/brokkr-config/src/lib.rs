@@ -10,6 +10,7 @@ pub mod layers;
 pub mod log_filter;
 pub mod reloadable;
 pub mod settings;
+pub mod text;
 mod validate;
 
 pub use error::{ConfigError, Result};

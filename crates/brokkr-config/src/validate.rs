@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::{ConfigError, Result, Settings};
+use std::net::SocketAddr;
+
+use crate::{ConfigError, Result, Settings, text::quote};
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), reason: reason.into() }
@@ -18,22 +20,32 @@ fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()
 
 /// A Kubernetes name or namespace: an RFC 1123 subdomain (`max` 253) or label (`max` 63).
 fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> {
+    // Names and keys are never secrets; origins may have the token pasted in: see `check_origin`.
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
     let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
     if value.is_empty() || value.len() > max || !value.chars().all(ok_char) {
         return Err(invalid(
             key,
-            format!("{value:?} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})"),
+            format!("{} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})", quote(value)),
         ));
     }
     if !ends_ok(value.chars().next()) || !ends_ok(value.chars().last()) {
-        return Err(invalid(key, format!("{value:?} must start and end with a letter or digit")));
+        return Err(invalid(key, format!("{} must start and end with a letter or digit", quote(value))));
     }
     Ok(())
 }
 
+/// The most entries in `cors.allowed_origins`: each request compares its `Origin` with every entry.
+pub const MAX_ORIGINS: usize = 256;
+
 /// `*`, or an origin exactly as a browser serializes it in `Origin` (Fetch standard): anything else never matches.
-fn check_origin(key: &str, origin: &str) -> Result<()> {
+/// `token` (the admin token, if set) is blanked before the origin is quoted: a quote is cut at a byte limit, and a
+/// token cut in two could no longer be found and redacted afterwards.
+fn check_origin(key: &str, origin: &str, token: &str) -> Result<()> {
+    let quote = |value: &str| match token.is_empty() {
+        true => quote(value),
+        false => quote(&value.replace(token, "<redacted>")),
+    };
     if origin == "*" {
         return Ok(());
     }
@@ -41,15 +53,24 @@ fn check_origin(key: &str, origin: &str) -> Result<()> {
     let Some(url) = url else {
         return Err(invalid(
             key,
-            format!("{origin:?} is not a serialized origin like \"https://app.example.com\" (http or https) or \"*\""),
+            format!(
+                "{} is not a serialized origin like \"https://app.example.com\" (http or https) or \"*\"",
+                quote(origin)
+            ),
         ));
     };
     if url.host_str().is_some_and(|h| h.contains('*')) {
-        return Err(invalid(key, format!("{origin:?}: wildcard hosts are not supported; list each origin, or \"*\"")));
+        return Err(invalid(
+            key,
+            format!("{}: wildcard hosts are not supported; list each origin, or \"*\"", quote(origin)),
+        ));
     }
     let serialized = url.origin().ascii_serialization();
     if serialized != origin {
-        return Err(invalid(key, format!("{origin:?} is not a serialized origin; did you mean {serialized:?}?")));
+        return Err(invalid(
+            key,
+            format!("{} is not a serialized origin; did you mean {}?", quote(origin), quote(&serialized)),
+        ));
     }
     Ok(())
 }
@@ -85,11 +106,63 @@ fn check_token_not_shown(s: &Settings) -> Result<()> {
     }
 }
 
-/// Checks everything serde cannot: filter syntax, origins, the admin token, names, and duration ranges.
+/// The longest `log.level`, in bytes. Building a filter costs more than linear time in its directives (50,000 took
+/// 2.7 s in a release build), and it is built on the reload path and for every admission review.
+pub const LOG_LEVEL_MAX_BYTES: usize = 4096;
+
+/// The most directives (comma-separated parts) in `log.level`.
+pub const LOG_LEVEL_MAX_DIRECTIVES: usize = 64;
+
+/// Refuses a `log.level` over [`LOG_LEVEL_MAX_BYTES`] or [`LOG_LEVEL_MAX_DIRECTIVES`] before it is parsed.
+fn check_log_level_size(level: &str) -> Result<()> {
+    if level.len() > LOG_LEVEL_MAX_BYTES {
+        return Err(invalid(
+            "log.level",
+            format!("is {} bytes long; at most {LOG_LEVEL_MAX_BYTES} bytes are allowed", level.len()),
+        ));
+    }
+    let directives = level.split(',').filter(|d| !d.trim().is_empty()).count();
+    if directives > LOG_LEVEL_MAX_DIRECTIVES {
+        return Err(invalid(
+            "log.level",
+            format!("has {directives} directives; at most {LOG_LEVEL_MAX_DIRECTIVES} are allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether two listeners would bind the same port on an overlapping address (equal, or one of them unspecified).
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// The webhook's listener must not take the HTTP server's address: one of the two could not bind.
+fn check_listeners(s: &Settings) -> Result<()> {
+    if s.webhook.enabled && s.webhook.listen.port() != 0 && overlaps(s.webhook.listen, s.server.listen) {
+        return Err(invalid(
+            "webhook.listen",
+            format!(
+                "{} overlaps server.listen {}: the two listeners need different ports",
+                s.webhook.listen, s.server.listen
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks everything serde cannot: filter syntax, origins, the admin token, names, listeners, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
+    check_log_level_size(&s.log.level)?;
     crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
+    check_listeners(s)?;
+    if s.cors.allowed_origins.len() > MAX_ORIGINS {
+        return Err(invalid(
+            "cors.allowed_origins",
+            format!("has {} entries; at most {MAX_ORIGINS} are allowed", s.cors.allowed_origins.len()),
+        ));
+    }
     for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
-        check_origin(&format!("cors.allowed_origins[{i}]"), origin)?;
+        check_origin(&format!("cors.allowed_origins[{i}]"), origin, &s.admin.token)?;
     }
     check_token(&s.admin.token)?;
     check_token_not_shown(s)?;
@@ -102,7 +175,7 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
     check_dns_name("config_reload.configmap", &r.configmap, 253, true)?;
     let key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if r.key.is_empty() || r.key.len() > 253 || !r.key.chars().all(key_char) {
-        return Err(invalid("config_reload.key", format!("{:?} is not a valid ConfigMap data key", r.key)));
+        return Err(invalid("config_reload.key", format!("{} is not a valid ConfigMap data key", quote(&r.key))));
     }
     within("config_reload.debounce", r.debounce, Duration::from_millis(100), secs(600))?;
     within("config_reload.max_wait", r.max_wait, Duration::from_millis(100), secs(3600))?;
@@ -152,6 +225,69 @@ mod tests {
         let mut s = Settings::default();
         s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/path".into()];
         assert_eq!(key_of(validate(&s)), "cors.allowed_origins[1]");
+    }
+
+    #[test]
+    fn a_log_level_over_its_bounds_is_refused_with_the_limit_named() {
+        let mut s = Settings::default();
+        s.log.level = vec!["a=debug"; LOG_LEVEL_MAX_DIRECTIVES].join(",");
+        validate(&s).expect("the most directives allowed");
+        s.log.level = vec!["a"; LOG_LEVEL_MAX_DIRECTIVES + 1].join(",");
+        let error = validate(&s).expect_err("too many directives");
+        assert_eq!(error.key(), Some("log.level"));
+        assert!(error.to_string().contains("has 65 directives; at most 64"), "{error}");
+        // 50,000 directives took 3.9 s to parse in a debug build; refused by their length before that.
+        s.log.level = (0..50_000).map(|i| format!("t{i}=debug")).collect::<Vec<_>>().join(",");
+        let started = std::time::Instant::now();
+        assert_eq!(key_of(validate(&s)), "log.level");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it is parsed");
+        s.log.level = format!("info,{}=debug", "t".repeat(LOG_LEVEL_MAX_BYTES));
+        let error = validate(&s).expect_err("too long");
+        assert!(error.to_string().contains("at most 4096 bytes"), "{error}");
+    }
+
+    #[test]
+    fn the_webhook_cannot_listen_on_the_http_servers_address() {
+        let mut s = Settings::default();
+        s.webhook.enabled = true;
+        s.webhook.listen = "127.0.0.1:8080".parse().expect("addr");
+        assert_eq!(key_of(validate(&s)), "webhook.listen", "0.0.0.0:8080 covers 127.0.0.1:8080");
+        s.webhook.listen = "0.0.0.0:8443".parse().expect("addr");
+        s.server.listen = "127.0.0.1:8443".parse().expect("addr");
+        assert_eq!(key_of(validate(&s)), "webhook.listen");
+        s.server.listen = "127.0.0.1:8080".parse().expect("addr");
+        validate(&s).expect("different ports");
+        s.webhook.enabled = false;
+        s.webhook.listen = "0.0.0.0:8080".parse().expect("addr");
+        validate(&s).expect("a webhook that is off binds nothing");
+    }
+
+    #[test]
+    fn a_token_pasted_where_a_quote_cuts_it_is_never_shown_in_part() {
+        let mut s = Settings::default();
+        s.admin.token = "k9Zq-t0ken-7-abcdefgh".into();
+        // The cut at 128 bytes falls inside the token.
+        s.cors.allowed_origins = vec![format!("https://{}{}/x", "a".repeat(110), s.admin.token)];
+        let error = validate(&s).expect_err("not an origin");
+        assert!(!error.to_string().contains("k9Zq"), "{error}");
+    }
+
+    #[test]
+    fn more_origins_than_a_request_should_scan_are_refused() {
+        let mut s = Settings::default();
+        s.cors.allowed_origins = (0..=MAX_ORIGINS).map(|i| format!("https://a{i}.example")).collect();
+        assert_eq!(key_of(validate(&s)), "cors.allowed_origins");
+        s.cors.allowed_origins.pop();
+        validate(&s).expect("the most origins allowed");
+    }
+
+    #[test]
+    fn an_error_quotes_a_huge_value_in_a_bounded_number_of_bytes() {
+        let mut s = Settings::default();
+        s.cors.allowed_origins = vec![format!("https://{}.example/", "a".repeat(900 * 1024))];
+        let error = validate(&s).expect_err("not a serialized origin");
+        assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
+        assert!(error.to_string().len() < 1024, "{} bytes", error.to_string().len());
     }
 
     #[test]

@@ -61,6 +61,7 @@ fn document() -> impl Strategy<Value = Table> {
         Just("log".to_owned()),
         Just("cors".to_owned()),
         Just("config_reload".to_owned()),
+        Just("webhook".to_owned()),
         "[a-z_]{1,10}",
     ];
     let key = prop_oneof![
@@ -75,6 +76,10 @@ fn document() -> impl Strategy<Value = Table> {
         Just("max_wait".to_owned()),
         Just("resync_interval".to_owned()),
         Just("configmap".to_owned()),
+        Just("namespace".to_owned()),
+        Just("key".to_owned()),
+        Just("cert_file".to_owned()),
+        Just("key_file".to_owned()),
         "[a-z_]{1,10}",
     ];
     let body = prop::collection::btree_map(key, value(), 0..5).prop_map(|m| Value::Table(m.into_iter().collect()));

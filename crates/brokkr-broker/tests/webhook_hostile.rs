@@ -1,0 +1,229 @@
+//! The webhook port under a hostile client, in a real broker process: oversized, huge-but-legal, trickled and
+//! concurrent bodies never take the broker past the chart's memory limit, and a real review is answered meanwhile.
+
+mod support;
+
+use std::{
+    net::SocketAddr,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use support::{connect, issue, post, replace, review};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// The chart's memory limit (`resources.limits.memory`).
+const CHART_LIMIT_MIB: u64 = 128;
+
+/// The broker under test: this package's binary, or `BROKKR_BROKER_BIN` (to run these tests against another build).
+fn binary() -> PathBuf {
+    std::env::var_os("BROKKR_BROKER_BIN")
+        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_brokkr-broker")), PathBuf::from)
+}
+
+struct Broker {
+    child: Child,
+    webhook: SocketAddr,
+    ca: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        drop(self.child.kill());
+        drop(self.child.wait());
+    }
+}
+
+impl Broker {
+    /// A broker outside Kubernetes (no API request) with only the webhook and the HTTP API listening on loopback.
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (ca, cert, key) = issue();
+        let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+        replace(&cert_file, &cert);
+        replace(&key_file, &key);
+        let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
+        let (http, webhook) = (free(), free());
+        let child = Command::new(binary())
+            .arg("serve")
+            .env_clear()
+            .env("BROKKR__SERVER__LISTEN", http.to_string())
+            .env("BROKKR__WEBHOOK__ENABLED", "true")
+            .env("BROKKR__WEBHOOK__LISTEN", webhook.to_string())
+            .env("BROKKR__WEBHOOK__CERT_FILE", &cert_file)
+            .env("BROKKR__WEBHOOK__KEY_FILE", &key_file)
+            .env("BROKKR__LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the broker");
+        let broker = Self { child, webhook, ca, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while post(webhook, &broker.ca, &review("")).await.is_err() {
+            assert!(Instant::now() < deadline, "the webhook never answered");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        broker
+    }
+
+    /// The peak resident memory of the process so far (`VmHWM`), in MiB.
+    fn peak_mib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
+        let kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .expect("VmHWM");
+        kib / 1024
+    }
+
+    /// Sends a request head with `headers`, then `body` (all of it, stopping at the first write error), and returns
+    /// the status the webhook answered (0: the connection closed without an answer).
+    async fn send(&self, headers: &str, body: &[u8]) -> u16 {
+        let mut tls = connect(self.webhook, &self.ca).await.expect("TLS");
+        let head =
+            format!("POST /validate/configmap HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n{headers}\r\n");
+        if tls.write_all(head.as_bytes()).await.is_err() {
+            return 0;
+        }
+        for chunk in body.chunks(64 * 1024) {
+            if tls.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+        drop(tls.flush().await);
+        read_status(&mut tls).await
+    }
+
+    /// A real review, timed.
+    async fn timed_review(&self) -> (u16, Duration) {
+        let started = Instant::now();
+        let (status, _) = post(self.webhook, &self.ca, &review("[log]\nlevel = \"debug\"")).await.expect("review");
+        (status, started.elapsed())
+    }
+}
+
+async fn read_status<S: AsyncReadExt + Unpin>(stream: &mut S) -> u16 {
+    let mut answer = vec![0; 12];
+    match stream.read_exact(&mut answer).await {
+        Ok(_) => String::from_utf8_lossy(&answer[9..12]).parse().unwrap_or(0),
+        Err(_) => 0,
+    }
+}
+
+/// A valid review of the broker's ConfigMap: `junk` follows the opening quote of its (empty) `broker.toml`, so it
+/// closes that string and adds data keys nobody reads.
+fn review_with(junk: &[u8], uid: &str) -> Vec<u8> {
+    let head = format!(
+        r#"{{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{{"uid":"{uid}","kind":{{"group":"","version":"v1","kind":"ConfigMap"}},"resource":{{"group":"","version":"v1","resource":"configmaps"}},"name":"brokkr-broker","namespace":"brokkr","operation":"UPDATE","userInfo":{{"username":"mallory"}},"object":{{"apiVersion":"v1","kind":"ConfigMap","metadata":{{"name":"brokkr-broker"}},"data":{{"broker.toml":""#
+    );
+    let mut body = head.into_bytes();
+    body.extend_from_slice(junk);
+    body.extend_from_slice(b"}}}}");
+    body
+}
+
+/// `elements` zeros in a data key nobody reads.
+fn zeros(elements: usize) -> Vec<u8> {
+    let mut junk = br#"","junk":[0"#.to_vec();
+    junk.extend(std::iter::repeat_n(*b",0", elements.saturating_sub(1)).flatten());
+    junk.push(b']');
+    junk
+}
+
+/// `keys` more data keys, each with a tiny value.
+fn data_keys(keys: usize) -> Vec<u8> {
+    let mut junk = br#"""#.to_vec();
+    for i in 0..keys {
+        junk.extend_from_slice(format!(r#","k{i}":"0""#).as_bytes());
+    }
+    junk
+}
+
+fn length(body: &[u8]) -> String {
+    format!("Content-Length: {}\r\n", body.len())
+}
+
+/// Opens a connection that sends a head (announcing a 1 MB body, by length or chunked) and a few bytes of body,
+/// then nothing more.
+async fn trickler(broker: &Broker, chunked: bool) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut tls = connect(broker.webhook, &broker.ca).await.expect("TLS");
+    let framing = if chunked { "Transfer-Encoding: chunked\r\n\r\nb\r\n" } else { "Content-Length: 1000000\r\n\r\n" };
+    let head = format!("POST /validate/configmap HTTP/1.1\r\nHost: x\r\n{framing}{{\"request\":");
+    tls.write_all(head.as_bytes()).await.expect("head");
+    tls.flush().await.expect("flush");
+    tls
+}
+
+#[actix_rt::test]
+async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit() {
+    let broker = Broker::start().await;
+    let at_start = broker.peak_mib();
+
+    // The measured attack: 15 MiB, 7.8 million elements. Refused by its length, before it is read.
+    let huge = review_with(&zeros(7_800_000), "h");
+    assert_eq!(broker.send(&length(&huge), &huge).await, 413, "a 15 MiB review is refused");
+    // The same without a length (chunked): refused once the cap is crossed, and the connection closed.
+    let mut chunked = format!("{:x}\r\n", huge.len()).into_bytes();
+    chunked.extend_from_slice(&huge);
+    chunked.extend_from_slice(b"\r\n0\r\n\r\n");
+    let status = broker.send("Transfer-Encoding: chunked\r\n", &chunked).await;
+    assert!(status == 413 || status == 0, "a chunked 15 MiB body is cut off: {status}");
+    let after_huge = broker.peak_mib();
+
+    // Just under the cap, and valid reviews: parsed without holding 2 million elements or 300,000 data keys.
+    let elements = review_with(&zeros(2_000_000), "e");
+    let keys = review_with(&data_keys(300_000), "k");
+    for body in [&elements, &keys] {
+        assert!(body.len() < brokkr_broker::webhook::MAX_BODY, "{} bytes", body.len());
+        assert_eq!(broker.send(&length(body), body).await, 200, "a legal body is reviewed");
+    }
+    let oversized_uid = review_with(b"\"", &"u".repeat(1 << 20));
+    assert_eq!(broker.send(&length(&oversized_uid), &oversized_uid).await, 400, "a 1 MiB uid is not echoed");
+    let after_legal = broker.peak_mib();
+
+    // Eight of those at once: the shared budget holds a few; the rest are told to retry.
+    let length_of_elements = length(&elements);
+    let answers = futures::future::join_all((0..8).map(|_| broker.send(&length_of_elements, &elements))).await;
+    assert!(answers.iter().all(|s| *s == 200 || *s == 503), "{answers:?}");
+    let after_concurrent = broker.peak_mib();
+
+    // 300 clients that announce a body and trickle it, half of them chunked: each is cut off (a chunked one is not
+    // drained forever after its answer), and a real review is answered meanwhile.
+    let mut slow = Vec::new();
+    for i in 0..300 {
+        slow.push(trickler(&broker, i % 2 == 0).await);
+    }
+    let (status, latency) = broker.timed_review().await;
+    assert_eq!(status, 200);
+    let cut_off = Instant::now();
+    let closed = futures::future::join_all(slow.iter_mut().map(|tls| async move {
+        let status = read_status(tls).await;
+        let mut rest = Vec::new();
+        // The connection then ends: the client sees EOF (or a reset) instead of a connection held open.
+        drop(tls.read_to_end(&mut rest).await);
+        status
+    }));
+    let statuses = tokio::time::timeout(Duration::from_secs(60), closed).await.expect("slow bodies were never cut off");
+    let waited = cut_off.elapsed();
+    assert!(statuses.iter().all(|s| *s == 408 || *s == 0), "slow bodies are cut off: {:?}", &statuses[..6]);
+    assert!(statuses.iter().filter(|s| **s == 408).count() >= 250, "told why: {statuses:?}");
+    let after_slow = broker.peak_mib();
+    let (status, after) = broker.timed_review().await;
+    assert_eq!(status, 200, "the webhook still answers");
+
+    println!(
+        "webhook under hostile bodies: peak RSS at start {at_start} MiB, after 15 MiB bodies {after_huge} MiB, after \
+         legal bodies of {} and {} bytes {after_legal} MiB, after 8 at once {after_concurrent} MiB, after 300 slow \
+         bodies {after_slow} MiB (cut off within {} ms); real review during the slow bodies {} ms, after {} ms",
+        elements.len(),
+        keys.len(),
+        waited.as_millis(),
+        latency.as_millis(),
+        after.as_millis()
+    );
+    assert!(after_slow < CHART_LIMIT_MIB / 2, "peak RSS {after_slow} MiB against a {CHART_LIMIT_MIB} MiB limit");
+    assert!(latency < Duration::from_secs(5), "a real review took {latency:?} while slow bodies were held");
+}
