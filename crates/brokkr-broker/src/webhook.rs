@@ -62,7 +62,8 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The most connections open at once; more wait in the listen backlog. The API server needs a few; 300 clients
-/// that trickle bodies measured 24 MiB (see docs/BENCHMARKS.md).
+/// that trickle bodies added nothing measurable to the peak memory (docs/BENCHMARKS.md, "the webhook under hostile
+/// bodies").
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// Why the webhook server could not start.
@@ -183,7 +184,8 @@ async fn read_body<'a>(
         return Err(BodyError::TooLarge);
     }
     let mut held = Held { budget, bytes: 0 };
-    let mut body = BytesMut::new();
+    // The announced size at once, so the buffer never doubles past it; pages not yet written cost no memory.
+    let mut body = BytesMut::with_capacity(declared.map_or(0, |d| usize::try_from(d).unwrap_or(MAX_BODY)));
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
     loop {
         let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {

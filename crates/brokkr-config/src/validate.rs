@@ -152,6 +152,10 @@ fn check_listeners(s: &Settings) -> Result<()> {
 
 /// Checks everything serde cannot: filter syntax, origins, the admin token, names, listeners, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
+    // First: a check below may quote a value, cut at a byte limit, and a token cut in two could no longer be found
+    // and redacted.
+    check_token(&s.admin.token)?;
+    check_token_not_shown(s)?;
     check_log_level_size(&s.log.level)?;
     crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
     check_listeners(s)?;
@@ -164,8 +168,6 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
     for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
         check_origin(&format!("cors.allowed_origins[{i}]"), origin, &s.admin.token)?;
     }
-    check_token(&s.admin.token)?;
-    check_token_not_shown(s)?;
     let secs = Duration::from_secs;
     within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400))?;
     let r = &s.config_reload;
