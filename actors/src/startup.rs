@@ -27,11 +27,12 @@ pub fn candidate(
     let built = match version.data.get(key) {
         Some(text) => {
             let origin = format!("ConfigMap {namespace}/{name} key {key}");
-            layers.build(Some(&LayerText { origin, text: text.clone() }))
+            // The token in force may have come from an earlier ConfigMap: never let a setting or an error show it.
+            layers.build_with_secret(Some(&LayerText { origin, text: text.clone() }), &running.admin.token)
         }
         None => Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() }),
     };
-    let built = built.and_then(|candidate| match &candidate.settings.config_reload.namespace {
+    built.and_then(|candidate| match &candidate.settings.config_reload.namespace {
         Some(ns) if ns != namespace => Err(ConfigError::Invalid {
             key: "config_reload.namespace".into(),
             reason: format!(
@@ -40,9 +41,7 @@ pub fn candidate(
             ),
         }),
         _ => Ok(candidate),
-    });
-    // The token in force may have come from an earlier ConfigMap: never let an error quote it either.
-    built.map_err(|error| error.redact(&running.admin.token))
+    })
 }
 
 /// What start-up found.

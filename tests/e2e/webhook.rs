@@ -166,7 +166,11 @@ async fn serve_locally(w: &Walkthrough) -> brokkr_e2e::Broker {
 async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answer_the_webhook() {
     let w = Walkthrough::start().await;
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
-    w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"]).await.ok("helm install");
+    // failurePolicy Fail: a broker that answered with an error instead of being skipped would fail the upgrade.
+    let install = ["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"];
+    let mut install = install.to_vec();
+    install.extend(["--set", "webhook.failurePolicy=Fail"]);
+    w.helm(&install).await.ok("helm install");
     let broker = serve_locally(&w).await;
 
     // The next chart version renders a setting these brokers do not know yet.
@@ -189,6 +193,7 @@ async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answ
     assert!(refused.stderr.contains("telemetry"), "{}", refused.stderr);
 
     // The upgrade stores the new ConfigMap while the old brokers still answer: it is not sent to them.
+    let reviewed_before = all_reviews(&broker).await;
     let next_chart = next.display().to_string();
     // `--force` replaces objects instead of patching them: helm's three-way merge would put the chart's Service
     // back beside the URL this test points the registration at. The order is the same: the ConfigMap is updated
@@ -200,6 +205,7 @@ async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answ
         .await
         .ok("get the ConfigMap");
     assert!(stored.contains("[telemetry]"), "{stored}");
+    assert_eq!(all_reviews(&broker).await, reviewed_before, "the upgrade's ConfigMap was not sent to the old broker");
     // The old broker still judges it at reload: rejected, the last good configuration kept, the process serving.
     broker
         .wait_until("the old broker rejects the new document at reload", Duration::from_secs(30), |b| async move {
@@ -230,7 +236,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 /// Reviews answered so far, summed over every result.
 async fn all_reviews(broker: &brokkr_e2e::Broker) -> f64 {
     let mut sum = 0.0;
-    for result in ["allowed", "warned", "denied", "skipped"] {
+    for result in ["allowed", "warned", "denied", "skipped", "refused"] {
         sum += reviews(broker, result).await.expect("the review metric is exported");
     }
     sum

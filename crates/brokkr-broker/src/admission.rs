@@ -25,7 +25,8 @@ pub const DENIAL_LIMIT: usize = 1024;
 const VALUE_LIMIT: usize = 48;
 
 /// Counts reviews by `result`: `allowed`, `warned` (allowed with warnings), `denied`, `skipped` (not the
-/// broker's ConfigMap; the webhook registration should never send those).
+/// broker's ConfigMap; the webhook registration should never send those), `refused` (not read or not a review: too
+/// large, too slow, over the shared budget, not JSON; the API server never sends those either).
 #[derive(Debug, Clone, Default)]
 pub struct ReviewMetrics {
     reviews: Family<Vec<(String, String)>, Counter>,
@@ -36,7 +37,7 @@ impl ReviewMetrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         registry.register("brokkr_webhook_reviews", "Admission reviews answered, by result", metrics.reviews.clone());
-        for result in ["allowed", "warned", "denied", "skipped"] {
+        for result in ["allowed", "warned", "denied", "skipped", "refused"] {
             drop(metrics.reviews.get_or_create(&vec![("result".into(), result.into())]));
         }
         metrics
@@ -67,6 +68,11 @@ impl ConfigMapReviewer {
         metrics: ReviewMetrics,
     ) -> Self {
         Self { layers, config, namespace, metrics }
+    }
+
+    /// Counts a request that was refused before it could be reviewed.
+    pub fn refused(&self) {
+        self.metrics.count("refused");
     }
 
     /// The answer to one request: denied with the reload's own error, or allowed with warnings about keys that

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod cors;
 pub mod error;
+pub mod hold;
 pub mod http;
 pub mod listeners;
 pub mod logging;

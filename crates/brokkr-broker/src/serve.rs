@@ -16,7 +16,7 @@ use crate::{
     cli::ServeArgs,
     cors,
     error::BrokerError,
-    http,
+    hold, http,
     listeners::{self, StartupFallback},
     logging, shutdown,
     tls::CertificateGauge,
@@ -97,6 +97,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             .app_data(app_draining.clone())
             .app_data(fallback.clone())
             .wrap(from_fn(cors::middleware))
+            // No route reads a body; an unread chunked one must not hold the connection.
+            .wrap(from_fn(hold::payload_until_answered))
             .configure(http::routes)
     })
     // Any pod can reach this port: bound its connections (actix's default is 25,600 per worker).

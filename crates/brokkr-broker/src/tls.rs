@@ -217,7 +217,11 @@ impl ReloadingCert {
             }
         }
         let unexpired = x509_parser::time::ASN1Time::now().timestamp() <= state.not_after;
-        self.gauge.0.set(i64::from(state.current.is_some() && unexpired));
+        let loaded = i64::from(state.current.is_some() && unexpired);
+        if state.current.is_some() && !unexpired && self.gauge.0.get() == 1 {
+            warn!(cert_file = %self.cert_file.display(), "webhook serving certificate expired and no renewal loads");
+        }
+        self.gauge.0.set(loaded);
         state.current.clone()
     }
 

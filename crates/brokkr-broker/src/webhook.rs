@@ -2,19 +2,16 @@
 
 use std::{
     net::SocketAddr,
-    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    task::{Context, Poll},
     time::Duration,
 };
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
-    body::{BodySize, MessageBody},
-    dev::Server,
+    dev::{Payload, Server},
     http::{KeepAlive, header},
     post,
     web::{self, Bytes, BytesMut},
@@ -25,10 +22,11 @@ use brokkr_config::{
 };
 use futures::StreamExt;
 use kube::core::admission::AdmissionResponse;
-use tracing::{info, warn};
+use tracing::{debug, info};
 
 use crate::{
     admission::ConfigMapReviewer,
+    hold::HoldingBody,
     review,
     tls::{self, CertificateGauge, ReloadingCert, TlsError},
 };
@@ -101,10 +99,7 @@ enum BodyError {
 }
 
 impl BodyError {
-    /// The answer, which closes the connection. It holds `payload`, so the request's payload is not yet dropped
-    /// when actix writes the response: actix then closes the connection instead of draining the rest of a chunked
-    /// body, which it would do without any time limit. (A `Connection: close` header set here would not do it: actix
-    /// writes the connection type itself.)
+    /// The answer, which closes the connection: it holds `payload` (see [`crate::hold`]).
     fn response(&self, payload: web::Payload) -> HttpResponse {
         let review = AdmissionResponse::invalid(self.to_string()).into_review();
         let mut response = match self {
@@ -120,26 +115,7 @@ impl BodyError {
         response
             .content_type("application/json")
             .force_close()
-            .body(HoldingBody { json: Some(json.into()), _payload: payload })
-    }
-}
-
-/// A response body that keeps the request's payload alive until the response is written (see
-/// [`BodyError::response`]).
-struct HoldingBody {
-    json: Option<Bytes>,
-    _payload: web::Payload,
-}
-
-impl MessageBody for HoldingBody {
-    type Error = std::convert::Infallible;
-
-    fn size(&self) -> BodySize {
-        BodySize::Sized(self.json.as_ref().map_or(0, |j| j.len() as u64))
-    }
-
-    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Bytes, Self::Error>>> {
-        Poll::Ready(self.json.take().map(Ok))
+            .body(HoldingBody::new(Bytes::from(json), payload.into_inner()))
     }
 }
 
@@ -184,8 +160,9 @@ async fn read_body<'a>(
         return Err(BodyError::TooLarge);
     }
     let mut held = Held { budget, bytes: 0 };
-    // The announced size at once, so the buffer never doubles past it; pages not yet written cost no memory.
-    let mut body = BytesMut::with_capacity(declared.map_or(0, |d| usize::try_from(d).unwrap_or(MAX_BODY)));
+    // Up to SMALL_BODY of the announced size at once: a review of an ordinary ConfigMap is never copied as it grows.
+    let mut body =
+        BytesMut::with_capacity(declared.map_or(0, |d| usize::try_from(d).unwrap_or(MAX_BODY)).min(SMALL_BODY));
     let deadline = tokio::time::Instant::now() + BODY_TIMEOUT;
     loop {
         let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
@@ -229,19 +206,24 @@ pub fn serve(
     let reviewer = web::Data::new(reviewer);
     let budget = web::Data::new(BodyBudget::default());
     let addr = settings.listen;
-    let server =
-        HttpServer::new(move || App::new().app_data(reviewer.clone()).app_data(budget.clone()).service(validate))
-            .workers(1)
-            // One request per connection: actix times only the first request head of a connection, so a kept-alive
-            // connection could trickle its next head forever. The API server opens a connection per review anyway.
-            .keep_alive(KeepAlive::Disabled)
-            .max_connections(MAX_CONNECTIONS)
-            .client_request_timeout(HEAD_TIMEOUT)
-            .tls_handshake_timeout(HEAD_TIMEOUT)
-            .disable_signals()
-            .shutdown_timeout(crate::shutdown::SHUTDOWN_TIMEOUT.as_secs())
-            .listen_rustls_0_23(listener, tls)
-            .map_err(|source| WebhookError::Bind { addr, source })?;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(reviewer.clone())
+            .app_data(budget.clone())
+            .service(validate)
+            .default_service(web::to(not_found))
+    })
+    .workers(1)
+    // One request per connection: actix times only the first request head of a connection, so a kept-alive
+    // connection could trickle its next head forever. The API server opens a connection per review anyway.
+    .keep_alive(KeepAlive::Disabled)
+    .max_connections(MAX_CONNECTIONS)
+    .client_request_timeout(HEAD_TIMEOUT)
+    .tls_handshake_timeout(HEAD_TIMEOUT)
+    .disable_signals()
+    .shutdown_timeout(crate::shutdown::SHUTDOWN_TIMEOUT.as_secs())
+    .listen_rustls_0_23(listener, tls)
+    .map_err(|source| WebhookError::Bind { addr, source })?;
     let addrs = server.addrs();
     for addr in &addrs {
         info!(%addr, path = PATH, "admission webhook listening");
@@ -250,6 +232,13 @@ pub fn serve(
     // so the gauge tells the truth; ends when the server drops its TLS configuration.
     actix::spawn(tls::retry_until_dropped(Arc::downgrade(&resolver)));
     Ok((server.run(), addrs))
+}
+
+/// Any other path or method: `404`, holding the payload (see [`crate::hold`]).
+async fn not_found(payload: web::Payload) -> HttpResponse<HoldingBody<&'static str>> {
+    HttpResponse::NotFound().force_close().message_body(HoldingBody::new("", payload.into_inner())).unwrap_or_else(
+        |_| HttpResponse::new(actix_web::http::StatusCode::NOT_FOUND).set_body(HoldingBody::new("", Payload::None)),
+    )
 }
 
 /// One `AdmissionReview`: a body that is not one gets `400` with the parse error, so a misregistration is
@@ -265,7 +254,9 @@ async fn validate(
     let (body, _held) = match read_body(&request, &mut payload, &budget).await {
         Ok(body) => body,
         Err(error) => {
-            warn!(%error, "webhook refused a request body");
+            // DEBUG, counted: whoever reaches the port chooses how often this happens.
+            debug!(%error, "webhook refused a request body");
+            reviewer.refused();
             return error.response(payload);
         }
     };
@@ -274,18 +265,21 @@ async fn validate(
         Err(error) => {
             // serde quotes an unexpected string whole (an unknown `operation`); the body is the client's.
             let error = clip(&error.to_string(), ERROR_LIMIT).into_owned();
-            warn!(%error, "webhook received a body that is not an AdmissionReview");
+            debug!(%error, "webhook received a body that is not an AdmissionReview");
+            reviewer.refused();
             return HttpResponse::BadRequest().json(AdmissionResponse::invalid(error).into_review());
         }
     };
     let Some(request) = review.request else {
-        warn!("webhook received an AdmissionReview without a request");
+        debug!("webhook received an AdmissionReview without a request");
+        reviewer.refused();
         let error = "the AdmissionReview has no request";
         return HttpResponse::BadRequest().json(AdmissionResponse::invalid(error).into_review());
     };
     drop(body);
     if request.uid.len() > review::MAX_UID {
-        warn!(bytes = request.uid.len(), "webhook received an AdmissionReview with an oversized uid");
+        debug!(bytes = request.uid.len(), "webhook received an AdmissionReview with an oversized uid");
+        reviewer.refused();
         let error = format!("the uid is longer than {} bytes", review::MAX_UID);
         return HttpResponse::BadRequest().json(AdmissionResponse::invalid(error).into_review());
     }

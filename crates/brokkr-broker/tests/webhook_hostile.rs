@@ -24,6 +24,7 @@ fn binary() -> PathBuf {
 
 struct Broker {
     child: Child,
+    http: SocketAddr,
     webhook: SocketAddr,
     ca: String,
     _dir: tempfile::TempDir,
@@ -59,7 +60,7 @@ impl Broker {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn the broker");
-        let broker = Self { child, webhook, ca, _dir: dir };
+        let broker = Self { child, http, webhook, ca, _dir: dir };
         let deadline = Instant::now() + Duration::from_secs(30);
         while post(webhook, &broker.ca, &review("")).await.is_err() {
             assert!(Instant::now() < deadline, "the webhook never answered");
@@ -187,7 +188,8 @@ async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit(
     // Eight of those at once: the shared budget holds a few; the rest are told to retry.
     let length_of_elements = length(&elements);
     let answers = futures::future::join_all((0..8).map(|_| broker.send(&length_of_elements, &elements))).await;
-    assert!(answers.iter().all(|s| *s == 200 || *s == 503), "{answers:?}");
+    // (408: a 4 MB body that a loaded debug build did not read within the body timeout.)
+    assert!(answers.iter().all(|s| [200, 503, 408].contains(s)), "{answers:?}");
     let after_concurrent = broker.peak_mib();
 
     // 300 clients that announce a body and trickle it, half of them chunked: each is cut off (a chunked one is not
@@ -228,4 +230,59 @@ async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit(
     let bound = CHART_LIMIT_MIB * 3 / 4;
     assert!(after_slow < bound, "peak RSS {after_slow} MiB against a {CHART_LIMIT_MIB} MiB limit");
     assert!(latency < Duration::from_secs(5), "a real review took {latency:?} while slow bodies were held");
+}
+
+/// Sends `head` (a whole request head with its blank line) and the first bytes of a chunked body, then nothing; the
+/// status, and whether the server then closed the connection within 15 s.
+async fn chunked_silence<S: AsyncReadExt + AsyncWriteExt + Unpin>(mut stream: S, head: &str) -> (u16, bool) {
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(b"5\r\nhello\r\n").await.expect("a chunk");
+    stream.flush().await.expect("flush");
+    let status = read_status(&mut stream).await;
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut rest)).await.is_ok();
+    (status, closed)
+}
+
+#[actix_rt::test]
+async fn a_chunked_body_that_no_route_reads_never_holds_a_connection() {
+    // actix drains the unread rest of a chunked body without any timer: one connection held per request, until the
+    // connection limit shuts everyone else out (and the liveness probe fails).
+    let broker = Broker::start().await;
+    let chunked = "Transfer-Encoding: chunked\r\n\r\n";
+    let http = tokio::net::TcpStream::connect(broker.http).await.expect("connect");
+    let (status, closed) = chunked_silence(http, &format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{chunked}")).await;
+    assert_eq!((status, closed), (200, true), "the HTTP API answers and closes");
+    let tls = connect(broker.webhook, &broker.ca).await.expect("TLS");
+    let (status, closed) = chunked_silence(tls, &format!("PUT /other HTTP/1.1\r\nHost: x\r\n{chunked}")).await;
+    assert_eq!((status, closed), (404, true), "the webhook answers another path and closes");
+}
+
+#[actix_rt::test]
+async fn clients_that_hold_large_bodies_leave_room_for_a_real_review() {
+    let broker = Broker::start().await;
+    // Five clients each send 3.5 MB of an announced 4 MB body and stall: the shared budget refuses the ones past
+    // 12 MiB at once; the rest wait out the body timeout.
+    let mut stalled = Vec::new();
+    for _ in 0..5 {
+        let mut tls = connect(broker.webhook, &broker.ca).await.expect("TLS");
+        let head = "POST /validate/configmap HTTP/1.1\r\nHost: x\r\nContent-Length: 4000000\r\n\r\n";
+        tls.write_all(head.as_bytes()).await.expect("head");
+        for chunk in vec![b' '; 3_500_000].chunks(64 * 1024) {
+            if tls.write_all(chunk).await.is_err() {
+                break;
+            }
+        }
+        drop(tls.flush().await);
+        stalled.push(tls);
+    }
+    let (status, latency) = broker.timed_review().await;
+    assert_eq!(status, 200, "a small review fits beside them");
+    let statuses =
+        tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(stalled.iter_mut().map(read_status)))
+            .await
+            .expect("every stalled body is answered");
+    assert!(statuses.contains(&503), "the budget refused some: {statuses:?}");
+    assert!(statuses.iter().all(|s| *s == 503 || *s == 408), "{statuses:?}");
+    println!("a real review beside five stalled 3.5 MB bodies: {} ms, they got {statuses:?}", latency.as_millis());
 }

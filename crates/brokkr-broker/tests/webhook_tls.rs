@@ -170,14 +170,32 @@ async fn a_certificate_not_yet_valid_is_served_once_it_is_without_the_files_chan
     let (handle, addr) = start(&settings, gauge.clone());
     assert_eq!(gauge.value(), 0, "not valid yet");
     assert!(post(addr, &ca, &review("")).await.is_err(), "no certificate is served yet");
+    // No handshake from here on: the timer alone loads it once it is valid.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    loop {
-        match post(addr, &ca, &review("")).await {
-            Ok((status, _)) => break assert_eq!(status, 200),
-            Err(error) => assert!(std::time::Instant::now() < deadline, "never served: {error}"),
-        }
+    while gauge.value() == 0 {
+        assert!(std::time::Instant::now() < deadline, "never loaded without a handshake");
         actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    assert_eq!(gauge.value(), 1);
+    let (status, _) = post(addr, &ca, &review("")).await.expect("served once valid");
+    assert_eq!(status, 200);
+    handle.stop(true).await;
+}
+
+#[actix_rt::test]
+async fn a_served_certificate_that_expires_sets_the_gauge_to_0() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let now = time::OffsetDateTime::now_utc();
+    let (_, cert, key) = issue_valid(Some((now - time::Duration::days(1), now + time::Duration::seconds(3))));
+    let settings = settings_in(dir.path());
+    replace(&settings.cert_file, &cert);
+    replace(&settings.key_file, &key);
+    let gauge = CertificateGauge::default();
+    let (handle, _) = start(&settings, gauge.clone());
+    assert_eq!(gauge.value(), 1, "valid for three more seconds");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while gauge.value() == 1 {
+        assert!(std::time::Instant::now() < deadline, "the gauge never noticed the expiry");
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
     handle.stop(true).await;
 }

@@ -4,7 +4,10 @@ use std::{fmt, path::Path};
 
 use toml::{Table, Value};
 
-use crate::{ConfigError, Result, Settings, validate::validate};
+use crate::{
+    ConfigError, Result, Settings,
+    validate::{check_secret_not_shown, validate},
+};
 
 /// Prefix of environment variables that set a key: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR__";
@@ -134,7 +137,18 @@ impl ConfigLayers {
     ///
     /// An error never shows the value of `admin.token` from any layer, even one pasted into another key.
     pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
-        self.build_unredacted(configmap).map_err(|error| {
+        self.build_with_secret(configmap, "")
+    }
+
+    /// As [`ConfigLayers::build`], with `running_secret` (the admin token in force, which an earlier ConfigMap may
+    /// have set, and which a document may not repeat) treated as a secret too: refused in any setting that is shown,
+    /// and redacted from an error before the error is cut to its byte limit.
+    pub fn build_with_secret(&self, configmap: Option<&LayerText>, running_secret: &str) -> Result<Candidate> {
+        let built = self.build_unredacted(configmap).and_then(|candidate| {
+            check_secret_not_shown(&candidate.settings, running_secret)?;
+            Ok(candidate)
+        });
+        built.map_err(|error| {
             let configmap = configmap
                 .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
                 .and_then(|layer| layer.text.parse::<Table>().ok());
@@ -147,7 +161,8 @@ impl ConfigLayers {
                         .iter()
                         .filter(|e| e.section == "admin" && e.key == "token")
                         .filter_map(|e| e.value.as_str().map(str::to_owned)),
-                );
+                )
+                .chain(std::iter::once(running_secret.to_owned()));
             secrets.fold(error, |error, secret| error.redact(&secret)).bounded()
         })
     }
@@ -528,6 +543,21 @@ mod tests {
         let err = layers.build(Some(&text("cm", "[log]\nlevel = \"info,k9Zq-t0ken-7=debug\""))).expect_err("rejected");
         assert_eq!(err.key(), Some("log.level"), "{err}");
         assert!(!err.to_string().contains("k9Zq"), "{err}");
+    }
+
+    #[test]
+    fn the_token_in_force_may_not_be_pasted_into_a_shown_setting_by_a_document_that_sets_another() {
+        // The token in force came from the file; a document sets a new one (restart-only) and pastes the old one
+        // into log.level, which is live and shown: refused, and never quoted in part.
+        let layers =
+            ConfigLayers::new().with_file_text(&text("file", "[admin]\ntoken = \"old-t0ken-1234\"")).expect("valid");
+        let doc = "[admin]\ntoken = \"new-t0ken-5678\"\n[log]\nlevel = \"info,old-t0ken-1234=debug\"";
+        let err = layers.build_with_secret(Some(&text("cm", doc)), "old-t0ken-1234").expect_err("refused");
+        assert_eq!(err.key(), Some("log.level"), "{err}");
+        assert!(!err.to_string().contains("old-t0ken"), "{err}");
+        let straddling = format!("[cors]\nallowed_origins = [\"https://{}old-t0ken-1234.example\"]", "a".repeat(500));
+        let err = layers.build_with_secret(Some(&text("cm", &straddling)), "old-t0ken-1234").expect_err("refused");
+        assert!(!err.to_string().contains("old-t0"), "{err}");
     }
 
     #[test]
