@@ -28,7 +28,7 @@ pub fn candidate(
         Some(text) => {
             let origin = format!("ConfigMap {namespace}/{name} key {key}");
             // The token in force may have come from an earlier ConfigMap: never let a setting or an error show it.
-            layers.build_with_secret(Some(&LayerText { origin, text: text.clone() }), &running.admin.token)
+            layers.build_with_secret(Some(&LayerText { origin, text: text.clone() }), running.admin.token.expose())
         }
         None => Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() }),
     };

@@ -198,7 +198,7 @@ async fn every_bad_document_is_rejected_naming_what_is_wrong_and_the_next_good_o
         assert!(!error.contains('\n'), "{case}: one line: {error:?}");
         assert!(error.len() < 1024, "{case}: a bounded message ({} bytes)", error.len());
         assert_eq!(in_force(&h.config), good, "{case}: the last good configuration stays");
-        assert_eq!(h.config.current().settings.admin.token, SECRET, "{case}");
+        assert_eq!(h.config.current().settings.admin.token.expose(), SECRET, "{case}");
     }
     let notes = h.notes.lock().expect("lock").clone();
     assert!(notes.iter().all(|n| !n.contains(SECRET)), "no Event note carries the secret");

@@ -237,7 +237,7 @@ async fn repeating_the_namespace_in_force_is_accepted() {
 async fn the_token_in_force_never_appears_in_an_error_even_pasted_elsewhere() {
     let token = "k9\"Zq\\t0ken-in-force";
     let mut settings = ConfigLayers::new().build(None).expect("defaults").settings;
-    settings.admin.token = token.to_owned();
+    settings.admin.token = token.into();
     let config = ReloadableConfig::new(settings);
     let actor = ConfigActor::new(
         config.clone(),

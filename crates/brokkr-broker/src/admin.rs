@@ -55,7 +55,7 @@ impl FromRequest for Admin {
 /// True when `admin.token` is set and the request presents it as a bearer token.
 fn authorized(req: &HttpRequest, config: &ReloadableConfig) -> bool {
     let snapshot = config.current();
-    let expected = &snapshot.settings.admin.token;
+    let expected = snapshot.settings.admin.token.expose();
     let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     presented.is_some_and(|presented| !expected.is_empty() && tokens_match(expected, presented))
 }
@@ -75,14 +75,9 @@ fn tokens_match(expected: &str, presented: &str) -> bool {
     expected.as_slice().ct_eq(presented.as_slice()).into()
 }
 
-/// The settings as JSON with the secret replaced.
+/// The settings as JSON; a secret serializes as `<redacted>` (see `brokkr_config::Secret`).
 fn redacted_settings(config: &ReloadableConfig) -> Value {
-    let settings = config.current().settings.clone();
-    let mut value = serde_json::to_value(&settings).unwrap_or(Value::Null);
-    if let Some(token) = value.pointer_mut("/admin/token").filter(|t| t.as_str().is_some_and(|s| !s.is_empty())) {
-        *token = Value::from("<redacted>");
-    }
-    value
+    serde_json::to_value(&config.current().settings).unwrap_or(Value::Null)
 }
 
 fn watcher_json(subsystem: &Subsystem) -> Value {

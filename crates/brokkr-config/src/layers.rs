@@ -6,6 +6,7 @@ use toml::{Table, Value};
 
 use crate::{
     ConfigError, Result, Settings,
+    declaration::DECLARATIONS,
     validate::{check_secret_not_shown, validate},
 };
 
@@ -152,16 +153,20 @@ impl ConfigLayers {
             let configmap = configmap
                 .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
                 .and_then(|layer| layer.text.parse::<Table>().ok());
-            let secrets = [Some(&self.file), configmap.as_ref()]
-                .into_iter()
-                .flatten()
-                .filter_map(|t| t.get("admin")?.as_table()?.get("token")?.as_str().map(str::to_owned))
-                .chain(
-                    self.env
+            let tables = [Some(&self.file), configmap.as_ref()];
+            let secrets = secret_keys()
+                .flat_map(|(section, key)| {
+                    let from_tables = tables
                         .iter()
-                        .filter(|e| e.section == "admin" && e.key == "token")
-                        .filter_map(|e| e.value.as_str().map(str::to_owned)),
-                )
+                        .flatten()
+                        .filter_map(move |t| t.get(section)?.as_table()?.get(key)?.as_str().map(str::to_owned));
+                    let from_env = self
+                        .env
+                        .iter()
+                        .filter(move |e| e.section == section && e.key == key)
+                        .filter_map(|e| e.value.as_str().map(str::to_owned));
+                    from_tables.chain(from_env).collect::<Vec<_>>()
+                })
                 .chain(std::iter::once(running_secret.to_owned()));
             secrets.fold(error, |error, secret| error.redact(&secret)).bounded()
         })
@@ -199,8 +204,10 @@ impl ConfigLayers {
         }
         let settings: Settings = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
             let key = e.path().to_string();
-            // Any error at or under [admin] may quote the token: `admin = "…"` is a type error on the section.
-            let message = if key == "admin" || key.starts_with("admin.") {
+            // Any error at or under a secret's section may quote it: `admin = "…"` is a type error on the section.
+            let in_secret_section = secret_keys()
+                .any(|(section, _)| key == section || key.strip_prefix(section).is_some_and(|r| r.starts_with('.')));
+            let message = if in_secret_section {
                 "invalid value (not shown: the key holds a secret)".to_owned()
             } else {
                 // One clean line: the deserializer may append "in `key`" on a line of its own; the key is named
@@ -267,6 +274,11 @@ fn refuse_fixed_changes(settings: &Settings, without_configmap: &Settings) -> Re
         }),
         None => Ok(()),
     }
+}
+
+/// `(section, key)` of every secret setting.
+fn secret_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
+    DECLARATIONS.iter().filter(|d| d.secret).filter_map(|d| d.key.split_once('.'))
 }
 
 /// Parses a document; the error gives line and column but never quotes the text, which may hold a secret.

@@ -4,11 +4,13 @@
 //! `BROKKR__SECTION__KEY`. [`ConfigLayers`] merges them into [`Settings`], [`diff`] compares two snapshots with
 //! secrets redacted, and [`ReloadableConfig`] serves the snapshot in force to readers without locks.
 
+pub mod declaration;
 mod duration;
 pub mod error;
 pub mod layers;
 pub mod log_filter;
 pub mod reloadable;
+pub mod secret;
 pub mod settings;
 pub mod text;
 mod validate;
@@ -17,4 +19,5 @@ pub use error::{ConfigError, Result};
 pub use layers::{Candidate, ConfigLayers};
 pub use log_filter::parse_log_filter;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
+pub use secret::Secret;
 pub use settings::{Change, FieldInfo, LogFormat, Settings, diff};

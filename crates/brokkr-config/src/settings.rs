@@ -4,6 +4,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
+use crate::{declaration::DECLARATIONS, secret::Secret};
+
 /// Every setting of the broker. Unknown keys are rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -37,19 +39,11 @@ impl Default for ServerSettings {
 }
 
 /// `[admin]`: restart-only.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token of the admin API; empty locks the admin API. A secret: never logged.
-    pub token: String,
-}
-
-/// Redacts the token, so `{:?}` of any settings or snapshot is safe to log.
-impl std::fmt::Debug for AdminSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let token = if self.token.is_empty() { "" } else { REDACTED };
-        f.debug_struct("AdminSettings").field("token", &token).finish()
-    }
+    /// Bearer token of the admin API; empty locks the admin API. A secret: its `Debug` and `Serialize` redact it.
+    pub token: Secret,
 }
 
 /// `[log]`.
@@ -171,51 +165,20 @@ pub struct FieldInfo {
     pub value: String,
 }
 
-const REDACTED: &str = "<redacted>";
-
 impl Settings {
-    /// Every setting with its printable value, secrets redacted, in a stable order.
+    /// Every setting with its printable value, secrets redacted, in the order of [`DECLARATIONS`].
     #[must_use]
     pub fn fields(&self) -> Vec<FieldInfo> {
-        let secret = |s: &str| {
-            if s.is_empty() { String::new() } else { REDACTED.to_owned() }
-        };
-        let d = |d: &Duration| humantime::format_duration(*d).to_string();
-        let r = &self.config_reload;
-        let field = |key, dynamic, value| FieldInfo { key, dynamic, value };
-        vec![
-            field("server.listen", false, self.server.listen.to_string()),
-            field("admin.token", false, secret(&self.admin.token)),
-            field("log.level", true, self.log.level.clone()),
-            field("log.format", false, format!("{:?}", self.log.format).to_lowercase()),
-            field("cors.allowed_origins", true, format!("{:?}", self.cors.allowed_origins)),
-            field("cors.max_age", true, d(&self.cors.max_age)),
-            field("config_reload.enabled", false, r.enabled.to_string()),
-            field("config_reload.namespace", false, r.namespace.clone().unwrap_or_default()),
-            field("config_reload.configmap", false, r.configmap.clone()),
-            field("config_reload.key", false, r.key.clone()),
-            field("config_reload.debounce", true, d(&r.debounce)),
-            field("config_reload.max_wait", true, d(&r.max_wait)),
-            field("config_reload.resync_interval", true, d(&r.resync_interval)),
-            field("webhook.enabled", false, self.webhook.enabled.to_string()),
-            field("webhook.listen", false, self.webhook.listen.to_string()),
-            field("webhook.cert_file", false, self.webhook.cert_file.display().to_string()),
-            field("webhook.key_file", false, self.webhook.key_file.display().to_string()),
-        ]
+        DECLARATIONS.iter().map(|d| FieldInfo { key: d.key, dynamic: d.is_live(), value: d.shown(self) }).collect()
     }
 
     /// These settings with every restart-only value taken from `running`: what a reload may put in force.
     #[must_use]
     pub fn with_restart_only_from(&self, running: &Settings) -> Settings {
         let mut next = self.clone();
-        next.server = running.server.clone();
-        next.admin = running.admin.clone();
-        next.log.format = running.log.format;
-        next.config_reload.enabled = running.config_reload.enabled;
-        next.config_reload.namespace = running.config_reload.namespace.clone();
-        next.config_reload.configmap = running.config_reload.configmap.clone();
-        next.config_reload.key = running.config_reload.key.clone();
-        next.webhook = running.webhook.clone();
+        for declaration in DECLARATIONS.iter().filter(|d| !d.is_live()) {
+            declaration.keep(&mut next, running);
+        }
         next
     }
 }
@@ -233,28 +196,28 @@ pub struct Change {
     pub dynamic: bool,
 }
 
-/// The settings that differ between `old` and `new`, in the order of [`Settings::fields`].
+/// The settings that differ between `old` and `new`, in the order of [`DECLARATIONS`].
 ///
 /// A secret shows as `<redacted>` on both sides, so its change is visible but its value never is.
 #[must_use]
 pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
-    let secret_changed = old.admin.token != new.admin.token;
-    old.fields()
-        .into_iter()
-        .zip(new.fields())
-        .filter(|(a, b)| a.value != b.value || (a.key == "admin.token" && secret_changed))
-        .map(|(a, b)| Change { key: a.key, old: a.value, new: b.value, dynamic: a.dynamic })
+    DECLARATIONS
+        .iter()
+        .filter(|d| !d.same(old, new))
+        .map(|d| Change { key: d.key, old: d.shown(old), new: d.shown(new), dynamic: d.is_live() })
         .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secret::REDACTED;
 
     #[test]
     fn a_changed_secret_is_reported_without_its_value() {
         let old = Settings { admin: AdminSettings { token: "hunter2".into() }, ..Settings::default() };
         let new = Settings { admin: AdminSettings { token: "swordfish".into() }, ..Settings::default() };
+        assert!(!format!("{:?}", serde_json::to_string(&new)).contains("swordfish"), "nor in JSON");
         let changes = diff(&old, &new);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].key, "admin.token");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use crate::{ConfigError, Result, Settings, text::quote};
+use crate::{ConfigError, Result, Settings, declaration::DECLARATIONS, text::quote};
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { key: key.into(), reason: reason.into() }
@@ -97,7 +97,7 @@ const TOKEN_SEARCH_MIN: usize = 8;
 /// The admin token must not appear in a setting that is shown (logged on change, in the admin status, in `Debug`):
 /// pasted into `log.level`, for example, it would be a valid filter target and be written out.
 fn check_token_not_shown(s: &Settings) -> Result<()> {
-    check_secret_not_shown(s, &s.admin.token)
+    check_secret_not_shown(s, s.admin.token.expose())
 }
 
 /// `token` (an admin token, in force or to be) must not appear in a setting of `s` that is shown.
@@ -105,9 +105,10 @@ pub(crate) fn check_secret_not_shown(s: &Settings, token: &str) -> Result<()> {
     if token.len() < TOKEN_SEARCH_MIN {
         return Ok(());
     }
-    match s.fields().into_iter().find(|f| f.key != "admin.token" && f.value.contains(token)) {
-        Some(field) => Err(invalid(
-            field.key,
+    let shown = DECLARATIONS.iter().filter(|d| !d.secret).find(|d| d.shown(s).contains(token));
+    match shown {
+        Some(declaration) => Err(invalid(
+            declaration.key,
             "contains the value of admin.token; a secret must not be put in a setting that is shown (value not shown)",
         )),
         None => Ok(()),
@@ -162,7 +163,7 @@ fn check_listeners(s: &Settings) -> Result<()> {
 pub(crate) fn validate(s: &Settings) -> Result<()> {
     // First: a check below may quote a value, cut at a byte limit, and a token cut in two could no longer be found
     // and redacted.
-    check_token(&s.admin.token)?;
+    check_token(s.admin.token.expose())?;
     check_token_not_shown(s)?;
     check_log_level_size(&s.log.level)?;
     crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
@@ -174,7 +175,7 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
         ));
     }
     for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
-        check_origin(&format!("cors.allowed_origins[{i}]"), origin, &s.admin.token)?;
+        check_origin(&format!("cors.allowed_origins[{i}]"), origin, s.admin.token.expose())?;
     }
     let secs = Duration::from_secs;
     within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400))?;
@@ -278,7 +279,7 @@ mod tests {
         // Shorter than the search for tokens in shown settings, so the origin check is the one that quotes it; the
         // cut at 128 bytes falls inside the token.
         s.admin.token = "k9Zq-t0".into();
-        s.cors.allowed_origins = vec![format!("https://{}{}/x", "a".repeat(118), s.admin.token)];
+        s.cors.allowed_origins = vec![format!("https://{}{}/x", "a".repeat(118), s.admin.token.expose())];
         let error = validate(&s).expect_err("not an origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(!error.to_string().contains("k9"), "{error}");
