@@ -15,13 +15,13 @@ use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
 use tracing::{debug, info, warn};
 
 use crate::{
+    document::build_candidate,
     events::{News, ReloadEvents},
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport},
     metrics::ReloadMetrics,
     reload_log::{log_outcome, warn_restart_required, warn_shadowed},
     resource_version,
     source::{ConfigMapSource, READ_TIMEOUT, ReadError, read_within},
-    startup::candidate,
 };
 
 /// How often an on-demand read is retried when a newer apply overtook it while it was in flight.
@@ -198,7 +198,7 @@ impl ConfigActor {
             let generation = running.generation;
             return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
         };
-        let candidate = candidate(&self.layers, &version, &namespace, &running.settings);
+        let candidate = build_candidate(&self.layers, &version, &namespace, &running.settings);
         let source = SourceRef { namespace, name, resource_version: version.resource_version };
         let outcome = self.config.reload(candidate, Some(source.clone()));
         let now = self.config.current();

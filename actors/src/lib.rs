@@ -6,6 +6,7 @@
 
 pub mod config_actor;
 pub mod debounce;
+pub mod document;
 pub mod events;
 pub mod messages;
 pub mod metrics;

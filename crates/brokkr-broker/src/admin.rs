@@ -126,7 +126,7 @@ async fn reload(_: Admin, subsystem: web::Data<Subsystem>) -> HttpResponse {
     };
     match actor.send(ReloadNow).await {
         Ok(Ok(report)) => HttpResponse::Ok().json(report),
-        Ok(Err(error)) => HttpResponse::BadGateway().json(json!({ "error": crate::error::chain(&error) })),
+        Ok(Err(error)) => HttpResponse::BadGateway().json(json!({ "error": crate::report::chain(&error) })),
         Err(error) => HttpResponse::ServiceUnavailable().json(json!({ "error": error.to_string() })),
     }
 }

@@ -1,7 +1,7 @@
 //! Admission review of the broker's ConfigMap through the reload's own build and validation.
 
 use brokkr_config::{Change, ConfigLayers, ReloadableConfig, diff, settings::WebhookSettings, text::clip};
-use brokkr_reload::{messages::ConfigMapVersion, startup::candidate};
+use brokkr_reload::{document::build_candidate, messages::ConfigMapVersion};
 use kube::core::admission::{AdmissionResponse, Operation};
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
@@ -104,7 +104,7 @@ impl ConfigMapReviewer {
         };
         // Logged: whoever reaches the port chooses it.
         let user = clip(request.user_info.username.as_deref().unwrap_or_default(), 128);
-        match candidate(&self.layers, &version, &namespace, &running) {
+        match build_candidate(&self.layers, &version, &namespace, &running) {
             Err(error) if unchanged_document(request, &running.config_reload.key) => {
                 // Already stored (while no broker answered, or accepted by an older broker): refusing an update
                 // that leaves it as it is (a label, a finalizer) protects nothing and blocks the tools making it.

@@ -17,7 +17,7 @@ pub fn run(file: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(error) => {
-            eprintln!("{}: {}", file.display(), crate::error::chain(&error));
+            eprintln!("{}: {}", file.display(), crate::report::chain(&error));
             ExitCode::FAILURE
         }
     }

@@ -27,16 +27,3 @@ pub enum BrokerError {
         source: std::io::Error,
     },
 }
-
-/// An error and its causes, joined with `: `.
-#[must_use]
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        text.push_str(": ");
-        text.push_str(&next.to_string());
-        cause = next.source();
-    }
-    text
-}

@@ -10,6 +10,7 @@ pub mod hold;
 pub mod http;
 pub mod listeners;
 pub mod logging;
+pub mod report;
 pub mod review;
 pub mod serve;
 pub mod shutdown;

@@ -43,7 +43,7 @@ pub fn bind_or_fall_back(
         Ok(webhook) => Ok((settings, Listeners { http, webhook: Some(webhook) }, None)),
         Err(error) if !boot.webhook.enabled => {
             settings.webhook.enabled = false;
-            let fallback = StartupFallback { keys: vec!["webhook.enabled"], error: crate::error::chain(&error) };
+            let fallback = StartupFallback { keys: vec!["webhook.enabled"], error: crate::report::chain(&error) };
             Ok((settings, Listeners { http, webhook: None }, Some(fallback)))
         }
         Err(error) => Err(error.into()),

@@ -11,7 +11,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => match actix_web::rt::System::new().block_on(brokkr_broker::serve::run(args)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
-                eprintln!("brokkr-broker: {}", brokkr_broker::error::chain(&error));
+                eprintln!("brokkr-broker: {}", brokkr_broker::report::chain(&error));
                 ExitCode::FAILURE
             }
         },

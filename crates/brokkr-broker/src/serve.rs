@@ -144,7 +144,7 @@ fn report_webhook_end(ended: Result<std::io::Result<()>, tokio::task::JoinError>
     match ended {
         Ok(Ok(())) if shutting_down => {}
         Ok(Ok(())) => error!("admission webhook server stopped; reviews fail until the broker restarts"),
-        Ok(Err(error)) => error!(error = %crate::error::chain(&error), "admission webhook server failed"),
+        Ok(Err(error)) => error!(error = %crate::report::chain(&error), "admission webhook server failed"),
         Err(error) => error!(%error, "admission webhook server panicked"),
     }
 }
@@ -187,11 +187,11 @@ fn log_start(
         Some(Startup::Absent) => warn!("ConfigMap not found at start-up; starting on the file and the environment"),
         Some(Startup::Invalid(error)) => error!(
             target: AUDIT_TARGET,
-            reason = %crate::error::chain(error),
+            reason = %crate::report::chain(error),
             "ConfigMap is invalid at start-up; starting on the file and the environment"
         ),
         Some(Startup::Unreadable(error)) => warn!(
-            error = %crate::error::chain(error),
+            error = %crate::report::chain(error),
             "ConfigMap could not be read at start-up; starting on the file and the environment until the watch reads it"
         ),
         None => {}

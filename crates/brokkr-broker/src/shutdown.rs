@@ -62,7 +62,7 @@ pub fn reload_on_sighup(hangups: Option<Signal>, subsystem: Subsystem) {
             };
             match actor.send(ReloadNow).await {
                 Ok(Ok(report)) => info!(outcome = report.outcome, generation = report.generation, "SIGHUP reload"),
-                Ok(Err(error)) => warn!(error = %crate::error::chain(&error), "SIGHUP reload failed"),
+                Ok(Err(error)) => warn!(error = %crate::report::chain(&error), "SIGHUP reload failed"),
                 Err(error) => warn!(%error, "SIGHUP reload failed"),
             }
         }

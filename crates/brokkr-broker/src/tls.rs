@@ -204,14 +204,14 @@ impl ReloadingCert {
                 }
                 // Tried again with the same files: already reported.
                 Err(error) if failed_before => {
-                    debug!(error = %crate::error::chain(&error), "webhook serving certificate still does not load");
+                    debug!(error = %crate::report::chain(&error), "webhook serving certificate still does not load");
                 }
                 Err(error) if state.current.is_some() => warn!(
-                    error = %crate::error::chain(&error),
+                    error = %crate::report::chain(&error),
                     "webhook serving certificate files changed but do not load; still serving the previous one"
                 ),
                 Err(error) => warn!(
-                    error = %crate::error::chain(&error),
+                    error = %crate::report::chain(&error),
                     "webhook serving certificate does not load; TLS handshakes fail until it does"
                 ),
             }
