@@ -243,3 +243,14 @@ fn turning_the_webhook_on_where_its_certificate_cannot_be_read_is_warned_with_th
     let unreadable = |key: &str| warnings.iter().any(|w| w.starts_with(key) && w.contains("cannot be read"));
     assert!(unreadable("webhook.cert_file") && unreadable("webhook.key_file"), "{warnings:?}");
 }
+
+#[test]
+fn an_edit_with_several_mistakes_is_denied_naming_each_of_them() {
+    let f = fixture(&[]);
+    let document = "[log]\nlevel = \"info,[[\"\n[cors]\nmax_age = \"2d\"\n[config_reload]\nresync_interval = \"1s\"";
+    let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(document)));
+    assert!(!response.allowed);
+    for key in ["log.level", "cors.max_age", "config_reload.resync_interval"] {
+        assert!(message(&response).contains(key), "{key} in {}", message(&response));
+    }
+}

@@ -29,3 +29,10 @@ fn an_invalid_file_exits_1_naming_the_key() {
     assert_eq!(code, 1);
     assert!(stderr.contains("config_reload.max_wait"), "{stderr}");
 }
+
+#[test]
+fn every_mistake_of_a_file_is_reported_at_once() {
+    let (code, _, stderr) = check("[cors]\nmax_age = \"2d\"\n[config_reload]\nresync_interval = \"1s\"");
+    assert_eq!(code, 1);
+    assert!(stderr.contains("cors.max_age") && stderr.contains("config_reload.resync_interval"), "{stderr}");
+}

@@ -62,6 +62,9 @@ pub enum ConfigError {
         /// [`crate::layers::MAX_DOCUMENT_BYTES`].
         limit: usize,
     },
+    /// Several values are invalid; each error names its key. Shown on one line, at most [`SEVERAL_SHOWN`] of them.
+    #[error("{}", several(.0))]
+    Several(Vec<ConfigError>),
     /// The ConfigMap exists but lacks the data key the broker reads.
     #[error("ConfigMap {namespace}/{name} has no data key {key}")]
     MissingDataKey {
@@ -72,6 +75,17 @@ pub enum ConfigError {
         /// The data key that was expected.
         key: String,
     },
+}
+
+/// The most errors of [`ConfigError::Several`] its text lists; the rest are counted.
+pub const SEVERAL_SHOWN: usize = 8;
+
+fn several(errors: &[ConfigError]) -> String {
+    let mut text = errors.iter().take(SEVERAL_SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    if errors.len() > SEVERAL_SHOWN {
+        text.push_str(&format!("; and {} more", errors.len() - SEVERAL_SHOWN));
+    }
+    text
 }
 
 impl ConfigError {
@@ -94,6 +108,7 @@ impl ConfigError {
             Self::Field { key, message } => Self::Field { key: scrub(key), message: scrub(message) },
             Self::Invalid { key, reason } => Self::Invalid { key, reason: scrub(reason) },
             Self::Env { var, reason } => Self::Env { var, reason: scrub(reason) },
+            Self::Several(errors) => Self::Several(errors.into_iter().map(|e| e.redact(secret)).collect()),
             other => other,
         }
     }
@@ -112,6 +127,7 @@ impl ConfigError {
             Self::Field { key, message } => Self::Field { key: cap(key), message: cap(message) },
             Self::Invalid { key, reason } => Self::Invalid { key: cap(key), reason: cap(reason) },
             Self::Env { var, reason } => Self::Env { var: cap(var), reason: cap(reason) },
+            Self::Several(errors) => Self::Several(errors.into_iter().map(Self::bounded).collect()),
             other => other,
         }
     }
@@ -121,6 +137,7 @@ impl ConfigError {
     pub fn key(&self) -> Option<&str> {
         match self {
             Self::Field { key, .. } | Self::Invalid { key, .. } => Some(key),
+            Self::Several(errors) => errors.first().and_then(Self::key),
             _ => None,
         }
     }

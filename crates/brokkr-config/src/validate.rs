@@ -161,47 +161,58 @@ fn check_listeners(s: &Settings) -> Result<()> {
 
 /// Checks everything serde cannot: filter syntax, origins, the admin token, names, listeners, and duration ranges.
 pub(crate) fn validate(s: &Settings) -> Result<()> {
-    // First: a check below may quote a value, cut at a byte limit, and a token cut in two could no longer be found
-    // and redacted.
+    // First and alone: a check below may quote a value, cut at a byte limit, and a token cut in two could no longer
+    // be found and redacted.
     check_token(s.admin.token.expose())?;
     check_token_not_shown(s)?;
-    check_log_level_size(&s.log.level)?;
-    crate::parse_log_filter(&s.log.level).map_err(|e| invalid("log.level", format!("invalid filter: {e}")))?;
-    check_listeners(s)?;
+    // Every other problem at once, so that an edit with three mistakes needs one round trip, not three.
+    let mut errors = Vec::new();
+    let mut check = |result: Result<()>| errors.extend(result.err());
+    check(check_log_level_size(&s.log.level).and_then(|()| {
+        crate::parse_log_filter(&s.log.level)
+            .map(drop)
+            .map_err(|e| invalid("log.level", format!("invalid filter: {e}")))
+    }));
+    check(check_listeners(s));
     if s.cors.allowed_origins.len() > MAX_ORIGINS {
-        return Err(invalid(
+        check(Err(invalid(
             "cors.allowed_origins",
             format!("has {} entries; at most {MAX_ORIGINS} are allowed", s.cors.allowed_origins.len()),
-        ));
-    }
-    for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
-        check_origin(&format!("cors.allowed_origins[{i}]"), origin, s.admin.token.expose())?;
+        )));
+    } else {
+        for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
+            check(check_origin(&format!("cors.allowed_origins[{i}]"), origin, s.admin.token.expose()));
+        }
     }
     let secs = Duration::from_secs;
-    within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400))?;
+    check(within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400)));
     let r = &s.config_reload;
     if let Some(ns) = &r.namespace {
-        check_dns_name("config_reload.namespace", ns, 63, false)?;
+        check(check_dns_name("config_reload.namespace", ns, 63, false));
     }
-    check_dns_name("config_reload.configmap", &r.configmap, 253, true)?;
+    check(check_dns_name("config_reload.configmap", &r.configmap, 253, true));
     let key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
     if r.key.is_empty() || r.key.len() > 253 || !r.key.chars().all(key_char) {
-        return Err(invalid("config_reload.key", format!("{} is not a valid ConfigMap data key", quote(&r.key))));
+        check(Err(invalid("config_reload.key", format!("{} is not a valid ConfigMap data key", quote(&r.key)))));
     }
-    within("config_reload.debounce", r.debounce, Duration::from_millis(100), secs(600))?;
-    within("config_reload.max_wait", r.max_wait, Duration::from_millis(100), secs(3600))?;
+    check(within("config_reload.debounce", r.debounce, Duration::from_millis(100), secs(600)));
+    check(within("config_reload.max_wait", r.max_wait, Duration::from_millis(100), secs(3600)));
     if r.max_wait < r.debounce {
-        return Err(invalid(
+        check(Err(invalid(
             "config_reload.max_wait",
             format!(
                 "must not be shorter than config_reload.debounce ({} < {})",
                 humantime::format_duration(r.max_wait),
                 humantime::format_duration(r.debounce)
             ),
-        ));
+        )));
     }
-    within("config_reload.resync_interval", r.resync_interval, secs(10), secs(86_400))?;
-    Ok(())
+    check(within("config_reload.resync_interval", r.resync_interval, secs(10), secs(86_400)));
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ConfigError::Several(errors)),
+    }
 }
 
 #[cfg(test)]
@@ -222,6 +233,22 @@ mod tests {
         let mut s = Settings::default();
         s.config_reload.max_wait = Duration::from_secs(1);
         assert_eq!(key_of(validate(&s)), "config_reload.max_wait");
+    }
+
+    #[test]
+    fn every_invalid_value_is_reported_at_once_each_with_its_key() {
+        let mut s = Settings::default();
+        s.log.level = "info,[[".into();
+        s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/".into()];
+        s.config_reload.debounce = Duration::from_millis(50);
+        let error = validate(&s).expect_err("three mistakes");
+        let ConfigError::Several(errors) = &error else { panic!("one error only: {error}") };
+        let keys: Vec<_> = errors.iter().filter_map(ConfigError::key).collect();
+        assert_eq!(keys, ["log.level", "cors.allowed_origins[1]", "config_reload.debounce"]);
+        let shown = error.to_string();
+        assert!(!shown.contains('\n'), "one line: {shown}");
+        assert!(keys.iter().all(|k| shown.contains(k)), "{shown}");
+        assert_eq!(error.key(), Some("log.level"), "the first one's key");
     }
 
     #[test]
