@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::{
     document::build_candidate,
     events::{News, ReloadEvents},
-    messages::{ConfigMapState, Reload, ReloadNow, ReloadReport},
+    messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
     metrics::ReloadMetrics,
     reload_log::{log_outcome, warn_restart_required, warn_shadowed},
     resource_version,
@@ -168,7 +168,7 @@ impl ConfigActor {
     fn apply(
         &mut self,
         state: ConfigMapState,
-        trigger: &'static str,
+        trigger: Trigger,
         consistent: bool,
         ctx: &mut Context<Self>,
     ) -> ReloadReport {
@@ -176,12 +176,12 @@ impl ConfigActor {
         if self.is_older(&state) {
             if !consistent {
                 let newest = self.newest_version.as_deref();
-                debug!(trigger, newest, "dropping a ConfigMap version older than one already acted on");
+                debug!(%trigger, newest, "dropping a ConfigMap version older than one already acted on");
                 return self.report_in_force(None);
             }
             let newest = self.newest_version.as_deref();
             warn!(
-                trigger,
+                %trigger,
                 newest, "the ConfigMap's resourceVersion went back (etcd restored?); following the API server"
             );
             self.newest_version = None;
@@ -194,7 +194,7 @@ impl ConfigActor {
             // A re-created ConfigMap that repeats an old mistake is news again.
             self.announced_rejection = None;
             let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
-            warn!(trigger, "{message}");
+            warn!(%trigger, "{message}");
             let generation = running.generation;
             return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
         };
@@ -289,7 +289,7 @@ impl ConfigActor {
                 }
                 Ok(state) => {
                     let consistent = act.applied_seq == issued;
-                    Box::pin(fut::ready(Ok(act.apply(state, "on demand", consistent, ctx))))
+                    Box::pin(fut::ready(Ok(act.apply(state, Trigger::OnDemand, consistent, ctx))))
                 }
             }
         }))
@@ -317,7 +317,7 @@ impl Handler<Reload> for ConfigActor {
     type Result = ();
 
     fn handle(&mut self, msg: Reload, ctx: &mut Self::Context) {
-        self.apply(msg.state, "watch", false, ctx);
+        self.apply(msg.state, Trigger::Watch, false, ctx);
     }
 }
 
@@ -345,7 +345,7 @@ impl Handler<ResyncDue> for ConfigActor {
                 }
                 Ok(state) => {
                     let consistent = act.applied_seq == issued;
-                    act.apply(state, "resync", consistent, ctx);
+                    act.apply(state, Trigger::Resync, consistent, ctx);
                 }
                 Err(error) => {
                     warn!(configmap = %act.source.describe(), error = %error, "resync failed; will try again")

@@ -64,6 +64,35 @@ pub struct Reload {
 #[rtype(result = "Result<ReloadReport, crate::config_actor::ReloadError>")]
 pub struct ReloadNow;
 
+/// What asked for a reload; logged with each outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A watch event, after the debounce.
+    Watch,
+    /// The periodic re-read.
+    Resync,
+    /// `POST /api/v1/admin/config/reload` or SIGHUP: an operator is waiting for the answer.
+    OnDemand,
+}
+
+impl Trigger {
+    /// The trigger as the log shows it.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Watch => "watch",
+            Self::Resync => "resync",
+            Self::OnDemand => "on demand",
+        }
+    }
+}
+
+impl std::fmt::Display for Trigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The result of one reload, as the admin API returns it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {

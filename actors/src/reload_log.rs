@@ -3,6 +3,8 @@
 use brokkr_config::{Change, ReloadOutcome};
 use tracing::{debug, error, info, warn};
 
+use crate::messages::Trigger;
+
 /// Target of the reload's audit lines (each changed key, applied, rejected, restart required). The broker's log
 /// filter always enables it at INFO, whatever `log.level` says, so a reload that sets `log.level = "off"` is
 /// still recorded, and so is the reload that turns logging back on.
@@ -15,7 +17,7 @@ pub(crate) fn log_outcome(
     hash: &str,
     generation: u64,
     rv: &str,
-    trigger: &'static str,
+    trigger: Trigger,
     new_rejection: bool,
 ) {
     match outcome {
@@ -23,23 +25,23 @@ pub(crate) fn log_outcome(
             for c in changes {
                 info!(target: AUDIT_TARGET, key = c.key, old = %c.old, new = %c.new, "configuration changed");
             }
-            info!(target: AUDIT_TARGET, generation, hash, resource_version = rv, trigger, "configuration applied");
+            info!(target: AUDIT_TARGET, generation, hash, resource_version = rv, %trigger, "configuration applied");
         }
-        ReloadOutcome::Unchanged { .. } if trigger == "on demand" => {
-            info!(generation, resource_version = rv, trigger, "configuration unchanged");
+        ReloadOutcome::Unchanged { .. } if trigger == Trigger::OnDemand => {
+            info!(generation, resource_version = rv, %trigger, "configuration unchanged");
         }
         ReloadOutcome::Unchanged { .. } => {
-            debug!(generation, resource_version = rv, trigger, "configuration unchanged");
+            debug!(generation, resource_version = rv, %trigger, "configuration unchanged");
         }
-        ReloadOutcome::Rejected { reason } if !new_rejection && trigger != "on demand" => {
-            debug!(%reason, resource_version = rv, trigger, "configuration still rejected");
+        ReloadOutcome::Rejected { reason } if !new_rejection && trigger != Trigger::OnDemand => {
+            debug!(%reason, resource_version = rv, %trigger, "configuration still rejected");
         }
         ReloadOutcome::Rejected { reason } => {
             error!(
                 target: AUDIT_TARGET,
                 %reason,
                 resource_version = rv,
-                trigger,
+                %trigger,
                 "configuration rejected; keeping the last good configuration"
             );
         }
