@@ -111,34 +111,6 @@ async fn the_schema_refuses_mistyped_values_and_keys_the_chart_sets_itself() {
     }
 }
 
-/// `# -- `<key>` · <live|restart> · default `<value>`. …` lines of values.yaml, by key.
-fn documented_settings(values: &str) -> BTreeMap<String, (bool, String)> {
-    let mut found = BTreeMap::new();
-    for line in values.lines() {
-        let Some(rest) = line.trim_start().strip_prefix("# -- `") else { continue };
-        let Some((key, rest)) = rest.split_once("` · ") else { continue };
-        let (live, rest) = rest.split_once(" · default `").expect("`· default` after the key");
-        let (default, _) = rest.split_once("`.").expect("the default ends with `.");
-        let live = match live {
-            "live" => true,
-            "restart" => false,
-            other => panic!("{key}: `{other}` is neither live nor restart"),
-        };
-        assert!(found.insert(key.to_owned(), (live, default.to_owned())).is_none(), "{key} documented twice");
-    }
-    found
-}
-
-#[test]
-fn values_yaml_documents_every_setting_as_the_code_defines_it() {
-    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
-    let documented = documented_settings(&values);
-    let defaults = Settings::default();
-    let expected: BTreeMap<String, (bool, String)> =
-        defaults.fields().into_iter().map(|f| (f.key.to_owned(), (f.dynamic, f.value))).collect();
-    assert_eq!(documented, expected, "values.yaml and Settings::fields() disagree");
-}
-
 fn deployment(rendered: &str) -> String {
     documents_of_kind(rendered, "Deployment").first().expect("a Deployment").to_string()
 }

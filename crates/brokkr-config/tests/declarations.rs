@@ -1,6 +1,8 @@
 //! The declarations are the one list of settings: the TOML form, the README's settings table and each secret agree
 //! with them, so a setting added in one place only fails here with what to do.
 
+use std::collections::BTreeMap;
+
 use brokkr_config::{
     Settings,
     declaration::{DECLARATIONS, declaration},
@@ -63,4 +65,37 @@ fn a_secret_is_redacted_everywhere_a_setting_is_shown() {
     for d in DECLARATIONS.iter().filter(|d| d.secret) {
         assert_eq!(d.shown(&settings), brokkr_config::secret::REDACTED, "{}", d.key);
     }
+}
+
+/// `# -- `<key>` · <live|restart> · default `<value>`. …` lines of values.yaml, by key.
+fn documented_settings(values: &str) -> BTreeMap<String, (bool, String)> {
+    let mut found = BTreeMap::new();
+    for line in values.lines() {
+        let Some(rest) = line.trim_start().strip_prefix("# -- `") else { continue };
+        let Some((key, rest)) = rest.split_once("` · ") else { continue };
+        let (live, rest) = rest.split_once(" · default `").expect("`· default` after the key");
+        let (default, _) = rest.split_once("`.").expect("the default ends with `.");
+        let live = match live {
+            "live" => true,
+            "restart" => false,
+            other => panic!("{key}: `{other}` is neither live nor restart"),
+        };
+        assert!(found.insert(key.to_owned(), (live, default.to_owned())).is_none(), "{key} documented twice");
+    }
+    found
+}
+
+#[test]
+fn values_yaml_documents_every_setting_as_the_code_defines_it() {
+    let values =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../charts/brokkr-broker/values.yaml"))
+            .expect("values.yaml");
+    let documented = documented_settings(&values);
+    let defaults = Settings::default();
+    let expected: BTreeMap<String, (bool, String)> =
+        defaults.fields().into_iter().map(|f| (f.key.to_owned(), (f.dynamic, f.value))).collect();
+    assert_eq!(
+        documented, expected,
+        "charts/brokkr-broker/values.yaml's setting comments and the declarations disagree"
+    );
 }
