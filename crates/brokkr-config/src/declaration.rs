@@ -29,6 +29,9 @@ pub struct Declaration {
     pub secret: bool,
     /// One line of help.
     pub help: &'static str,
+    /// A valid value other than the default, as TOML (`"1m"`, `true`): for examples and for the tests that change
+    /// every setting at once.
+    pub example: &'static str,
     show: fn(&Settings) -> String,
     same: fn(&Settings, &Settings) -> bool,
     keep: fn(&mut Settings, &Settings),
@@ -67,23 +70,25 @@ impl Declaration {
 
 /// A declaration for `section.field`, shown with `show` (a function of the field's type).
 macro_rules! declare {
-    ($section:ident . $field:ident, $applies:ident, $show:expr, $help:literal) => {
+    ($section:ident . $field:ident, $applies:ident, $show:expr, $example:literal, $help:literal) => {
         Declaration {
             key: concat!(stringify!($section), ".", stringify!($field)),
             applies: Applies::$applies,
             secret: false,
             help: $help,
+            example: $example,
             show: |s| ($show)(&s.$section.$field),
             same: |a, b| a.$section.$field == b.$section.$field,
             keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
         }
     };
-    (secret $section:ident . $field:ident, $applies:ident, $help:literal) => {
+    (secret $section:ident . $field:ident, $applies:ident, $example:literal, $help:literal) => {
         Declaration {
             key: concat!(stringify!($section), ".", stringify!($field)),
             applies: Applies::$applies,
             secret: true,
             help: $help,
+            example: $example,
             // Only a `Secret` has `shown`: declaring a plain string as a secret does not compile.
             show: |s| s.$section.$field.shown().to_owned(),
             same: |a, b| a.$section.$field == b.$section.$field,
@@ -110,36 +115,57 @@ fn list(value: &[String]) -> String {
 
 /// Every setting, in the order the README, `values.yaml` and the admin status list them.
 pub const DECLARATIONS: &[Declaration] = &[
-    declare!(server.listen, AtRestart, display, "address of the HTTP server"),
-    declare!(secret admin.token, AtRestart, "bearer token of the admin API; empty locks the admin API"),
-    declare!(log.level, Live, text, "tracing filter in EnvFilter syntax"),
-    declare!(log.format, AtRestart, |f: &crate::LogFormat| format!("{f:?}").to_lowercase(), "text or json"),
-    declare!(cors.allowed_origins, Live, list, "origins that browsers may call from, or \"*\""),
-    declare!(cors.max_age, Live, duration, "how long browsers may cache a preflight answer"),
-    declare!(config_reload.enabled, AtRestart, display, "watch the ConfigMap at all"),
+    declare!(server.listen, AtRestart, display, r#""127.0.0.1:9090""#, "address of the HTTP server"),
+    declare!(secret admin.token, AtRestart, r#""an-example-token""#, "bearer token of the admin API; empty locks it"),
+    declare!(log.level, Live, text, r#""info,brokkr_reload=debug""#, "tracing filter in EnvFilter syntax"),
+    declare!(
+        log.format,
+        AtRestart,
+        |f: &crate::LogFormat| format!("{f:?}").to_lowercase(),
+        r#""json""#,
+        "text or json"
+    ),
+    declare!(
+        cors.allowed_origins,
+        Live,
+        list,
+        r#"["https://app.example.com"]"#,
+        "origins browsers may call from, or \"*\""
+    ),
+    declare!(cors.max_age, Live, duration, r#""1m""#, "how long browsers may cache a preflight answer"),
+    declare!(config_reload.enabled, AtRestart, display, "false", "watch the ConfigMap at all"),
     declare!(
         config_reload.namespace,
         AtRestart,
         |n: &Option<String>| n.clone().unwrap_or_default(),
+        r#""brokkr""#,
         "namespace of the ConfigMap"
     ),
-    declare!(config_reload.configmap, AtRestart, text, "name of the ConfigMap"),
-    declare!(config_reload.key, AtRestart, text, "data key that holds the TOML"),
-    declare!(config_reload.debounce, Live, duration, "quiet window after the last change before reloading"),
-    declare!(config_reload.max_wait, Live, duration, "longest a change waits under constant churn"),
-    declare!(config_reload.resync_interval, Live, duration, "period of the full re-read that catches a silent watch"),
-    declare!(webhook.enabled, AtRestart, display, "serve the validating admission webhook"),
-    declare!(webhook.listen, AtRestart, display, "address of the webhook's HTTPS listener"),
+    declare!(config_reload.configmap, AtRestart, text, r#""brokkr-config""#, "name of the ConfigMap"),
+    declare!(config_reload.key, AtRestart, text, r#""config.toml""#, "data key that holds the TOML"),
+    declare!(config_reload.debounce, Live, duration, r#""1s""#, "quiet window after the last change before reloading"),
+    declare!(config_reload.max_wait, Live, duration, r#""30s""#, "longest a change waits under constant churn"),
+    declare!(
+        config_reload.resync_interval,
+        Live,
+        duration,
+        r#""10m""#,
+        "period of the full re-read that catches a silent watch"
+    ),
+    declare!(webhook.enabled, AtRestart, display, "true", "serve the validating admission webhook"),
+    declare!(webhook.listen, AtRestart, display, r#""127.0.0.1:9443""#, "address of the webhook's HTTPS listener"),
     declare!(
         webhook.cert_file,
         AtRestart,
         |p: &std::path::PathBuf| p.display().to_string(),
+        r#""/tls/tls.crt""#,
         "PEM certificate chain the webhook serves"
     ),
     declare!(
         webhook.key_file,
         AtRestart,
         |p: &std::path::PathBuf| p.display().to_string(),
+        r#""/tls/tls.key""#,
         "PEM private key of that certificate"
     ),
 ];

@@ -236,13 +236,15 @@ mod tests {
         // A candidate that differs from the running settings in every key: after keeping restart-only values,
         // exactly the keys `fields()` marks dynamic may still differ. Catches a key added to one list only.
         let running = Settings::default();
-        let candidate: Settings = toml::from_str(
-            "[server]\nlisten = \"127.0.0.1:1\"\n[admin]\ntoken = \"t\"\n[log]\nlevel = \"debug\"\nformat = \"json\"\n\
-             [cors]\nallowed_origins = [\"*\"]\nmax_age = \"1s\"\n[config_reload]\nenabled = false\nnamespace = \"n\"\n\
-             configmap = \"c\"\nkey = \"k\"\ndebounce = \"1s\"\nmax_wait = \"2s\"\nresync_interval = \"1m\"\n\
-             [webhook]\nenabled = true\nlisten = \"127.0.0.1:2\"\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"",
-        )
-        .expect("candidate parses");
+        let mut document = toml::Table::new();
+        for d in DECLARATIONS {
+            let (section, key) = d.key.split_once('.').expect("section.key");
+            let mut parsed: toml::Table = format!("v = {}", d.example).parse().expect("the example is TOML");
+            let value = parsed.remove("v").expect("a value");
+            let section = document.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            section.as_table_mut().expect("a section").insert(key.to_owned(), value);
+        }
+        let candidate: Settings = toml::Value::Table(document).try_into().expect("every example is a valid value");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);
         let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();
@@ -280,6 +282,9 @@ mod tests {
         let mut listed: Vec<String> = settings.fields().iter().map(|f| f.key.to_owned()).collect();
         from_toml.sort();
         listed.sort();
-        assert_eq!(listed, from_toml);
+        assert_eq!(
+            listed, from_toml,
+            "a setting is missing from brokkr_config::declaration::DECLARATIONS, or declared without a field"
+        );
     }
 }
