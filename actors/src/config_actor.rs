@@ -176,12 +176,15 @@ impl ConfigActor {
         if self.is_older(&state) {
             if !consistent {
                 let newest = self.newest_version.as_deref();
-                debug!(%trigger, newest, "dropping a ConfigMap version older than one already acted on");
+                debug!(
+                    trigger = trigger.as_str(),
+                    newest, "dropping a ConfigMap version older than one already acted on"
+                );
                 return self.report_in_force(None);
             }
             let newest = self.newest_version.as_deref();
             warn!(
-                %trigger,
+                trigger = trigger.as_str(),
                 newest, "the ConfigMap's resourceVersion went back (etcd restored?); following the API server"
             );
             self.newest_version = None;
@@ -194,7 +197,7 @@ impl ConfigActor {
             // A re-created ConfigMap that repeats an old mistake is news again.
             self.announced_rejection = None;
             let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
-            warn!(%trigger, "{message}");
+            warn!(trigger = trigger.as_str(), "{message}");
             let generation = running.generation;
             return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
         };

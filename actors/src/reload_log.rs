@@ -25,23 +25,23 @@ pub(crate) fn log_outcome(
             for c in changes {
                 info!(target: AUDIT_TARGET, key = c.key, old = %c.old, new = %c.new, "configuration changed");
             }
-            info!(target: AUDIT_TARGET, generation, hash, resource_version = rv, %trigger, "configuration applied");
+            info!(target: AUDIT_TARGET, generation, hash, resource_version = rv, trigger = trigger.as_str(), "configuration applied");
         }
         ReloadOutcome::Unchanged { .. } if trigger == Trigger::OnDemand => {
-            info!(generation, resource_version = rv, %trigger, "configuration unchanged");
+            info!(generation, resource_version = rv, trigger = trigger.as_str(), "configuration unchanged");
         }
         ReloadOutcome::Unchanged { .. } => {
-            debug!(generation, resource_version = rv, %trigger, "configuration unchanged");
+            debug!(generation, resource_version = rv, trigger = trigger.as_str(), "configuration unchanged");
         }
         ReloadOutcome::Rejected { reason } if !new_rejection && trigger != Trigger::OnDemand => {
-            debug!(%reason, resource_version = rv, %trigger, "configuration still rejected");
+            debug!(%reason, resource_version = rv, trigger = trigger.as_str(), "configuration still rejected");
         }
         ReloadOutcome::Rejected { reason } => {
             error!(
                 target: AUDIT_TARGET,
                 %reason,
                 resource_version = rv,
-                %trigger,
+                trigger = trigger.as_str(),
                 "configuration rejected; keeping the last good configuration"
             );
         }

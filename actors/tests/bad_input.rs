@@ -103,7 +103,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         (
             "secret pasted into an origin",
             format!("[cors]\nallowed_origins = [\"{SECRET}\"]"),
-            "cors.allowed_origins: contains the value of admin.token",
+            "cors.allowed_origins: contains the value of a secret",
         ),
         ("datetime for a duration", s("[cors]\nmax_age = 1979-05-27T07:32:00Z"), "cors.max_age"),
         // Durations that do not parse or are out of range.

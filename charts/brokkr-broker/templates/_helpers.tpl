@@ -59,7 +59,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 The restart-only settings of `config` (log.format, config_reload.enabled) as a stable string, with the broker's
 defaults filled in, so that leaving a key out and writing its default give the same text. The pod annotation
 brokkr.io/restart-only-config hashes it: live settings must never change the pod template, restart-only ones must.
-Keep this list in step with Settings::with_restart_only_from in crates/brokkr-config/src/settings.rs.
+Keep this list in step with the restart-only declarations in crates/brokkr-config/src/declaration.rs.
 */}}
 {{- define "brokkr-broker.restartOnlyConfig" -}}
 {{- $config := get .Values "config" | default dict }}

@@ -3,7 +3,8 @@
 //!
 //! Adding a setting: the field in its section struct with its default (settings.rs), one line here, and the code
 //! that reads it. The tests then name what else must agree: the TOML form (`fields_list_every_key_of_the_toml_form_once`),
-//! the README's settings table, `values.yaml`'s comments (`chart_render`).
+//! the README's settings table and `values.yaml`'s comments (`brokkr-config/tests/declarations.rs`). Still by hand:
+//! `values.schema.json`, for a setting the chart's `config` may set.
 
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ pub struct Declaration {
     /// every setting at once.
     pub example: &'static str,
     show: fn(&Settings) -> String,
+    reveal: fn(&Settings) -> Option<String>,
     same: fn(&Settings, &Settings) -> bool,
     keep: fn(&mut Settings, &Settings),
 }
@@ -48,6 +50,13 @@ impl Declaration {
     #[must_use]
     pub fn shown(&self, settings: &Settings) -> String {
         (self.show)(settings)
+    }
+
+    /// A secret's value in `settings`, for the checks that must find it (never to show it); `None` for a setting
+    /// that is not a secret.
+    #[must_use]
+    pub fn secret_value(&self, settings: &Settings) -> Option<String> {
+        (self.reveal)(settings)
     }
 
     /// Whether `a` and `b` hold the same value (a secret is compared, never shown).
@@ -78,6 +87,7 @@ macro_rules! declare {
             help: $help,
             example: $example,
             show: |s| ($show)(&s.$section.$field),
+            reveal: |_| None,
             same: |a, b| a.$section.$field == b.$section.$field,
             keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
         }
@@ -91,6 +101,7 @@ macro_rules! declare {
             example: $example,
             // Only a `Secret` has `shown`: declaring a plain string as a secret does not compile.
             show: |s| s.$section.$field.shown().to_owned(),
+            reveal: |s| Some(s.$section.$field.expose().to_owned()),
             same: |a, b| a.$section.$field == b.$section.$field,
             keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
         }
@@ -113,7 +124,7 @@ fn list(value: &[String]) -> String {
     format!("{value:?}")
 }
 
-/// Every setting, in the order the README, `values.yaml` and the admin status list them.
+/// Every setting, in the order `fields()`, the diff and `check-config` list them.
 pub const DECLARATIONS: &[Declaration] = &[
     declare!(server.listen, AtRestart, display, r#""127.0.0.1:9090""#, "address of the HTTP server"),
     declare!(secret admin.token, AtRestart, r#""an-example-token""#, "bearer token of the admin API; empty locks it"),

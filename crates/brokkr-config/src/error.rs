@@ -62,7 +62,8 @@ pub enum ConfigError {
         /// [`crate::layers::MAX_DOCUMENT_BYTES`].
         limit: usize,
     },
-    /// Several values are invalid; each error names its key. Shown on one line, at most [`SEVERAL_SHOWN`] of them.
+    /// Several values are invalid; each error names its key. Shown on one line, at most [`SEVERAL_SHOWN`] of them in
+    /// [`SEVERAL_BYTES`], the rest counted.
     #[error("{}", several(.0))]
     Several(Vec<ConfigError>),
     /// The ConfigMap exists but lacks the data key the broker reads.
@@ -80,10 +81,26 @@ pub enum ConfigError {
 /// The most errors of [`ConfigError::Several`] its text lists; the rest are counted.
 pub const SEVERAL_SHOWN: usize = 8;
 
+/// The most bytes of the errors [`ConfigError::Several`] lists (the first is always listed): with the count of the
+/// rest, the text fits an Event note (1 KiB) and a webhook denial whole.
+pub const SEVERAL_BYTES: usize = 900;
+
 fn several(errors: &[ConfigError]) -> String {
-    let mut text = errors.iter().take(SEVERAL_SHOWN).map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    if errors.len() > SEVERAL_SHOWN {
-        text.push_str(&format!("; and {} more", errors.len() - SEVERAL_SHOWN));
+    let mut text = String::new();
+    let mut listed = 0;
+    for error in errors.iter().take(SEVERAL_SHOWN) {
+        let error = error.to_string();
+        if listed > 0 && text.len() + 2 + error.len() > SEVERAL_BYTES {
+            break;
+        }
+        if listed > 0 {
+            text.push_str("; ");
+        }
+        text.push_str(&error);
+        listed += 1;
+    }
+    if errors.len() > listed {
+        text.push_str(&format!("; and {} more", errors.len() - listed));
     }
     text
 }

@@ -4,11 +4,7 @@ use std::{fmt, path::Path};
 
 use toml::{Table, Value};
 
-use crate::{
-    ConfigError, Result, Settings,
-    declaration::DECLARATIONS,
-    validate::{check_secret_not_shown, validate},
-};
+use crate::{ConfigError, Result, Settings, declaration::DECLARATIONS, validate::validate};
 
 /// Prefix of environment variables that set a key: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = "BROKKR__";
@@ -145,11 +141,7 @@ impl ConfigLayers {
     /// have set, and which a document may not repeat) treated as a secret too: refused in any setting that is shown,
     /// and redacted from an error before the error is cut to its byte limit.
     pub fn build_with_secret(&self, configmap: Option<&LayerText>, running_secret: &str) -> Result<Candidate> {
-        let built = self.build_unredacted(configmap).and_then(|candidate| {
-            check_secret_not_shown(&candidate.settings, running_secret)?;
-            Ok(candidate)
-        });
-        built.map_err(|error| {
+        self.build_unredacted(configmap, running_secret).map_err(|error| {
             let configmap = configmap
                 .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
                 .and_then(|layer| layer.text.parse::<Table>().ok());
@@ -172,7 +164,7 @@ impl ConfigLayers {
         })
     }
 
-    fn build_unredacted(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
+    fn build_unredacted(&self, configmap: Option<&LayerText>, running_secret: &str) -> Result<Candidate> {
         if let Some(layer) = configmap.filter(|l| l.text.len() > MAX_DOCUMENT_BYTES) {
             return Err(ConfigError::TooLarge {
                 origin: layer.origin.clone(),
@@ -217,7 +209,7 @@ impl ConfigLayers {
             };
             ConfigError::Field { key, message }
         })?;
-        validate(&settings)?;
+        validate(&settings, &[running_secret])?;
         if sets_fixed_keys {
             refuse_fixed_changes(&settings, &self.build(None)?.settings)?;
         }

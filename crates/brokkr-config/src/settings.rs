@@ -233,8 +233,9 @@ mod tests {
 
     #[test]
     fn the_restart_only_split_agrees_with_the_field_list() {
-        // A candidate that differs from the running settings in every key: after keeping restart-only values,
-        // exactly the keys `fields()` marks dynamic may still differ. Catches a key added to one list only.
+        // A candidate that differs from the running settings in every key (each declaration's example): after keeping
+        // restart-only values, exactly the live keys may still differ. Catches an example equal to its default, and
+        // a restart-only setting that `keep` does not copy.
         let running = Settings::default();
         let mut document = toml::Table::new();
         for d in DECLARATIONS {
@@ -244,7 +245,8 @@ mod tests {
             let section = document.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             section.as_table_mut().expect("a section").insert(key.to_owned(), value);
         }
-        let candidate: Settings = toml::Value::Table(document).try_into().expect("every example is a valid value");
+        let candidate: Settings = toml::Value::Table(document).try_into().expect("every example has the right type");
+        crate::validate::validate(&candidate, &[]).expect("every example is a valid value");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);
         let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();

@@ -39,12 +39,11 @@ fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> 
 pub const MAX_ORIGINS: usize = 256;
 
 /// `*`, or an origin exactly as a browser serializes it in `Origin` (Fetch standard): anything else never matches.
-/// `token` (the admin token, if set) is blanked before the origin is quoted: a quote is cut at a byte limit, and a
-/// token cut in two could no longer be found and redacted afterwards.
-fn check_origin(key: &str, origin: &str, token: &str) -> Result<()> {
-    let quote = |value: &str| match token.is_empty() {
-        true => quote(value),
-        false => quote(&value.replace(token, "<redacted>")),
+/// Every secret is blanked before the origin is quoted: a quote is cut at a byte limit, and a secret cut in two
+/// could no longer be found and redacted afterwards.
+fn check_origin(key: &str, origin: &str, secrets: &[String]) -> Result<()> {
+    let quote = |value: &str| {
+        quote(&secrets.iter().fold(value.to_owned(), |v, secret| v.replace(secret.as_str(), "<redacted>")))
     };
     if origin == "*" {
         return Ok(());
@@ -66,7 +65,7 @@ fn check_origin(key: &str, origin: &str, token: &str) -> Result<()> {
         ));
     }
     let serialized = url.origin().ascii_serialization();
-    if serialized != origin && !token.is_empty() && origin.contains(token) {
+    if serialized != origin && secrets.iter().any(|secret| origin.contains(secret.as_str())) {
         // No suggestion: it would show the token, lower-cased, where the blanking above does not find it.
         return Err(invalid(key, format!("{} is not a serialized origin", quote(origin))));
     }
@@ -94,14 +93,10 @@ fn check_token(token: &str) -> Result<()> {
 /// Shortest token whose appearance in another setting is refused; a shorter one would match ordinary text.
 const TOKEN_SEARCH_MIN: usize = 8;
 
-/// The admin token must not appear in a setting that is shown (logged on change, in the admin status, in `Debug`):
-/// pasted into `log.level`, for example, it would be a valid filter target and be written out.
-fn check_token_not_shown(s: &Settings) -> Result<()> {
-    check_secret_not_shown(s, s.admin.token.expose())
-}
-
-/// `token` (an admin token, in force or to be) must not appear in a setting of `s` that is shown.
-pub(crate) fn check_secret_not_shown(s: &Settings, token: &str) -> Result<()> {
+/// A secret (in force, or to be) must not appear in a setting that is shown (logged on change, in the admin status,
+/// in `Debug`): the admin token pasted into `log.level`, for example, would be a valid filter target and be written
+/// out.
+fn check_secret_not_shown(s: &Settings, token: &str) -> Result<()> {
     if token.len() < TOKEN_SEARCH_MIN {
         return Ok(());
     }
@@ -109,7 +104,8 @@ pub(crate) fn check_secret_not_shown(s: &Settings, token: &str) -> Result<()> {
     match shown {
         Some(declaration) => Err(invalid(
             declaration.key,
-            "contains the value of admin.token; a secret must not be put in a setting that is shown (value not shown)",
+            "contains the value of a secret (such as admin.token); a secret must not be put in a setting that is shown \
+             (value not shown)",
         )),
         None => Ok(()),
     }
@@ -160,11 +156,20 @@ fn check_listeners(s: &Settings) -> Result<()> {
 }
 
 /// Checks everything serde cannot: filter syntax, origins, the admin token, names, listeners, and duration ranges.
-pub(crate) fn validate(s: &Settings) -> Result<()> {
-    // First and alone: a check below may quote a value, cut at a byte limit, and a token cut in two could no longer
+/// `in_force` are secrets in force that `s` may not hold (the admin token of an earlier ConfigMap), besides its own.
+pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
+    // First and alone: a check below may quote a value, cut at a byte limit, and a secret cut in two could no longer
     // be found and redacted.
     check_token(s.admin.token.expose())?;
-    check_token_not_shown(s)?;
+    let secrets: Vec<String> = DECLARATIONS
+        .iter()
+        .filter_map(|d| d.secret_value(s))
+        .chain(in_force.iter().map(|secret| (*secret).to_owned()))
+        .filter(|secret| !secret.is_empty())
+        .collect();
+    for secret in &secrets {
+        check_secret_not_shown(s, secret)?;
+    }
     // Every other problem at once, so that an edit with three mistakes needs one round trip, not three.
     let mut errors = Vec::new();
     let mut check = |result: Result<()>| errors.extend(result.err());
@@ -181,7 +186,7 @@ pub(crate) fn validate(s: &Settings) -> Result<()> {
         )));
     } else {
         for (i, origin) in s.cors.allowed_origins.iter().enumerate() {
-            check(check_origin(&format!("cors.allowed_origins[{i}]"), origin, s.admin.token.expose()));
+            check(check_origin(&format!("cors.allowed_origins[{i}]"), origin, &secrets));
         }
     }
     let secs = Duration::from_secs;
@@ -225,14 +230,14 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        validate(&Settings::default()).expect("defaults validate");
+        validate(&Settings::default(), &[]).expect("defaults validate");
     }
 
     #[test]
     fn max_wait_shorter_than_debounce_names_max_wait() {
         let mut s = Settings::default();
         s.config_reload.max_wait = Duration::from_secs(1);
-        assert_eq!(key_of(validate(&s)), "config_reload.max_wait");
+        assert_eq!(key_of(validate(&s, &[])), "config_reload.max_wait");
     }
 
     #[test]
@@ -241,7 +246,7 @@ mod tests {
         s.log.level = "info,[[".into();
         s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/".into()];
         s.config_reload.debounce = Duration::from_millis(50);
-        let error = validate(&s).expect_err("three mistakes");
+        let error = validate(&s, &[]).expect_err("three mistakes");
         let ConfigError::Several(errors) = &error else { panic!("one error only: {error}") };
         let keys: Vec<_> = errors.iter().filter_map(ConfigError::key).collect();
         assert_eq!(keys, ["log.level", "cors.allowed_origins[1]", "config_reload.debounce"]);
@@ -252,35 +257,46 @@ mod tests {
     }
 
     #[test]
+    fn several_errors_fit_an_event_note_and_count_what_is_left_out() {
+        let mut s = Settings::default();
+        s.cors.allowed_origins = (0..40).map(|i| format!("https://{}{i}.example/", "o".repeat(100))).collect();
+        let error = validate(&s, &[]).expect_err("forty bad origins");
+        let shown = error.to_string();
+        assert!(shown.len() <= crate::error::SEVERAL_BYTES + 32, "{} bytes", shown.len());
+        assert!(shown.starts_with("cors.allowed_origins[0]: "), "{shown}");
+        assert!(shown.ends_with(" more"), "{shown}");
+    }
+
+    #[test]
     fn a_bad_filter_names_log_level() {
         let mut s = Settings::default();
         s.log.level = "info,[[".into();
-        assert_eq!(key_of(validate(&s)), "log.level");
+        assert_eq!(key_of(validate(&s, &[])), "log.level");
     }
 
     #[test]
     fn an_origin_with_a_path_names_its_index() {
         let mut s = Settings::default();
         s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/path".into()];
-        assert_eq!(key_of(validate(&s)), "cors.allowed_origins[1]");
+        assert_eq!(key_of(validate(&s, &[])), "cors.allowed_origins[1]");
     }
 
     #[test]
     fn a_log_level_over_its_bounds_is_refused_with_the_limit_named() {
         let mut s = Settings::default();
         s.log.level = vec!["a=debug"; LOG_LEVEL_MAX_DIRECTIVES].join(",");
-        validate(&s).expect("the most directives allowed");
+        validate(&s, &[]).expect("the most directives allowed");
         s.log.level = vec!["a"; LOG_LEVEL_MAX_DIRECTIVES + 1].join(",");
-        let error = validate(&s).expect_err("too many directives");
+        let error = validate(&s, &[]).expect_err("too many directives");
         assert_eq!(error.key(), Some("log.level"));
         assert!(error.to_string().contains("has 65 directives; at most 64"), "{error}");
         // 50,000 directives took 3.9 s to parse in a debug build; refused by their length before that.
         s.log.level = (0..50_000).map(|i| format!("t{i}=debug")).collect::<Vec<_>>().join(",");
         let started = std::time::Instant::now();
-        assert_eq!(key_of(validate(&s)), "log.level");
+        assert_eq!(key_of(validate(&s, &[])), "log.level");
         assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it is parsed");
         s.log.level = format!("info,{}=debug", "t".repeat(LOG_LEVEL_MAX_BYTES));
-        let error = validate(&s).expect_err("too long");
+        let error = validate(&s, &[]).expect_err("too long");
         assert!(error.to_string().contains("at most 4096 bytes"), "{error}");
     }
 
@@ -289,15 +305,15 @@ mod tests {
         let mut s = Settings::default();
         s.webhook.enabled = true;
         s.webhook.listen = "127.0.0.1:8080".parse().expect("addr");
-        assert_eq!(key_of(validate(&s)), "webhook.listen", "0.0.0.0:8080 covers 127.0.0.1:8080");
+        assert_eq!(key_of(validate(&s, &[])), "webhook.listen", "0.0.0.0:8080 covers 127.0.0.1:8080");
         s.webhook.listen = "0.0.0.0:8443".parse().expect("addr");
         s.server.listen = "127.0.0.1:8443".parse().expect("addr");
-        assert_eq!(key_of(validate(&s)), "webhook.listen");
+        assert_eq!(key_of(validate(&s, &[])), "webhook.listen");
         s.server.listen = "127.0.0.1:8080".parse().expect("addr");
-        validate(&s).expect("different ports");
+        validate(&s, &[]).expect("different ports");
         s.webhook.enabled = false;
         s.webhook.listen = "0.0.0.0:8080".parse().expect("addr");
-        validate(&s).expect("a webhook that is off binds nothing");
+        validate(&s, &[]).expect("a webhook that is off binds nothing");
     }
 
     #[test]
@@ -307,7 +323,7 @@ mod tests {
         // cut at 128 bytes falls inside the token.
         s.admin.token = "k9Zq-t0".into();
         s.cors.allowed_origins = vec![format!("https://{}{}/x", "a".repeat(118), s.admin.token.expose())];
-        let error = validate(&s).expect_err("not an origin");
+        let error = validate(&s, &[]).expect_err("not an origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(!error.to_string().contains("k9"), "{error}");
     }
@@ -316,16 +332,16 @@ mod tests {
     fn more_origins_than_a_request_should_scan_are_refused() {
         let mut s = Settings::default();
         s.cors.allowed_origins = (0..=MAX_ORIGINS).map(|i| format!("https://a{i}.example")).collect();
-        assert_eq!(key_of(validate(&s)), "cors.allowed_origins");
+        assert_eq!(key_of(validate(&s, &[])), "cors.allowed_origins");
         s.cors.allowed_origins.pop();
-        validate(&s).expect("the most origins allowed");
+        validate(&s, &[]).expect("the most origins allowed");
     }
 
     #[test]
     fn an_error_quotes_a_huge_value_in_a_bounded_number_of_bytes() {
         let mut s = Settings::default();
         s.cors.allowed_origins = vec![format!("https://{}.example/", "a".repeat(900 * 1024))];
-        let error = validate(&s).expect_err("not a serialized origin");
+        let error = validate(&s, &[]).expect_err("not a serialized origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(error.to_string().len() < 1024, "{} bytes", error.to_string().len());
     }
@@ -334,14 +350,14 @@ mod tests {
     fn out_of_range_durations_are_rejected() {
         let mut s = Settings::default();
         s.config_reload.resync_interval = Duration::from_secs(1);
-        assert_eq!(key_of(validate(&s)), "config_reload.resync_interval");
+        assert_eq!(key_of(validate(&s, &[])), "config_reload.resync_interval");
     }
 
     #[test]
     fn an_invalid_configmap_name_is_rejected() {
         let mut s = Settings::default();
         s.config_reload.configmap = "Brokkr_Config".into();
-        assert_eq!(key_of(validate(&s)), "config_reload.configmap");
+        assert_eq!(key_of(validate(&s, &[])), "config_reload.configmap");
     }
 
     fn with_origin(origin: &str) -> Settings {
@@ -361,7 +377,7 @@ mod tests {
             "http://[::1]:8080",
         ];
         for origin in accepted {
-            if let Err(error) = validate(&with_origin(origin)) {
+            if let Err(error) = validate(&with_origin(origin), &[]) {
                 panic!("{origin} must be accepted: {error}");
             }
         }
@@ -380,19 +396,19 @@ mod tests {
             "a.example",
         ];
         for origin in rejected {
-            assert_eq!(key_of(validate(&with_origin(origin))), "cors.allowed_origins[1]", "{origin}");
+            assert_eq!(key_of(validate(&with_origin(origin), &[])), "cors.allowed_origins[1]", "{origin}");
         }
     }
 
     #[test]
     fn a_near_miss_origin_suggests_its_serialization() {
-        let error = validate(&with_origin("https://A.example/")).expect_err("must be rejected");
+        let error = validate(&with_origin("https://A.example/"), &[]).expect_err("must be rejected");
         assert_eq!(error.key(), Some("cors.allowed_origins[1]"));
         let expected = r#""https://A.example/" is not a serialized origin; did you mean "https://a.example"?"#;
         assert!(error.to_string().ends_with(expected), "{error}");
-        let error = validate(&with_origin("https://\u{e4}.example")).expect_err("must be rejected");
+        let error = validate(&with_origin("https://\u{e4}.example"), &[]).expect_err("must be rejected");
         assert!(error.to_string().contains("did you mean \"https://xn--4ca.example\"?"), "{error}");
-        let error = validate(&with_origin("ftp://a.example")).expect_err("must be rejected");
+        let error = validate(&with_origin("ftp://a.example"), &[]).expect_err("must be rejected");
         assert!(!error.to_string().contains("did you mean"), "no http(s) origin to suggest: {error}");
     }
 
@@ -401,7 +417,7 @@ mod tests {
         for token in ["k9\u{e9}Zq-tok", "k9Zq tok3n", "k9Zq\ttok3n", "k9Zq\u{7f}"] {
             let mut s = Settings::default();
             s.admin.token = token.into();
-            let error = validate(&s).expect_err("must be rejected");
+            let error = validate(&s, &[]).expect_err("must be rejected");
             assert_eq!(error.key(), Some("admin.token"));
             let shown = format!("{error} {error:?}");
             for part in token.split(|c: char| !c.is_ascii_graphic()).filter(|p| !p.is_empty()) {
@@ -410,6 +426,6 @@ mod tests {
         }
         let mut s = Settings::default();
         s.admin.token = "Visible-ASCII_0.9~+/=!".into();
-        validate(&s).expect("visible ASCII is a valid token");
+        validate(&s, &[]).expect("visible ASCII is a valid token");
     }
 }
