@@ -133,7 +133,7 @@ async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_
         ("config_reload.max_wait", "config.config_reload.max_wait=30s"),
         ("config_reload.resync_interval", "config.config_reload.resync_interval=10m"),
     ];
-    let dynamic: BTreeMap<&str, bool> = Settings::default().fields().into_iter().map(|f| (f.key, f.dynamic)).collect();
+    let live_keys: BTreeMap<&str, bool> = Settings::default().fields().into_iter().map(|f| (f.key, f.live)).collect();
     for restart_on_change in ["false", "true"] {
         let flag = format!("restartOnConfigChange={restart_on_change}");
         let base = deployment(&template(home.path(), &["--set", &flag]).await.ok("helm template"));
@@ -141,7 +141,7 @@ async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_
         for (key, set) in edits {
             let rendered = template(home.path(), &["--set", &flag, "--set", set]).await.ok(set);
             let changed = deployment(&rendered);
-            let live = dynamic[key];
+            let live = live_keys[key];
             if live || restart_on_change == "false" {
                 assert_eq!(changed, base, "{set} with {flag} changed the Deployment");
             } else {

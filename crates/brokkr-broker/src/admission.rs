@@ -122,7 +122,7 @@ impl ConfigMapReviewer {
                 response.deny(reason)
             }
             Ok(built) => {
-                let pending: Vec<Change> = diff(&running, &built.settings).into_iter().filter(|c| !c.dynamic).collect();
+                let pending: Vec<Change> = diff(&running, &built.settings).into_iter().filter(|c| !c.live).collect();
                 let mut warnings: Vec<String> = pending.iter().map(restart_warning).collect();
                 warnings.extend(built.shadowed_by_env.iter().map(|key| shadow_warning(key)));
                 warnings.extend(unreadable_certificate_warnings(&built.settings.webhook));

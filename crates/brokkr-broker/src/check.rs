@@ -11,7 +11,7 @@ pub fn run(file: &Path) -> ExitCode {
         Ok(candidate) => {
             println!("{}: OK", file.display());
             for field in candidate.settings.fields() {
-                let when = if field.dynamic { "dynamic" } else { "restart" };
+                let when = if field.live { "live" } else { "restart" };
                 println!("  {:<32} {:<8} {}", field.key, when, field.value);
             }
             ExitCode::SUCCESS

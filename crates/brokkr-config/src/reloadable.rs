@@ -30,7 +30,7 @@ pub struct ConfigSnapshot {
     pub settings: Settings,
     /// Counts applied reloads; 0 is the start-up configuration.
     pub generation: u64,
-    /// Short SHA-256 of the dynamic settings: equal on every broker that follows the same ConfigMap, whatever
+    /// Short SHA-256 of the live settings: equal on every broker that follows the same ConfigMap, whatever
     /// per-instance restart-only values (such as `server.listen`) each has.
     pub hash: String,
     /// The ConfigMap the settings were read from, if any.
@@ -48,7 +48,7 @@ impl ConfigSnapshot {
 
 fn hash_of(settings: &Settings) -> String {
     let mut hasher = Sha256::new();
-    for field in settings.fields().into_iter().filter(|f| f.dynamic) {
+    for field in settings.fields().into_iter().filter(|f| f.live) {
         hasher.update(field.key.as_bytes());
         hasher.update([0]);
         hasher.update(field.value.as_bytes());
@@ -64,7 +64,7 @@ pub enum ReloadOutcome {
     Applied {
         /// The new generation.
         generation: u64,
-        /// The dynamic settings that changed, secrets redacted.
+        /// The live settings that changed, secrets redacted.
         changes: Vec<Change>,
         /// Restart-only settings that differ and wait for the next start.
         restart_required: Vec<Change>,
@@ -164,7 +164,7 @@ impl ReloadableConfig {
         self.inner.last_reload.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
-    /// Applies `candidate` all-or-nothing: dynamic settings switch together, restart-only differences are
+    /// Applies `candidate` all-or-nothing: live settings switch together, restart-only differences are
     /// reported and left for the next start, and a rejected candidate changes nothing.
     ///
     /// Reloads must come from one place (the `ConfigActor`); concurrent callers could interleave generations.
@@ -178,7 +178,7 @@ impl ReloadableConfig {
             Err(error) => (ReloadOutcome::Rejected { reason: error.to_string() }, previous_shadowed),
             Ok(Candidate { settings, shadowed_by_env }) => {
                 let restart_required: Vec<Change> =
-                    diff(&current.settings, &settings).into_iter().filter(|c| !c.dynamic).collect();
+                    diff(&current.settings, &settings).into_iter().filter(|c| !c.live).collect();
                 let next = settings.with_restart_only_from(&current.settings);
                 let changes = diff(&current.settings, &next);
                 let outcome = if changes.is_empty() {

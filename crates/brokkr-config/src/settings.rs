@@ -73,7 +73,7 @@ pub enum LogFormat {
     Json,
 }
 
-/// `[cors]`: dynamic.
+/// `[cors]`: live.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CorsSettings {
@@ -160,7 +160,7 @@ pub struct FieldInfo {
     /// Dotted key, such as `cors.max_age`.
     pub key: &'static str,
     /// Applied live (`true`) or only at the next start (`false`).
-    pub dynamic: bool,
+    pub live: bool,
     /// The value as TOML would show it; `<redacted>` for a secret that is set.
     pub value: String,
 }
@@ -169,7 +169,7 @@ impl Settings {
     /// Every setting with its printable value, secrets redacted, in the order of [`DECLARATIONS`].
     #[must_use]
     pub fn fields(&self) -> Vec<FieldInfo> {
-        DECLARATIONS.iter().map(|d| FieldInfo { key: d.key, dynamic: d.is_live(), value: d.shown(self) }).collect()
+        DECLARATIONS.iter().map(|d| FieldInfo { key: d.key, live: d.is_live(), value: d.shown(self) }).collect()
     }
 
     /// These settings with every restart-only value taken from `running`: what a reload may put in force.
@@ -193,7 +193,7 @@ pub struct Change {
     /// The value after.
     pub new: String,
     /// Whether the change applies live.
-    pub dynamic: bool,
+    pub live: bool,
 }
 
 /// The settings that differ between `old` and `new`, in the order of [`DECLARATIONS`].
@@ -204,7 +204,7 @@ pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
     DECLARATIONS
         .iter()
         .filter(|d| !d.same(old, new))
-        .map(|d| Change { key: d.key, old: d.shown(old), new: d.shown(new), dynamic: d.is_live() })
+        .map(|d| Change { key: d.key, old: d.shown(old), new: d.shown(new), live: d.is_live() })
         .collect()
 }
 
@@ -250,8 +250,8 @@ mod tests {
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);
         let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();
-        let dynamic: Vec<_> = running.fields().into_iter().filter(|f| f.dynamic).map(|f| f.key).collect();
-        assert_eq!(differing, dynamic);
+        let live: Vec<_> = running.fields().into_iter().filter(|f| f.live).map(|f| f.key).collect();
+        assert_eq!(differing, live);
     }
 
     #[test]

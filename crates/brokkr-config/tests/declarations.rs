@@ -93,7 +93,7 @@ fn values_yaml_documents_every_setting_as_the_code_defines_it() {
     let documented = documented_settings(&values);
     let defaults = Settings::default();
     let expected: BTreeMap<String, (bool, String)> =
-        defaults.fields().into_iter().map(|f| (f.key.to_owned(), (f.dynamic, f.value))).collect();
+        defaults.fields().into_iter().map(|f| (f.key.to_owned(), (f.live, f.value))).collect();
     assert_eq!(
         documented, expected,
         "charts/brokkr-broker/values.yaml's setting comments and the declarations disagree"
