@@ -11,8 +11,8 @@ use std::{
 
 use actix_web::{
     App, HttpRequest, HttpResponse, HttpServer,
-    dev::{Payload, Server},
-    http::{KeepAlive, header},
+    dev::Server,
+    http::{KeepAlive, StatusCode, header},
     post,
     web::{self, Bytes, BytesMut},
 };
@@ -236,9 +236,7 @@ pub fn serve(
 
 /// Any other path or method: `404`, holding the payload (see [`crate::hold`]).
 async fn not_found(payload: web::Payload) -> HttpResponse<HoldingBody<&'static str>> {
-    HttpResponse::NotFound().force_close().message_body(HoldingBody::new("", payload.into_inner())).unwrap_or_else(
-        |_| HttpResponse::new(actix_web::http::StatusCode::NOT_FOUND).set_body(HoldingBody::new("", Payload::None)),
-    )
+    HttpResponse::with_body(StatusCode::NOT_FOUND, HoldingBody::new("", payload.into_inner()))
 }
 
 /// One `AdmissionReview`: a body that is not one gets `400` with the parse error, so a misregistration is

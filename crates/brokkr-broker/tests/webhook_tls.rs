@@ -139,63 +139,66 @@ fn start(settings: &WebhookSettings, gauge: CertificateGauge) -> (actix_web::dev
     (handle, addrs[0])
 }
 
-#[actix_rt::test]
-async fn a_certificate_a_few_minutes_ahead_of_this_clock_is_served() {
-    // Helm's genSignedCert stamps NotBefore with the clock of the machine that ran helm.
+/// A webhook serving a certificate valid from `not_before` to `not_after` (offsets from now), with its gauge; the
+/// folder of its files lives as long as the returned guard.
+struct Windowed {
+    ca: String,
+    handle: actix_web::dev::ServerHandle,
+    addr: std::net::SocketAddr,
+    gauge: CertificateGauge,
+    _dir: tempfile::TempDir,
+}
+
+fn serve_window(not_before: time::Duration, not_after: time::Duration) -> Windowed {
     let dir = tempfile::tempdir().expect("tempdir");
     let now = time::OffsetDateTime::now_utc();
-    let (ca, cert, key) = issue_valid(Some((now + time::Duration::minutes(2), now + time::Duration::days(30))));
+    let (ca, cert, key) = issue_valid(Some((now + not_before, now + not_after)));
     let settings = settings_in(dir.path());
     replace(&settings.cert_file, &cert);
     replace(&settings.key_file, &key);
     let gauge = CertificateGauge::default();
     let (handle, addr) = start(&settings, gauge.clone());
-    assert_eq!(gauge.value(), 1, "loaded at start");
-    let (status, _) = post(addr, &ca, &review("")).await.expect("served despite the skew");
+    Windowed { ca, handle, addr, gauge, _dir: dir }
+}
+
+/// Waits, without any handshake, until the gauge reads `value` (40 s at most).
+async fn gauge_becomes(gauge: &CertificateGauge, value: i64, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    while gauge.value() != value {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn a_certificate_a_few_minutes_ahead_of_this_clock_is_served() {
+    // Helm's genSignedCert stamps NotBefore with the clock of the machine that ran helm.
+    let w = serve_window(time::Duration::minutes(2), time::Duration::days(30));
+    assert_eq!(w.gauge.value(), 1, "loaded at start");
+    let (status, _) = post(w.addr, &w.ca, &review("")).await.expect("served despite the skew");
     assert_eq!(status, 200);
-    handle.stop(true).await;
+    w.handle.stop(true).await;
 }
 
 #[actix_rt::test]
 async fn a_certificate_not_yet_valid_is_served_once_it_is_without_the_files_changing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let now = time::OffsetDateTime::now_utc();
     // Valid (with the skew tolerated) ten seconds from now: room for the start and the first handshake.
     let skew = time::Duration::seconds(brokkr_broker::tls::CLOCK_SKEW.as_secs().try_into().expect("small"));
-    let (ca, cert, key) = issue_valid(Some((now + skew + time::Duration::seconds(10), now + time::Duration::days(30))));
-    let settings = settings_in(dir.path());
-    replace(&settings.cert_file, &cert);
-    replace(&settings.key_file, &key);
-    let gauge = CertificateGauge::default();
-    let (handle, addr) = start(&settings, gauge.clone());
-    assert_eq!(gauge.value(), 0, "not valid yet");
-    assert!(post(addr, &ca, &review("")).await.is_err(), "no certificate is served yet");
+    let w = serve_window(skew + time::Duration::seconds(10), time::Duration::days(30));
+    assert_eq!(w.gauge.value(), 0, "not valid yet");
+    assert!(post(w.addr, &w.ca, &review("")).await.is_err(), "no certificate is served yet");
     // No handshake from here on: the timer alone loads it once it is valid.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while gauge.value() == 0 {
-        assert!(std::time::Instant::now() < deadline, "never loaded without a handshake");
-        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let (status, _) = post(addr, &ca, &review("")).await.expect("served once valid");
+    gauge_becomes(&w.gauge, 1, "never loaded without a handshake").await;
+    let (status, _) = post(w.addr, &w.ca, &review("")).await.expect("served once valid");
     assert_eq!(status, 200);
-    handle.stop(true).await;
+    w.handle.stop(true).await;
 }
 
 #[actix_rt::test]
 async fn a_served_certificate_that_expires_sets_the_gauge_to_0() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let now = time::OffsetDateTime::now_utc();
-    let (_, cert, key) = issue_valid(Some((now - time::Duration::days(1), now + time::Duration::seconds(3))));
-    let settings = settings_in(dir.path());
-    replace(&settings.cert_file, &cert);
-    replace(&settings.key_file, &key);
-    let gauge = CertificateGauge::default();
-    let (handle, _) = start(&settings, gauge.clone());
-    assert_eq!(gauge.value(), 1, "valid for three more seconds");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
-    while gauge.value() == 1 {
-        assert!(std::time::Instant::now() < deadline, "the gauge never noticed the expiry");
-        actix_rt::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    handle.stop(true).await;
+    // Valid for 10 more seconds: room for the start on a loaded machine.
+    let w = serve_window(-time::Duration::days(1), time::Duration::seconds(10));
+    assert_eq!(w.gauge.value(), 1, "valid for a few more seconds");
+    gauge_becomes(&w.gauge, 0, "the gauge never noticed the expiry").await;
+    w.handle.stop(true).await;
 }

@@ -77,31 +77,27 @@ impl Declaration {
     }
 }
 
-/// A declaration for `section.field`, shown with `show` (a function of the field's type).
+/// A declaration for `section.field`, shown with `show` (a function of the field's type); `secret` fields are shown
+/// redacted and found through `reveal`.
 macro_rules! declare {
     ($section:ident . $field:ident, $applies:ident, $show:expr, $example:literal, $help:literal) => {
-        Declaration {
-            key: concat!(stringify!($section), ".", stringify!($field)),
-            applies: Applies::$applies,
-            secret: false,
-            help: $help,
-            example: $example,
-            show: |s| ($show)(&s.$section.$field),
-            reveal: |_| None,
-            same: |a, b| a.$section.$field == b.$section.$field,
-            keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
-        }
+        declare!(@ $section.$field, $applies, false, |s| ($show)(&s.$section.$field), |_| None, $example, $help)
     };
     (secret $section:ident . $field:ident, $applies:ident, $example:literal, $help:literal) => {
+        // Only a `Secret` has `shown` and `expose`: declaring a plain string as a secret does not compile.
+        declare!(@ $section.$field, $applies, true, |s| s.$section.$field.shown().to_owned(),
+            |s| Some(s.$section.$field.expose().to_owned()), $example, $help)
+    };
+    (@ $section:ident . $field:ident, $applies:ident, $secret:expr, $show:expr, $reveal:expr, $example:literal,
+        $help:literal) => {
         Declaration {
             key: concat!(stringify!($section), ".", stringify!($field)),
             applies: Applies::$applies,
-            secret: true,
+            secret: $secret,
             help: $help,
             example: $example,
-            // Only a `Secret` has `shown`: declaring a plain string as a secret does not compile.
-            show: |s| s.$section.$field.shown().to_owned(),
-            reveal: |s| Some(s.$section.$field.expose().to_owned()),
+            show: $show,
+            reveal: $reveal,
             same: |a, b| a.$section.$field == b.$section.$field,
             keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
         }
