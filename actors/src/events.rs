@@ -30,13 +30,7 @@ pub trait ReloadEvents: Send + Sync + 'static {
 
 /// `note` cut to [`NOTE_LIMIT`] bytes, never inside a character.
 fn fit_note(mut note: String) -> String {
-    if note.len() > NOTE_LIMIT {
-        let mut end = NOTE_LIMIT;
-        while !note.is_char_boundary(end) {
-            end -= 1;
-        }
-        note.truncate(end);
-    }
+    note.truncate(brokkr_config::text::floor_boundary(&note, NOTE_LIMIT));
     note
 }
 

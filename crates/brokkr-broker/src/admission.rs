@@ -88,7 +88,10 @@ impl ConfigMapReviewer {
             && request.name == *name
             && self.namespace.as_ref().is_none_or(|ns| request.namespace.as_ref() == Some(ns));
         let Some(object) = request.object.as_ref().filter(|_| ours) else {
-            debug!(name = %request.name, namespace = ?request.namespace, operation = ?request.operation, "admission review skipped: not the broker's ConfigMap");
+            // Name and namespace are the client's: cut before they are logged.
+            let (name, namespace) =
+                (clip(&request.name, 128), clip(request.namespace.as_deref().unwrap_or_default(), 128));
+            debug!(%name, %namespace, operation = ?request.operation, "admission review skipped: not the broker's ConfigMap");
             self.metrics.count("skipped");
             return response;
         };

@@ -1,6 +1,6 @@
 //! `serve`: wires configuration, logging, metrics, the hot-reload subsystem and the HTTP server together.
 
-use actix_web::{App, HttpServer, middleware::from_fn, web};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use brokkr_config::{ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef, layers::ENV_PREFIX};
 use brokkr_reload::{
     ConfigMapSource, Environment, Plan, ReloadMetrics, Subsystem, plan,
@@ -48,7 +48,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         Some(Startup::FromConfigMap { candidate, source }) => (candidate.settings.clone(), Some(source.clone())),
         _ => (boot.clone(), None),
     };
-    // Bound before logging is set up: falling back changes restart-only keys, `log.format` among them.
+    // Bound before logging is set up, so that a bind error of the file's own settings is the one error printed.
     let (settings, listeners, fallback) = listeners::bind_or_fall_back(settings, &boot)?;
     let filter = logging::init(&settings.log)?;
     log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref());
@@ -112,6 +112,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     }
     let server = server.run();
     let mut handles = vec![server.handle()];
+    let webhook_handle = webhook.as_ref().map(Server::handle);
     let webhook = webhook.map(|webhook| {
         handles.push(webhook.handle());
         actix::spawn(webhook)
@@ -127,8 +128,12 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let mut server = std::pin::pin!(server);
     tokio::select! {
         served = &mut server => {
-            served.map_err(server_err)?;
+            // However the HTTP server ended, the webhook ends with it (a no-op when SIGTERM stopped both).
+            if let Some(handle) = webhook_handle {
+                handle.stop(true).await;
+            }
             report_webhook_end(webhook.await, true);
+            served.map_err(server_err)?;
         }
         ended = &mut webhook => {
             report_webhook_end(ended, draining.is_draining());

@@ -145,6 +145,10 @@ impl ConfigError {
             Self::Invalid { key, reason } => Self::Invalid { key: cap(key), reason: cap(reason) },
             Self::Env { var, reason } => Self::Env { var: cap(var), reason: cap(reason) },
             Self::Several(errors) => Self::Several(errors.into_iter().map(Self::bounded).collect()),
+            Self::TooLarge { origin, bytes, limit } => Self::TooLarge { origin: cap(origin), bytes, limit },
+            Self::MissingDataKey { namespace, name, key } => {
+                Self::MissingDataKey { namespace: cap(namespace), name: cap(name), key: cap(key) }
+            }
             other => other,
         }
     }

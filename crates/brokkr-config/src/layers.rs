@@ -278,11 +278,7 @@ fn parse(layer: &LayerText) -> Result<Table> {
     layer.text.parse::<Table>().map_err(|source| {
         let at = source.span().map(|span| {
             // Spans are byte offsets; never slice inside a character, whatever the parser reports.
-            let mut end = span.start.min(layer.text.len());
-            while !layer.text.is_char_boundary(end) {
-                end -= 1;
-            }
-            let before = &layer.text[..end];
+            let before = &layer.text[..crate::text::floor_boundary(&layer.text, span.start)];
             let line = before.matches('\n').count() + 1;
             let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
             format!(" at line {line}, column {column}")
@@ -494,6 +490,10 @@ mod tests {
         assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
         assert!(err.to_string().contains(&format!("at most {MAX_DOCUMENT_BYTES} bytes")), "{err}");
         assert!(err.to_string().starts_with("ConfigMap a/b key broker.toml"), "{err}");
+        // The origin names the request's namespace, which a direct webhook client chooses.
+        let long_origin = "n".repeat(100_000);
+        let err = ConfigLayers::new().build(Some(&text(&long_origin, &zeros))).expect_err("too large");
+        assert!(err.to_string().len() < 1024, "{} bytes", err.to_string().len());
         let padded = format!("{}[log]\nlevel = \"debug\"", "# padding\n".repeat((MAX_DOCUMENT_BYTES - 100) / 10));
         assert!(ConfigLayers::new().build(Some(&text("cm", &padded))).is_ok(), "a document under the limit is read");
     }

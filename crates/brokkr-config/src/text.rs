@@ -8,8 +8,10 @@ pub const QUOTE_LIMIT: usize = 128;
 /// The most bytes of one error's text field (a reason, a parser message).
 pub const ERROR_LIMIT: usize = 512;
 
-/// The largest character boundary of `text` at or below `max`.
-fn floor_boundary(text: &str, max: usize) -> usize {
+/// The largest character boundary of `text` at or below `max` (`str::floor_char_boundary` needs Rust 1.91; the
+/// workspace supports 1.89).
+#[must_use]
+pub fn floor_boundary(text: &str, max: usize) -> usize {
     let mut end = max.min(text.len());
     while !text.is_char_boundary(end) {
         end -= 1;
