@@ -1,4 +1,5 @@
-//! The one place a reload is applied: builds, validates, diffs and swaps the configuration, then logs and counts.
+//! The one place a reload is applied: orders, builds, validates, diffs and swaps the configuration; what follows
+//! (metrics, Events, audit log) is [`ConfigActor::publish`]'s.
 
 use std::{
     sync::{
@@ -11,17 +12,18 @@ use std::{
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture, fut,
 };
-use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
+use brokkr_config::{AppSettings, ConfigLayers, ReloadOutcome, ReloadableConfig, Settings, SourceRef};
 use tracing::{debug, info, warn};
 
 use crate::{
+    announce::Announcements,
     document::build_candidate,
     events::{News, ReloadEvents},
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
     metrics::ReloadMetrics,
-    reload_log::{log_outcome, warn_restart_required, warn_shadowed},
-    resource_version,
+    reload_log::{AuditLog, TracingAudit, log_outcome, warn_restart_required, warn_shadowed},
     source::{ConfigMapSource, READ_TIMEOUT, ReadError, read_within},
+    version_order::VersionOrder,
 };
 
 /// How often an on-demand read is retried when a newer apply overtook it while it was in flight.
@@ -53,23 +55,21 @@ pub enum ReloadError {
 /// went back (an etcd restore) and the broker follows it with a WARN instead of ignoring every version from then on.
 ///
 /// Lifecycle: `started` publishes the start-up configuration's metrics, schedules the first resync
-/// (`config_reload.resync_interval`, rescheduled when it fires whatever its read's fate, and after every reload
+/// (the reload section's `resync_interval`, rescheduled when it fires whatever its read's fate, and after every reload
 /// that changes it) and a start-up grace timer after which the broker reports ready even if the API server never
 /// answered.
-pub struct ConfigActor {
-    config: ReloadableConfig,
-    layers: ConfigLayers,
+pub struct ConfigActor<S: AppSettings = Settings> {
+    config: ReloadableConfig<S>,
+    layers: ConfigLayers<S>,
     source: Arc<dyn ConfigMapSource>,
     metrics: ReloadMetrics,
     events: Option<Arc<dyn ReloadEvents>>,
+    audit: Arc<dyn AuditLog>,
     ready: Arc<AtomicBool>,
     startup_grace: Duration,
     resync: Option<SpawnHandle>,
-    applied_seq: u64,
-    newest_version: Option<String>,
-    announced_restart: Vec<&'static str>,
-    announced_shadowed: Vec<String>,
-    announced_rejection: Option<String>,
+    order: VersionOrder,
+    announced: Announcements,
 }
 
 /// Timer → itself: time for the periodic full re-read.
@@ -77,12 +77,12 @@ pub struct ConfigActor {
 #[rtype(result = "()")]
 struct ResyncDue;
 
-impl ConfigActor {
+impl<S: AppSettings> ConfigActor<S> {
     /// An actor that applies ConfigMap documents read from `source` on top of `layers` into `config`.
     #[must_use]
     pub fn new(
-        config: ReloadableConfig,
-        layers: ConfigLayers,
+        config: ReloadableConfig<S>,
+        layers: ConfigLayers<S>,
         source: Arc<dyn ConfigMapSource>,
         metrics: ReloadMetrics,
     ) -> Self {
@@ -92,14 +92,12 @@ impl ConfigActor {
             source,
             metrics,
             events: None,
+            audit: Arc::new(TracingAudit),
             ready: Arc::new(AtomicBool::new(false)),
             startup_grace: Duration::from_secs(10),
             resync: None,
-            applied_seq: 0,
-            newest_version: None,
-            announced_restart: Vec::new(),
-            announced_shadowed: Vec::new(),
-            announced_rejection: None,
+            order: VersionOrder::default(),
+            announced: Announcements::default(),
         }
     }
 
@@ -107,6 +105,13 @@ impl ConfigActor {
     #[must_use]
     pub fn events(mut self, events: Arc<dyn ReloadEvents>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Writes the audit records of reloads to `audit` instead of [`TracingAudit`].
+    #[must_use]
+    pub fn audit(mut self, audit: Arc<dyn AuditLog>) -> Self {
+        self.audit = audit;
         self
     }
 
@@ -128,38 +133,8 @@ impl ConfigActor {
         if let Some(handle) = self.resync.take() {
             ctx.cancel_future(handle);
         }
-        let every = self.config.current().settings.config_reload.resync_interval;
+        let every = self.config.current().settings.reload().resync_interval;
         self.resync = Some(ctx.notify_later(ResyncDue, every));
-    }
-
-    /// True when `state` is a version older than the newest one acted on (compared by resourceVersion).
-    fn is_older(&self, state: &ConfigMapState) -> bool {
-        let ConfigMapState::Present(version) = state else { return false };
-        let (Some(rv), Some(newest)) = (version.resource_version.as_deref(), self.newest_version.as_deref()) else {
-            return false;
-        };
-        resource_version::compare(rv, newest) == Some(std::cmp::Ordering::Less)
-    }
-
-    /// True when `state` can be ordered against the newest version acted on, so the sequence check is not needed.
-    fn is_orderable(&self, state: &ConfigMapState) -> bool {
-        let ConfigMapState::Present(version) = state else { return false };
-        match (version.resource_version.as_deref(), self.newest_version.as_deref()) {
-            (Some(rv), Some(newest)) => resource_version::compare(rv, newest).is_some(),
-            _ => false,
-        }
-    }
-
-    fn remember_version(&mut self, state: &ConfigMapState) {
-        let ConfigMapState::Present(version) = state else { return };
-        let Some(rv) = version.resource_version.as_deref() else { return };
-        let newer = match self.newest_version.as_deref() {
-            Some(newest) => resource_version::compare(rv, newest) != Some(std::cmp::Ordering::Less),
-            None => true,
-        };
-        if newer {
-            self.newest_version = Some(rv.to_owned());
-        }
     }
 
     /// Applies `state`. `consistent` marks a read with nothing applied while it was in flight: it is the API
@@ -173,54 +148,39 @@ impl ConfigActor {
         ctx: &mut Context<Self>,
     ) -> ReloadReport {
         self.ready.store(true, Ordering::Release);
-        if self.is_older(&state) {
+        if self.order.is_older(&state) {
+            let newest = self.order.newest();
             if !consistent {
-                let newest = self.newest_version.as_deref();
                 debug!(
                     trigger = trigger.as_str(),
                     newest, "dropping a ConfigMap version older than one already acted on"
                 );
                 return self.report_in_force(None);
             }
-            let newest = self.newest_version.as_deref();
             warn!(
                 trigger = trigger.as_str(),
                 newest, "the ConfigMap's resourceVersion went back (etcd restored?); following the API server"
             );
-            self.newest_version = None;
+            self.order.forget();
         }
-        self.remember_version(&state);
-        self.applied_seq += 1;
+        self.order.acted_on(&state);
         let running = self.config.current();
-        let (namespace, name) = (self.source.namespace(), running.settings.config_reload.configmap.clone());
+        let (namespace, name) = (self.source.namespace(), running.settings.reload().configmap.clone());
         let ConfigMapState::Present(version) = state else {
-            // A re-created ConfigMap that repeats an old mistake is news again.
-            self.announced_rejection = None;
+            self.announced.forget_rejection();
             let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
             warn!(trigger = trigger.as_str(), "{message}");
-            let generation = running.generation;
-            return ReloadReport { outcome: "unchanged", changes: Vec::new(), generation, error: Some(message) };
+            return self.report_in_force(Some(message));
         };
         let candidate = build_candidate(&self.layers, &version, &namespace, &running.settings);
         let source = SourceRef { namespace, name, resource_version: version.resource_version };
         let outcome = self.config.reload(candidate, Some(source.clone()));
-        let now = self.config.current();
-        self.metrics.record_reload(outcome.label(), now.generation, &now.hash, outcome.restart_required().len());
-        let news = News { restart: self.restart_is_news(&outcome), rejection: self.rejection_is_news(&outcome) };
-        if let Some(events) = &self.events {
-            events.reloaded(&source, &outcome, news);
-        }
-        let rv = source.resource_version.as_deref().unwrap_or("");
-        log_outcome(&outcome, &now.hash, now.generation, rv, trigger, news.rejection);
-        if news.restart {
-            warn_restart_required(outcome.restart_required());
-        }
-        self.announce_shadowed();
-        let mut report =
-            ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation: now.generation, error: None };
+        self.publish(&outcome, &source, trigger);
+        let generation = self.config.current().generation;
+        let mut report = ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation, error: None };
         match outcome {
             ReloadOutcome::Applied { changes, .. } => {
-                if changes.iter().any(|c| c.key == "config_reload.resync_interval") {
+                if changes.iter().any(|c| c.key == format!("{}.resync_interval", S::RELOAD_SECTION)) {
                     self.schedule_resync(ctx);
                 }
                 report.changes = changes;
@@ -231,41 +191,25 @@ impl ConfigActor {
         report
     }
 
-    /// True when `outcome` changes the set of restart-only keys waiting for a restart to a non-empty one: only
-    /// then do the WARN line and the `RestartRequired` Event carry news. A rejected document changes nothing.
-    fn restart_is_news(&mut self, outcome: &ReloadOutcome) -> bool {
-        if matches!(outcome, ReloadOutcome::Rejected { .. }) {
-            return false;
+    /// Everything that follows an outcome: metrics, Events and audit records, the latter two only when news.
+    fn publish(&mut self, outcome: &ReloadOutcome, source: &SourceRef, trigger: Trigger) {
+        let now = self.config.current();
+        self.metrics.record_reload(outcome.label(), now.generation, &now.hash, outcome.restart_required().len());
+        let news = News {
+            restart: self.announced.restart_is_news(outcome),
+            rejection: self.announced.rejection_is_news(outcome),
+        };
+        if let Some(events) = &self.events {
+            events.reloaded(source, outcome, news);
         }
-        let pending: Vec<&'static str> = outcome.restart_required().iter().map(|c| c.key).collect();
-        let news = !pending.is_empty() && pending != self.announced_restart;
-        self.announced_restart = pending;
-        news
-    }
-
-    /// True for a rejection whose reason was not the last one announced; any accepted document resets it, so the
-    /// same mistake made again later is news again.
-    fn rejection_is_news(&mut self, outcome: &ReloadOutcome) -> bool {
-        match outcome {
-            ReloadOutcome::Rejected { reason } => {
-                let news = self.announced_rejection.as_deref() != Some(reason.as_str());
-                self.announced_rejection = Some(reason.clone());
-                news
-            }
-            _ => {
-                self.announced_rejection = None;
-                false
-            }
+        let rv = source.resource_version.as_deref().unwrap_or("");
+        log_outcome(self.audit.as_ref(), outcome, (&now.hash, now.generation, rv), trigger, news.rejection);
+        if news.restart {
+            warn_restart_required(self.audit.as_ref(), outcome.restart_required());
         }
-    }
-
-    fn announce_shadowed(&mut self) {
         let shadowed = self.config.last_reload().map(|l| l.shadowed_by_env).unwrap_or_default();
-        if shadowed != self.announced_shadowed {
-            if !shadowed.is_empty() {
-                warn_shadowed(&shadowed);
-            }
-            self.announced_shadowed = shadowed;
+        if let Some(keys) = self.announced.shadowed_is_news(shadowed) {
+            warn_shadowed(keys, S::ENV_PREFIX);
         }
     }
 
@@ -276,13 +220,13 @@ impl ConfigActor {
 
     /// Reads the ConfigMap and applies it, unless something was applied meanwhile: then reads again.
     fn read_then_apply(&mut self, attempt: u32) -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
-        let issued = self.applied_seq;
+        let issued = self.order.issue();
         let configmap = self.source.describe();
         let read = read_within(self.source.clone(), READ_TIMEOUT).into_actor(self);
         Box::pin(read.then(move |read, act, ctx| -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
             match read {
                 Err(source) => Box::pin(fut::ready(Err(ReloadError::Read { configmap, source }))),
-                Ok(state) if act.applied_seq != issued && !act.is_orderable(&state) => {
+                Ok(state) if act.order.overtaken(issued) && !act.order.is_orderable(&state) => {
                     if attempt < ON_DEMAND_ATTEMPTS {
                         debug!(attempt, "an apply overtook the on-demand read; reading again");
                         return act.read_then_apply(attempt + 1);
@@ -291,7 +235,7 @@ impl ConfigActor {
                     Box::pin(fut::ready(Ok(act.report_in_force(Some(error.into())))))
                 }
                 Ok(state) => {
-                    let consistent = act.applied_seq == issued;
+                    let consistent = !act.order.overtaken(issued);
                     Box::pin(fut::ready(Ok(act.apply(state, Trigger::OnDemand, consistent, ctx))))
                 }
             }
@@ -299,13 +243,13 @@ impl ConfigActor {
     }
 }
 
-impl Actor for ConfigActor {
+impl<S: AppSettings> Actor for ConfigActor<S> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
         let now = self.config.current();
         // The version start-up read is the newest acted on so far.
-        self.newest_version = now.source.as_ref().and_then(|s| s.resource_version.clone());
+        self.order = VersionOrder::starting_at(now.source.as_ref().and_then(|s| s.resource_version.clone()));
         self.metrics.set_in_force(now.generation, &now.hash);
         self.schedule_resync(ctx);
         ctx.run_later(self.startup_grace, |act, _| {
@@ -316,7 +260,7 @@ impl Actor for ConfigActor {
     }
 }
 
-impl Handler<Reload> for ConfigActor {
+impl<S: AppSettings> Handler<Reload> for ConfigActor<S> {
     type Result = ();
 
     fn handle(&mut self, msg: Reload, ctx: &mut Self::Context) {
@@ -324,7 +268,7 @@ impl Handler<Reload> for ConfigActor {
     }
 }
 
-impl Handler<ReloadNow> for ConfigActor {
+impl<S: AppSettings> Handler<ReloadNow> for ConfigActor<S> {
     type Result = ResponseActFuture<Self, Result<ReloadReport, ReloadError>>;
 
     fn handle(&mut self, _: ReloadNow, _: &mut Self::Context) -> Self::Result {
@@ -333,21 +277,21 @@ impl Handler<ReloadNow> for ConfigActor {
     }
 }
 
-impl Handler<ResyncDue> for ConfigActor {
+impl<S: AppSettings> Handler<ResyncDue> for ConfigActor<S> {
     type Result = ();
 
     fn handle(&mut self, _: ResyncDue, ctx: &mut Self::Context) {
         // Rescheduled now, whatever happens to this read: a read that never answers must not end the resync.
         self.resync = None;
         self.schedule_resync(ctx);
-        let issued = self.applied_seq;
+        let issued = self.order.issue();
         let read =
             read_within(self.source.clone(), READ_TIMEOUT).into_actor(self).map(move |read, act, ctx| match read {
-                Ok(state) if act.applied_seq != issued && !act.is_orderable(&state) => {
+                Ok(state) if act.order.overtaken(issued) && !act.order.is_orderable(&state) => {
                     debug!("an apply overtook the resync read; dropping its result");
                 }
                 Ok(state) => {
-                    let consistent = act.applied_seq == issued;
+                    let consistent = !act.order.overtaken(issued);
                     act.apply(state, Trigger::Resync, consistent, ctx);
                 }
                 Err(error) => {

@@ -1,7 +1,7 @@
 //! Coalesces bursts of ConfigMap changes into one reload: a trailing quiet window, bounded by a max wait.
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, Recipient, SpawnHandle};
-use brokkr_config::ReloadableConfig;
+use brokkr_config::{AppSettings, ReloadableConfig, Settings};
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -20,8 +20,8 @@ use crate::{
 ///
 /// Lifecycle: no work in `started`; timers are `FlushDue` messages to itself, tagged with the window they
 /// belong to so that a timer of a flushed window is ignored.
-pub struct DebounceActor {
-    config: ReloadableConfig,
+pub struct DebounceActor<S = Settings> {
+    config: ReloadableConfig<S>,
     forward: Recipient<Reload>,
     metrics: ReloadMetrics,
     pending: Option<ConfigMapState>,
@@ -39,10 +39,10 @@ struct FlushDue {
     reason: &'static str,
 }
 
-impl DebounceActor {
+impl<S: AppSettings> DebounceActor<S> {
     /// Debounces towards `forward`, with windows read from `config`.
     #[must_use]
-    pub fn new(config: ReloadableConfig, forward: Recipient<Reload>, metrics: ReloadMetrics) -> Self {
+    pub fn new(config: ReloadableConfig<S>, forward: Recipient<Reload>, metrics: ReloadMetrics) -> Self {
         Self { config, forward, metrics, pending: None, window: 0, opened_at: None, quiet_timer: None, max_timer: None }
     }
 
@@ -59,11 +59,11 @@ impl DebounceActor {
     }
 }
 
-impl Actor for DebounceActor {
+impl<S: AppSettings> Actor for DebounceActor<S> {
     type Context = Context<Self>;
 }
 
-impl Handler<ConfigMapObserved> for DebounceActor {
+impl<S: AppSettings> Handler<ConfigMapObserved> for DebounceActor<S> {
     type Result = ();
 
     fn handle(&mut self, msg: ConfigMapObserved, ctx: &mut Self::Context) {
@@ -75,7 +75,7 @@ impl Handler<ConfigMapObserved> for DebounceActor {
             self.flush(ctx, "initial list");
             return;
         }
-        let timing = self.config.current().settings.config_reload.clone();
+        let timing = self.config.current().settings.reload().clone();
         let window = self.window;
         if self.opened_at.is_none() {
             self.opened_at = Some(Instant::now());
@@ -88,7 +88,7 @@ impl Handler<ConfigMapObserved> for DebounceActor {
     }
 }
 
-impl Handler<FlushDue> for DebounceActor {
+impl<S: AppSettings> Handler<FlushDue> for DebounceActor<S> {
     type Result = ();
 
     fn handle(&mut self, msg: FlushDue, ctx: &mut Self::Context) {

@@ -1,7 +1,7 @@
 //! The one build path of every ConfigMap document: a reload, the start-up read and an admission review all judge a
 //! document through [`build_candidate`], so they can never disagree.
 
-use brokkr_config::{Candidate, ConfigError, ConfigLayers, Settings, layers::LayerText};
+use brokkr_config::{AppSettings, Candidate, ConfigError, ConfigLayers, layers::LayerText};
 
 use crate::messages::ConfigMapVersion;
 
@@ -9,27 +9,29 @@ use crate::messages::ConfigMapVersion;
 ///
 /// `running` names the ConfigMap (namespace from `namespace`, name and data key from the settings in force). A
 /// document that sets `config_reload.namespace` to another namespace than `namespace` is rejected.
-pub fn build_candidate(
-    layers: &ConfigLayers,
+pub fn build_candidate<S: AppSettings>(
+    layers: &ConfigLayers<S>,
     version: &ConfigMapVersion,
     namespace: &str,
-    running: &Settings,
-) -> Result<Candidate, ConfigError> {
-    let (name, key) = (&running.config_reload.configmap, &running.config_reload.key);
+    running: &S,
+) -> Result<Candidate<S>, ConfigError> {
+    let (name, key) = (&running.reload().configmap, &running.reload().key);
     let built = match version.data.get(key) {
         Some(text) => {
             let origin = format!("ConfigMap {namespace}/{name} key {key}");
-            // The token in force may have come from an earlier ConfigMap: never let a setting or an error show it.
-            layers.build_with_secret(Some(&LayerText { origin, text: text.clone() }), running.admin.token.expose())
+            // A secret in force may have come from an earlier ConfigMap: never let a setting or an error show it.
+            layers.build_over(Some(&LayerText { origin, text: text.clone() }), Some(running))
         }
         None => Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() }),
     };
-    built.and_then(|candidate| match &candidate.settings.config_reload.namespace {
+    built.and_then(|candidate| match &candidate.settings.reload().namespace {
         Some(ns) if ns != namespace => Err(ConfigError::Invalid {
-            key: "config_reload.namespace".into(),
+            key: format!("{}.namespace", S::RELOAD_SECTION),
             reason: format!(
                 "locates the ConfigMap, so the ConfigMap cannot change it (it is read from {namespace:?}); set it with \
-                 --config or BROKKR__CONFIG_RELOAD__NAMESPACE"
+                 --config or {}{}__NAMESPACE",
+                S::ENV_PREFIX,
+                S::RELOAD_SECTION.to_ascii_uppercase()
             ),
         }),
         _ => Ok(candidate),

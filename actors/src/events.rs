@@ -46,10 +46,11 @@ pub struct KubeReloadEvents {
 }
 
 impl KubeReloadEvents {
-    /// A publisher reporting as controller `brokkr-broker`, instance `instance` (the pod name, if known).
+    /// A publisher reporting as `controller` (such as `brokkr-broker`), instance `instance` (the pod name, if
+    /// known).
     #[must_use]
-    pub fn new(client: Client, instance: Option<String>) -> Self {
-        Self { client, reporter: Reporter { controller: "brokkr-broker".into(), instance } }
+    pub fn new(client: Client, controller: &str, instance: Option<String>) -> Self {
+        Self { client, reporter: Reporter { controller: controller.to_owned(), instance } }
     }
 }
 

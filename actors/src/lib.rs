@@ -2,14 +2,18 @@
 //!
 //! One edit travels `WatcherActor` → [`ConfigMapObserved`] → `DebounceActor` → [`Reload`] → `ConfigActor`, which
 //! applies it through [`brokkr_config::ReloadableConfig`]. `WatcherSupervisor` restarts the watcher with backoff,
-//! and [`registration`] decides whether any of it runs.
+//! and [`registration`] decides whether any of it runs. Every actor is generic over the application's settings
+//! ([`brokkr_config::AppSettings`], the broker's [`brokkr_config::Settings`] by default), and [`Options`] holds the
+//! names it shows (metric prefix, Event reporter, audit log): `examples/embedded.rs` embeds it in another program.
 
+mod announce;
 pub mod config_actor;
 pub mod debounce;
 pub mod document;
 pub mod events;
 pub mod messages;
 pub mod metrics;
+pub mod options;
 pub mod registration;
 pub mod reload_log;
 pub mod resource_version;
@@ -17,6 +21,7 @@ pub mod source;
 pub mod startup;
 pub mod status;
 pub mod supervisor;
+mod version_order;
 pub mod watcher;
 
 pub use config_actor::ConfigActor;
@@ -25,6 +30,8 @@ pub use messages::{
     ConfigMapObserved, ConfigMapState, ConfigMapVersion, Reload, ReloadNow, ReloadReport, WatcherStatusChanged,
 };
 pub use metrics::ReloadMetrics;
+pub use options::Options;
+pub use reload_log::{AuditLog, AuditRecord, TracingAudit};
 pub use registration::{Environment, Plan, Subsystem, plan};
 pub use source::{ConfigMapSource, KubeConfigMapSource};
 pub use status::{WatcherState, WatcherStatus};

@@ -31,33 +31,41 @@ impl ReloadMetrics {
     /// Creates the metrics and registers them in `registry` under their `brokkr_config_*` names.
     #[must_use]
     pub fn register(registry: &mut Registry) -> Self {
+        Self::register_with_prefix(registry, "brokkr_config")
+    }
+
+    /// Creates the metrics and registers them in `registry` under `<prefix>_*` names (see
+    /// [`crate::Options::metric_prefix`]).
+    #[must_use]
+    pub fn register_with_prefix(registry: &mut Registry, prefix: &str) -> Self {
         let m = Self::default();
-        registry.register("brokkr_config_reloads", "Reloads by outcome", m.reloads.clone());
+        let registry = registry.sub_registry_with_prefix(prefix);
+        registry.register("reloads", "Reloads by outcome", m.reloads.clone());
         registry.register(
-            "brokkr_config_last_reload_successful",
+            "last_reload_successful",
             "1 if the last reload was not rejected",
             m.last_successful.clone(),
         );
         registry.register(
-            "brokkr_config_last_reload_success_timestamp_seconds",
+            "last_reload_success_timestamp_seconds",
             "Unix time of the last reload that was not rejected",
             m.last_success_timestamp.clone(),
         );
-        registry.register("brokkr_config_generation", "Generation of the configuration in force", m.generation.clone());
-        registry.register("brokkr_config_info", "Hash of the configuration in force", m.info.clone());
+        registry.register("generation", "Generation of the configuration in force", m.generation.clone());
+        registry.register("info", "Hash of the configuration in force", m.info.clone());
         registry.register(
-            "brokkr_config_restart_required",
+            "restart_required",
             "Number of restart-only settings whose new value waits for a restart",
             m.restart_required.clone(),
         );
-        registry.register("brokkr_config_watch_events", "ConfigMap changes seen by the watch", m.watch_events.clone());
+        registry.register("watch_events", "ConfigMap changes seen by the watch", m.watch_events.clone());
         registry.register(
-            "brokkr_config_debounce_coalesced",
+            "debounce_coalesced",
             "Changes coalesced into a pending reload",
             m.debounce_coalesced.clone(),
         );
         registry.register(
-            "brokkr_config_watcher_restarts",
+            "watcher_restarts",
             "Watcher restarts after API errors",
             m.watcher_restarts.clone(),
         );

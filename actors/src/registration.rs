@@ -10,7 +10,7 @@ use std::{
 };
 
 use actix::{Actor, Addr};
-use brokkr_config::{ConfigLayers, ReloadableConfig, Settings};
+use brokkr_config::{AppSettings, ConfigLayers, ReloadableConfig, Settings};
 use kube::{
     Client,
     config::{KubeConfigOptions, Kubeconfig},
@@ -21,6 +21,7 @@ use crate::{
     debounce::DebounceActor,
     events::KubeReloadEvents,
     metrics::ReloadMetrics,
+    options::Options,
     source::{ConfigMapSource, KubeConfigMapSource},
     status::{WatcherState, WatcherStatus},
     supervisor::WatcherSupervisor,
@@ -112,8 +113,8 @@ pub enum Plan {
 
 /// Decides from settings and environment alone; makes no request.
 #[must_use]
-pub fn plan(settings: &Settings, env: &Environment) -> Plan {
-    if !settings.config_reload.enabled {
+pub fn plan<S: AppSettings>(settings: &S, env: &Environment) -> Plan {
+    if !settings.reload().enabled {
         return Plan::Disabled { reason: "config_reload.enabled is false" };
     }
     let connection = match (&env.kubeconfig_flag, &env.kubeconfig_env, &env.kubernetes_service_host) {
@@ -127,7 +128,7 @@ pub fn plan(settings: &Settings, env: &Environment) -> Plan {
         }
     };
     let namespace = settings
-        .config_reload
+        .reload()
         .namespace
         .clone()
         .or_else(|| env.pod_namespace.clone())
@@ -158,11 +159,13 @@ impl std::fmt::Debug for ApiAccess {
 }
 
 /// Follows `plan`: `None` when it is disabled (nothing is read, not even a kubeconfig), else a client for the
-/// ConfigMap that `settings` name. Logs nothing: the broker logs once logging is set up.
-pub async fn connect(
+/// ConfigMap that `settings` name, whose Events report as `options.event_controller`. Logs nothing: the broker
+/// logs once logging is set up.
+pub async fn connect<S: AppSettings>(
     plan: &Plan,
     env: &Environment,
-    settings: &Settings,
+    settings: &S,
+    options: &Options,
 ) -> Result<Option<ApiAccess>, RegistrationError> {
     let Plan::Enabled { namespace, connection } = plan else {
         return Ok(None);
@@ -180,24 +183,29 @@ pub async fn connect(
     kube_config.reset_reader_on_write = true;
     let namespace = namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
     let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
-    let name = &settings.config_reload.configmap;
+    let name = &settings.reload().configmap;
     let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, name));
-    let events = Arc::new(KubeReloadEvents::new(client, env.pod_name.clone()));
+    let events = Arc::new(KubeReloadEvents::new(client, &options.event_controller, env.pod_name.clone()));
     Ok(Some(ApiAccess { source, events, connection: connection.clone() }))
 }
 
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
-#[derive(Clone)]
-pub struct Subsystem {
+pub struct Subsystem<S: AppSettings = Settings> {
     /// Where to send [`crate::ReloadNow`]; `None` when disabled.
-    pub config_actor: Option<Addr<ConfigActor>>,
+    pub config_actor: Option<Addr<ConfigActor<S>>>,
     /// The watcher's state and restarts.
     pub watcher: WatcherStatus,
     /// True once a configuration is in force.
     pub ready: Arc<AtomicBool>,
 }
 
-impl Subsystem {
+impl<S: AppSettings> Clone for Subsystem<S> {
+    fn clone(&self) -> Self {
+        Self { config_actor: self.config_actor.clone(), watcher: self.watcher.clone(), ready: self.ready.clone() }
+    }
+}
+
+impl<S: AppSettings> Subsystem<S> {
     /// No actors; ready at once.
     #[must_use]
     pub fn disabled() -> Self {
@@ -213,12 +221,13 @@ impl Subsystem {
     #[must_use]
     pub fn start(
         access: Option<ApiAccess>,
-        config: ReloadableConfig,
-        layers: ConfigLayers,
+        config: ReloadableConfig<S>,
+        layers: ConfigLayers<S>,
         metrics: ReloadMetrics,
+        options: &Options,
     ) -> Self {
         match access {
-            Some(access) => Self::register(access.source, config, layers, metrics, Some(access.events)),
+            Some(access) => Self::register(access.source, config, layers, metrics, Some(access.events), options),
             None => Self::disabled(),
         }
     }
@@ -227,14 +236,16 @@ impl Subsystem {
     #[must_use]
     pub fn register(
         source: Arc<dyn ConfigMapSource>,
-        config: ReloadableConfig,
-        layers: ConfigLayers,
+        config: ReloadableConfig<S>,
+        layers: ConfigLayers<S>,
         metrics: ReloadMetrics,
         events: Option<Arc<dyn crate::events::ReloadEvents>>,
+        options: &Options,
     ) -> Self {
         let ready = Arc::new(AtomicBool::new(false));
-        let mut actor =
-            ConfigActor::new(config.clone(), layers, source.clone(), metrics.clone()).ready_flag(ready.clone());
+        let mut actor = ConfigActor::new(config.clone(), layers, source.clone(), metrics.clone())
+            .ready_flag(ready.clone())
+            .audit(options.audit.clone());
         if let Some(events) = events {
             actor = actor.events(events);
         }

@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use brokkr_config::{Candidate, ConfigError, ConfigLayers, Settings, SourceRef};
+use brokkr_config::{AppSettings, Candidate, ConfigError, ConfigLayers, Settings, SourceRef};
 
 use crate::{
     document::build_candidate,
@@ -16,11 +16,11 @@ pub const STARTUP_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What start-up found.
 #[derive(Debug)]
-pub enum Startup {
+pub enum Startup<S = Settings> {
     /// The ConfigMap was read and is valid: start on all four layers.
     FromConfigMap {
         /// Settings from defaults, file, ConfigMap and environment.
-        candidate: Box<Candidate>,
+        candidate: Box<Candidate<S>>,
         /// The version read.
         source: SourceRef,
     },
@@ -33,12 +33,12 @@ pub enum Startup {
 }
 
 /// Reads the ConfigMap once (at most `timeout`) and builds the start-up settings over `boot` (file + env).
-pub async fn read_startup(
+pub async fn read_startup<S: AppSettings>(
     source: Arc<dyn ConfigMapSource>,
-    layers: &ConfigLayers,
-    boot: &Settings,
+    layers: &ConfigLayers<S>,
+    boot: &S,
     timeout: Duration,
-) -> Startup {
+) -> Startup<S> {
     let namespace = source.namespace();
     match read_within(source, timeout).await {
         Err(error) => Startup::Unreadable(error),
@@ -47,7 +47,7 @@ pub async fn read_startup(
             Ok(candidate) => {
                 let source = SourceRef {
                     namespace,
-                    name: boot.config_reload.configmap.clone(),
+                    name: boot.reload().configmap.clone(),
                     resource_version: version.resource_version,
                 };
                 Startup::FromConfigMap { candidate: Box::new(candidate), source }

@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 
 use brokkr_config::{ConfigLayers, ReloadableConfig, Settings};
-use brokkr_reload::{Environment, Plan, ReloadMetrics, Subsystem, WatcherState, plan, registration::connect};
+use brokkr_reload::{Environment, Options, Plan, ReloadMetrics, Subsystem, WatcherState, plan, registration::connect};
 
 fn start(settings: Settings, env: &Environment) -> Subsystem {
     let config = ReloadableConfig::new(settings.clone());
     let plan = plan(&settings, env);
     assert!(matches!(plan, Plan::Disabled { .. }), "{plan:?}");
     let system = actix_rt::System::new();
-    let access = system.block_on(connect(&plan, env, &settings)).expect("a disabled plan never fails to connect");
+    let access = system.block_on(connect(&plan, env, &settings, &Options::default())).expect("a disabled plan never fails to connect");
     assert!(access.is_none(), "no client is built");
-    system.block_on(async { Subsystem::start(access, config, ConfigLayers::new(), ReloadMetrics::default()) })
+    system.block_on(async { Subsystem::start(access, config, ConfigLayers::new(), ReloadMetrics::default(), &Options::default()) })
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use brokkr_config::Settings;
+use brokkr_config::{AppSettings, Settings};
 use brokkr_e2e::chart::{chart_dir, documents_of_kind, helm, promtool};
 
 const RELEASE: &str = "brokkr-broker";

@@ -2,7 +2,7 @@
 
 use std::{path::Path, process::ExitCode};
 
-use brokkr_config::ConfigLayers;
+use brokkr_config::{AppSettings, ConfigLayers};
 
 /// Prints `FILE: OK` and the settings it yields, or the error naming the key; exit 1 on error.
 #[must_use]

@@ -3,7 +3,7 @@
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use brokkr_config::{ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef, layers::ENV_PREFIX};
 use brokkr_reload::{
-    ConfigMapSource, Environment, Plan, ReloadMetrics, Subsystem, plan,
+    ConfigMapSource, Environment, Options, Plan, ReloadMetrics, Subsystem, plan,
     registration::{ApiAccess, connect},
     reload_log::AUDIT_TARGET,
     startup::{STARTUP_READ_TIMEOUT, Startup, read_startup},
@@ -38,7 +38,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let boot = layers.build(None)?.settings;
     let env = Environment::from_process(args.kubeconfig.clone());
     let plan = plan(&boot, &env);
-    let access = connect(&plan, &env, &boot).await?;
+    let options = Options::default();
+    let access = connect(&plan, &env, &boot, &options).await?;
     // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound.
     let startup = match &access {
         Some(access) => Some(read_startup(access.source.clone(), &layers, &boot, STARTUP_READ_TIMEOUT).await),
@@ -59,7 +60,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     actix::spawn(logging::follow(&config, filter));
 
     let mut registry = Registry::default();
-    let metrics = ReloadMetrics::register(&mut registry);
+    let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
     let webhook = match listeners.webhook {
         Some(listener) => {
@@ -80,7 +81,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         None => None,
     };
     let access = access.filter(|_| settings.config_reload.enabled);
-    let subsystem = Subsystem::start(access, config.clone(), layers, metrics);
+    let subsystem = Subsystem::start(access, config.clone(), layers, metrics, &options);
     shutdown::reload_on_sighup(hangups, subsystem.clone());
 
     let listen = settings.server.listen;

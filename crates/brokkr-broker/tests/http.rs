@@ -10,7 +10,7 @@ use actix_web::{
     web,
 };
 use brokkr_broker::{cors, http};
-use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
+use brokkr_config::{ConfigLayers, ReloadableConfig, Settings, layers::LayerText};
 use brokkr_reload::{ReloadMetrics, Subsystem};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -35,7 +35,7 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .app_data(web::Data::new($config.clone()))
-                .app_data(web::Data::new(Subsystem::disabled()))
+                .app_data(web::Data::new(Subsystem::<Settings>::disabled()))
                 .app_data(web::Data::new(registry))
                 .wrap(from_fn(cors::middleware))
                 .configure(http::routes)

@@ -1,12 +1,12 @@
-//! Every setting declared once: its key, whether it applies live, whether it is a secret, and one line of help.
-//! `Settings::fields`, the restart-only split, the diff and every redaction are derived from [`DECLARATIONS`].
+//! Every setting declared once: its key, when it applies, whether it is a secret, an example and one line of help.
+//! [`crate::AppSettings`]'s fields, the restart-only split, the diff and every redaction are derived from a table of
+//! [`Declaration`]s; this module holds the broker's, [`DECLARATIONS`].
 //!
-//! Adding a setting: the field in its section struct with its default (settings.rs), one line here, and the code
-//! that reads it. The tests then name what else must agree: the TOML form (`fields_list_every_key_of_the_toml_form_once`),
-//! the README's settings table and `values.yaml`'s comments (`brokkr-config/tests/declarations.rs`). Still by hand:
-//! `values.schema.json`, for a setting the chart's `config` may set.
-
-use std::time::Duration;
+//! Adding a setting to the broker: the field in its section struct with its default (settings.rs), one line here,
+//! and the code that reads it; then `cargo run -p brokkr-broker -- settings-docs --write` regenerates the README's
+//! settings table, `values.yaml`'s comments and `values.schema.json`. The tests name whatever is still missing: the
+//! TOML form (`fields_list_every_key_of_the_toml_form_once`), an example that is not valid, or docs not regenerated
+//! (`brokkr-broker/tests/settings_docs.rs`).
 
 use crate::Settings;
 
@@ -17,11 +17,13 @@ pub enum Applies {
     Live,
     /// At the next start; a reload reports it as waiting for a restart.
     AtRestart,
+    /// At the next start, and the ConfigMap may repeat it but never change it, for the reason given (it locates the
+    /// ConfigMap, or must match the pod's ports or mounts): a value no pod could start with is refused at the edit.
+    Fixed(&'static str),
 }
 
-/// One setting.
-#[derive(Clone, Copy)]
-pub struct Declaration {
+/// One setting of an application's settings type `S`: build it with [`crate::declare!`].
+pub struct Declaration<S> {
     /// Dotted key, such as `cors.max_age`.
     pub key: &'static str,
     /// When a change takes effect.
@@ -33,40 +35,66 @@ pub struct Declaration {
     /// A valid value other than the default, as TOML (`"1m"`, `true`): for examples and for the tests that change
     /// every setting at once.
     pub example: &'static str,
-    show: fn(&Settings) -> String,
-    reveal: fn(&Settings) -> Option<String>,
-    same: fn(&Settings, &Settings) -> bool,
-    keep: fn(&mut Settings, &Settings),
+    show: fn(&S) -> String,
+    reveal: fn(&S) -> Option<String>,
+    same: fn(&S, &S) -> bool,
+    keep: fn(&mut S, &S),
 }
 
-impl std::fmt::Debug for Declaration {
+impl<S> Clone for Declaration<S> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<S> Copy for Declaration<S> {}
+
+impl<S> std::fmt::Debug for Declaration<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Declaration").field("key", &self.key).field("applies", &self.applies).finish_non_exhaustive()
     }
 }
 
-impl Declaration {
+impl<S> Declaration<S> {
+    /// Used by [`crate::declare!`]; write declarations with the macro, which derives the functions from the field.
+    #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
+    #[must_use]
+    pub const fn from_parts(
+        key: &'static str,
+        applies: Applies,
+        secret: bool,
+        help: &'static str,
+        example: &'static str,
+        show: fn(&S) -> String,
+        reveal: fn(&S) -> Option<String>,
+        same: fn(&S, &S) -> bool,
+        keep: fn(&mut S, &S),
+    ) -> Self {
+        Self { key, applies, secret, help, example, show, reveal, same, keep }
+    }
+
     /// The value in `settings` as TOML would show it; [`crate::secret::REDACTED`] for a secret that is set.
     #[must_use]
-    pub fn shown(&self, settings: &Settings) -> String {
+    pub fn shown(&self, settings: &S) -> String {
         (self.show)(settings)
     }
 
     /// A secret's value in `settings`, for the checks that must find it (never to show it); `None` for a setting
     /// that is not a secret.
     #[must_use]
-    pub fn secret_value(&self, settings: &Settings) -> Option<String> {
+    pub fn secret_value(&self, settings: &S) -> Option<String> {
         (self.reveal)(settings)
     }
 
     /// Whether `a` and `b` hold the same value (a secret is compared, never shown).
     #[must_use]
-    pub fn same(&self, a: &Settings, b: &Settings) -> bool {
+    pub fn same(&self, a: &S, b: &S) -> bool {
         (self.same)(a, b)
     }
 
     /// Sets this setting in `next` to its value in `from`.
-    pub fn keep(&self, next: &mut Settings, from: &Settings) {
+    pub fn keep(&self, next: &mut S, from: &S) {
         (self.keep)(next, from);
     }
 
@@ -75,54 +103,100 @@ impl Declaration {
     pub fn is_live(&self) -> bool {
         self.applies == Applies::Live
     }
+
+    /// Why the ConfigMap may not change it, for a [`Applies::Fixed`] setting.
+    #[must_use]
+    pub fn fixed_because(&self) -> Option<&'static str> {
+        match self.applies {
+            Applies::Fixed(why) => Some(why),
+            _ => None,
+        }
+    }
 }
 
-/// A declaration for `section.field`, shown with `show` (a function of the field's type); `secret` fields are shown
-/// redacted and found through `reveal`.
+/// A [`Declaration`] of the field `section.field` of a settings type, which must be `Clone + PartialEq`:
+///
+/// ```text
+/// declare!(cors.max_age, Live, show::duration, r#""1m""#, "how long browsers may cache a preflight answer")
+/// declare!(server.listen, Fixed("must match the pod's ports"), show::display, r#""127.0.0.1:9090""#, "…")
+/// declare!(secret admin.token, AtRestart, r#""an-example-token""#, "bearer token of the admin API")
+/// ```
+///
+/// The third argument shows the field's value (see [`show`]); a `secret` field must be a
+/// [`crate::secret::Secret`] (anything else does not compile) and is always shown redacted.
+#[macro_export]
 macro_rules! declare {
-    ($section:ident . $field:ident, $applies:ident, $show:expr, $example:literal, $help:literal) => {
-        declare!(@ $section.$field, $applies, false, |s| ($show)(&s.$section.$field), |_| None, $example, $help)
+    ($section:ident . $field:ident, $applies:ident $(($why:literal))?, $show:expr, $example:literal, $help:literal) => {
+        $crate::declare!(@ $section.$field, $applies $(($why))?, false, |s| ($show)(&s.$section.$field), |_| None,
+            $example, $help)
     };
-    (secret $section:ident . $field:ident, $applies:ident, $example:literal, $help:literal) => {
+    (secret $section:ident . $field:ident, $applies:ident $(($why:literal))?, $example:literal, $help:literal) => {
         // Only a `Secret` has `shown` and `expose`: declaring a plain string as a secret does not compile.
-        declare!(@ $section.$field, $applies, true, |s| s.$section.$field.shown().to_owned(),
+        $crate::declare!(@ $section.$field, $applies $(($why))?, true, |s| s.$section.$field.shown().to_owned(),
             |s| Some(s.$section.$field.expose().to_owned()), $example, $help)
     };
-    (@ $section:ident . $field:ident, $applies:ident, $secret:expr, $show:expr, $reveal:expr, $example:literal,
-        $help:literal) => {
-        Declaration {
-            key: concat!(stringify!($section), ".", stringify!($field)),
-            applies: Applies::$applies,
-            secret: $secret,
-            help: $help,
-            example: $example,
-            show: $show,
-            reveal: $reveal,
-            same: |a, b| a.$section.$field == b.$section.$field,
-            keep: |next, from| next.$section.$field.clone_from(&from.$section.$field),
-        }
+    (@ $section:ident . $field:ident, $applies:ident $(($why:literal))?, $secret:expr, $show:expr, $reveal:expr,
+        $example:literal, $help:literal) => {
+        $crate::declaration::Declaration::from_parts(
+            concat!(stringify!($section), ".", stringify!($field)),
+            $crate::declaration::Applies::$applies $(($why))?,
+            $secret,
+            $help,
+            $example,
+            $show,
+            $reveal,
+            |a, b| a.$section.$field == b.$section.$field,
+            |next, from| next.$section.$field.clone_from(&from.$section.$field),
+        )
     };
 }
 
-fn text(value: &str) -> String {
-    value.to_owned()
+/// Ways to show a value, for the third argument of [`crate::declare!`].
+pub mod show {
+    use std::time::Duration;
+
+    /// A string as it is.
+    #[must_use]
+    pub fn text(value: &str) -> String {
+        value.to_owned()
+    }
+
+    /// Anything with `Display` (numbers, booleans, addresses).
+    #[must_use]
+    pub fn display<T: std::fmt::Display>(value: &T) -> String {
+        value.to_string()
+    }
+
+    /// A duration in humantime form (`1m 30s`).
+    #[must_use]
+    pub fn duration(value: &Duration) -> String {
+        humantime::format_duration(*value).to_string()
+    }
+
+    /// A list of strings, quoted.
+    #[must_use]
+    pub fn list(value: &[String]) -> String {
+        format!("{value:?}")
+    }
+
+    /// A path.
+    #[must_use]
+    pub fn path(value: &std::path::Path) -> String {
+        value.display().to_string()
+    }
+
+    /// An optional string, empty when unset.
+    #[must_use]
+    pub fn optional(value: &Option<String>) -> String {
+        value.clone().unwrap_or_default()
+    }
 }
 
-fn display<T: std::fmt::Display>(value: &T) -> String {
-    value.to_string()
-}
-
-fn duration(value: &Duration) -> String {
-    humantime::format_duration(*value).to_string()
-}
-
-fn list(value: &[String]) -> String {
-    format!("{value:?}")
-}
+use show::{display, duration, list, optional, path, text};
 
 /// Every setting, in the order `fields()`, the diff and `check-config` list them.
-pub const DECLARATIONS: &[Declaration] = &[
-    declare!(server.listen, AtRestart, display, r#""127.0.0.1:9090""#, "address of the HTTP server"),
+pub const DECLARATIONS: &[Declaration<Settings>] = &[
+    declare!(server.listen, Fixed("must match the pod's ports"), display, r#""127.0.0.1:9090""#, "address of the HTTP server"),
     declare!(secret admin.token, AtRestart, r#""an-example-token""#, "bearer token of the admin API; empty locks it"),
     declare!(log.level, Live, text, r#""info,brokkr_reload=debug""#, "tracing filter in EnvFilter syntax"),
     declare!(
@@ -143,13 +217,13 @@ pub const DECLARATIONS: &[Declaration] = &[
     declare!(config_reload.enabled, AtRestart, display, "false", "watch the ConfigMap at all"),
     declare!(
         config_reload.namespace,
-        AtRestart,
-        |n: &Option<String>| n.clone().unwrap_or_default(),
+        Fixed("locates the ConfigMap"),
+        optional,
         r#""brokkr""#,
         "namespace of the ConfigMap"
     ),
-    declare!(config_reload.configmap, AtRestart, text, r#""brokkr-config""#, "name of the ConfigMap"),
-    declare!(config_reload.key, AtRestart, text, r#""config.toml""#, "data key that holds the TOML"),
+    declare!(config_reload.configmap, Fixed("locates the ConfigMap"), text, r#""brokkr-config""#, "name of the ConfigMap"),
+    declare!(config_reload.key, Fixed("locates the ConfigMap"), text, r#""config.toml""#, "data key that holds the TOML"),
     declare!(config_reload.debounce, Live, duration, r#""1s""#, "quiet window after the last change before reloading"),
     declare!(config_reload.max_wait, Live, duration, r#""30s""#, "longest a change waits under constant churn"),
     declare!(
@@ -160,18 +234,18 @@ pub const DECLARATIONS: &[Declaration] = &[
         "period of the full re-read that catches a silent watch"
     ),
     declare!(webhook.enabled, AtRestart, display, "true", "serve the validating admission webhook"),
-    declare!(webhook.listen, AtRestart, display, r#""127.0.0.1:9443""#, "address of the webhook's HTTPS listener"),
+    declare!(webhook.listen, Fixed("must match the pod's ports"), display, r#""127.0.0.1:9443""#, "address of the webhook's HTTPS listener"),
     declare!(
         webhook.cert_file,
-        AtRestart,
-        |p: &std::path::PathBuf| p.display().to_string(),
+        Fixed("must match the pod's mounts"),
+        path,
         r#""/tls/tls.crt""#,
         "PEM certificate chain the webhook serves"
     ),
     declare!(
         webhook.key_file,
-        AtRestart,
-        |p: &std::path::PathBuf| p.display().to_string(),
+        Fixed("must match the pod's mounts"),
+        path,
         r#""/tls/tls.key""#,
         "PEM private key of that certificate"
     ),
@@ -179,6 +253,6 @@ pub const DECLARATIONS: &[Declaration] = &[
 
 /// The declaration of `key`.
 #[must_use]
-pub fn declaration(key: &str) -> Option<&'static Declaration> {
+pub fn declaration(key: &str) -> Option<&'static Declaration<Settings>> {
     DECLARATIONS.iter().find(|d| d.key == key)
 }

@@ -1,13 +1,13 @@
 //! Merges the configuration sources, lowest to highest: defaults < file < ConfigMap < environment.
 
-use std::{fmt, path::Path};
+use std::{fmt, marker::PhantomData, path::Path};
 
 use toml::{Table, Value};
 
-use crate::{ConfigError, Result, Settings, declaration::DECLARATIONS, validate::validate};
+use crate::{AppSettings, ConfigError, Result, Settings};
 
-/// Prefix of environment variables that set a key: `BROKKR__SECTION__KEY`.
-pub const ENV_PREFIX: &str = "BROKKR__";
+/// Prefix of the broker's environment variables that set a key: `BROKKR__SECTION__KEY`.
+pub const ENV_PREFIX: &str = <Settings as AppSettings>::ENV_PREFIX;
 
 /// The largest ConfigMap document parsed, in bytes. Measured: parsing 1 MiB of `a = [0,0,…]` peaked at 88 MiB, and
 /// a reload and an admission review may parse at once, against the chart's 128 MiB limit. A `broker.toml` with
@@ -16,9 +16,9 @@ pub const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
 
 /// Settings built from every layer, ready to be put in force.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Candidate {
+pub struct Candidate<S = Settings> {
     /// The merged, validated settings.
-    pub settings: Settings,
+    pub settings: S,
     /// Keys set in the ConfigMap that an environment variable overrides.
     pub shadowed_by_env: Vec<String>,
 }
@@ -58,14 +58,26 @@ impl fmt::Debug for EnvEntry {
 
 /// The layers that do not change while the broker runs (defaults, file, environment).
 /// [`ConfigLayers::build`] puts a ConfigMap document between the file and the environment.
-#[derive(Clone, Default)]
-pub struct ConfigLayers {
+pub struct ConfigLayers<S = Settings> {
     file: Table,
     env: Vec<EnvEntry>,
+    settings: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for ConfigLayers<S> {
+    fn clone(&self) -> Self {
+        Self { file: self.file.clone(), env: self.env.clone(), settings: PhantomData }
+    }
+}
+
+impl<S> Default for ConfigLayers<S> {
+    fn default() -> Self {
+        Self { file: Table::new(), env: Vec::new(), settings: PhantomData }
+    }
 }
 
 /// Shows which keys each layer sets, never their values.
-impl fmt::Debug for ConfigLayers {
+impl<S> fmt::Debug for ConfigLayers<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let file: Vec<String> = self
             .file
@@ -80,12 +92,14 @@ impl fmt::Debug for ConfigLayers {
 }
 
 impl ConfigLayers {
-    /// Only the built-in defaults.
+    /// Only the broker's built-in defaults; `ConfigLayers::<S>::default()` for another settings type.
     #[must_use]
     pub fn new() -> Self {
         Self::default()
     }
+}
 
+impl<S: AppSettings> ConfigLayers<S> {
     /// Adds the TOML file at `path` above the defaults.
     pub fn with_file(self, path: &Path) -> Result<Self> {
         let text =
@@ -101,25 +115,27 @@ impl ConfigLayers {
         Ok(self)
     }
 
-    /// Adds every `BROKKR__SECTION__KEY` variable among `vars` as the top layer.
+    /// Adds every `<ENV_PREFIX>SECTION__KEY` variable among `vars` (`BROKKR__SECTION__KEY` for the broker) as the
+    /// top layer.
     pub fn with_env(mut self, vars: impl IntoIterator<Item = (String, String)>) -> Result<Self> {
-        let defaults = defaults_table();
+        let defaults = defaults_table::<S>();
         for (var, raw) in vars {
-            let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            let Some(rest) = var.strip_prefix(S::ENV_PREFIX) else {
                 continue;
             };
             let env_err = |reason: String| ConfigError::Env { var: var.clone(), reason };
             let Some((section, key)) =
                 rest.to_ascii_lowercase().split_once("__").map(|(s, k)| (s.to_owned(), k.to_owned()))
             else {
-                return Err(env_err("expected BROKKR__SECTION__KEY".into()));
+                return Err(env_err(format!("expected {}SECTION__KEY", S::ENV_PREFIX)));
             };
             let default = match defaults.get(&section).and_then(Value::as_table) {
                 Some(table) => table.get(&key),
                 None => return Err(env_err(format!("there is no section [{section}]"))),
             };
-            let is_text =
-                matches!(default, Some(Value::String(_))) || (section == "config_reload" && key == "namespace");
+            // A declared setting without a default in the TOML form is optional text (`config_reload.namespace`).
+            let declared = S::DECLARATIONS.iter().any(|d| d.key.split_once('.') == Some((&section, &key)));
+            let is_text = matches!(default, Some(Value::String(_))) || (default.is_none() && declared);
             if default.is_none() && !is_text {
                 return Err(env_err(format!("there is no setting {section}.{key}")));
             }
@@ -133,20 +149,21 @@ impl ConfigLayers {
     /// Builds and validates settings with `configmap` (if any) between the file and the environment.
     ///
     /// An error never shows the value of `admin.token` from any layer, even one pasted into another key.
-    pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate> {
-        self.build_with_secret(configmap, "")
+    pub fn build(&self, configmap: Option<&LayerText>) -> Result<Candidate<S>> {
+        self.build_over(configmap, None)
     }
 
-    /// As [`ConfigLayers::build`], with `running_secret` (the admin token in force, which an earlier ConfigMap may
-    /// have set, and which a document may not repeat) treated as a secret too: refused in any setting that is shown,
-    /// and redacted from an error before the error is cut to its byte limit.
-    pub fn build_with_secret(&self, configmap: Option<&LayerText>, running_secret: &str) -> Result<Candidate> {
-        self.build_unredacted(configmap, running_secret).map_err(|error| {
+    /// As [`ConfigLayers::build`], with the secrets of `running` (the settings in force, whose secrets an earlier
+    /// ConfigMap may have set, and which a document may not repeat) treated as secrets too: refused in any setting
+    /// that is shown, and redacted from an error before the error is cut to its byte limit.
+    pub fn build_over(&self, configmap: Option<&LayerText>, running: Option<&S>) -> Result<Candidate<S>> {
+        let in_force = running.map(AppSettings::secret_values).unwrap_or_default();
+        self.build_unredacted(configmap, &in_force).map_err(|error| {
             let configmap = configmap
                 .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
                 .and_then(|layer| layer.text.parse::<Table>().ok());
             let tables = [Some(&self.file), configmap.as_ref()];
-            let secrets = secret_keys()
+            let secrets = secret_keys::<S>()
                 .flat_map(|(section, key)| {
                     let from_tables = tables
                         .iter()
@@ -159,12 +176,12 @@ impl ConfigLayers {
                         .filter_map(|e| e.value.as_str().map(str::to_owned));
                     from_tables.chain(from_env).collect::<Vec<_>>()
                 })
-                .chain(std::iter::once(running_secret.to_owned()));
+                .chain(in_force.iter().cloned());
             secrets.fold(error, |error, secret| error.redact(&secret)).bounded()
         })
     }
 
-    fn build_unredacted(&self, configmap: Option<&LayerText>, running_secret: &str) -> Result<Candidate> {
+    fn build_unredacted(&self, configmap: Option<&LayerText>, in_force: &[String]) -> Result<Candidate<S>> {
         if let Some(layer) = configmap.filter(|l| l.text.len() > MAX_DOCUMENT_BYTES) {
             return Err(ConfigError::TooLarge {
                 origin: layer.origin.clone(),
@@ -174,11 +191,11 @@ impl ConfigLayers {
         }
         let mut merged = self.file.clone();
         let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
-        let sets_fixed_keys = sets_fixed_keys(&configmap);
+        let sets_fixed_keys = sets_fixed_keys::<S>(&configmap);
         merge(&mut merged, &configmap);
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
         // defaults), and the environment's values could not be put into it.
-        let sections = defaults_table();
+        let sections = defaults_table::<S>();
         if let Some((key, _)) = merged.iter().find(|(key, value)| sections.contains_key(*key) && !value.is_table()) {
             return Err(ConfigError::Field { key: key.clone(), message: format!("must be a table, written [{key}]") });
         }
@@ -194,10 +211,10 @@ impl ConfigLayers {
                 shadowed_by_env.push(format!("{}.{}", entry.section, entry.key));
             }
         }
-        let settings: Settings = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
+        let settings: S = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
             let key = e.path().to_string();
             // Any error at or under a secret's section may quote it: `admin = "…"` is a type error on the section.
-            let in_secret_section = secret_keys()
+            let in_secret_section = secret_keys::<S>()
                 .any(|(section, _)| key == section || key.strip_prefix(section).is_some_and(|r| r.starts_with('.')));
             let message = if in_secret_section {
                 "invalid value (not shown: the key holds a secret)".to_owned()
@@ -209,7 +226,8 @@ impl ConfigLayers {
             };
             ConfigError::Field { key, message }
         })?;
-        validate(&settings, &[running_secret])?;
+        let in_force: Vec<&str> = in_force.iter().map(String::as_str).collect();
+        settings.validate(&in_force)?;
         if sets_fixed_keys {
             refuse_fixed_changes(&settings, &self.build(None)?.settings)?;
         }
@@ -217,51 +235,29 @@ impl ConfigLayers {
     }
 }
 
-/// Keys the ConfigMap may repeat but not change, each with why. The keys under `[config_reload]` locate the
-/// ConfigMap: it is found through them before it is read, so a different value could never take effect. The
-/// listener addresses and certificate paths are part of the pod (its ports, its mounts): a value that does not
-/// match them would stop the next start, on every replica at once.
-const FIXED_KEYS: [(&str, &str); 7] = [
-    ("config_reload.namespace", "locates the ConfigMap"),
-    ("config_reload.configmap", "locates the ConfigMap"),
-    ("config_reload.key", "locates the ConfigMap"),
-    ("server.listen", "must match the pod's ports"),
-    ("webhook.listen", "must match the pod's ports"),
-    ("webhook.cert_file", "must match the pod's mounts"),
-    ("webhook.key_file", "must match the pod's mounts"),
-];
-
-/// Whether `configmap` sets any of [`FIXED_KEYS`].
-fn sets_fixed_keys(configmap: &Table) -> bool {
-    FIXED_KEYS.iter().any(|(dotted, _)| {
-        let (section, key) = dotted.split_once('.').unwrap_or_default();
+/// Whether `configmap` sets a setting declared [`crate::declaration::Applies::Fixed`].
+fn sets_fixed_keys<S: AppSettings>(configmap: &Table) -> bool {
+    S::DECLARATIONS.iter().filter(|d| d.fixed_because().is_some()).any(|d| {
+        let (section, key) = d.key.split_once('.').unwrap_or_default();
         configmap.get(section).and_then(Value::as_table).is_some_and(|t| t.contains_key(key))
     })
 }
 
-/// The ConfigMap cannot change a key of [`FIXED_KEYS`]; repeating the value in force is fine, as a ConfigMap that
-/// holds a full copy of `broker.toml` does.
-fn refuse_fixed_changes(settings: &Settings, without_configmap: &Settings) -> Result<()> {
-    let (now, base) = (&settings.config_reload, &without_configmap.config_reload);
-    // Without a namespace from the file or the environment, the one in force is resolved later (POD_NAMESPACE, the
-    // service account): whoever resolves it checks the ConfigMap against it.
-    let namespace_moved = base.namespace.is_some() && now.namespace != base.namespace;
-    let (web, web_base) = (&settings.webhook, &without_configmap.webhook);
-    let moved = [
-        namespace_moved,
-        now.configmap != base.configmap,
-        now.key != base.key,
-        settings.server.listen != without_configmap.server.listen,
-        web.listen != web_base.listen,
-        web.cert_file != web_base.cert_file,
-        web.key_file != web_base.key_file,
-    ];
-    match FIXED_KEYS.iter().zip(moved).find(|(_, moved)| *moved) {
-        Some(((key, why), _)) => Err(ConfigError::Invalid {
-            key: (*key).to_owned(),
+/// The ConfigMap cannot change a [`crate::declaration::Applies::Fixed`] setting; repeating the value in force is
+/// fine, as a ConfigMap that holds a full copy of `broker.toml` does.
+fn refuse_fixed_changes<S: AppSettings>(settings: &S, without_configmap: &S) -> Result<()> {
+    let moved = S::DECLARATIONS.iter().filter_map(|d| Some((d, d.fixed_because()?))).find(|(d, _)| {
+        // Unset below the ConfigMap (shown empty, as a namespace without one from the file or the environment) is
+        // resolved later, from the pod: whoever resolves it checks the ConfigMap against it.
+        !d.shown(without_configmap).is_empty() && !d.same(settings, without_configmap)
+    });
+    match moved {
+        Some((d, why)) => Err(ConfigError::Invalid {
+            key: d.key.to_owned(),
             reason: format!(
-                "{why}, so the ConfigMap cannot change it; set it with --config or BROKKR__{}",
-                key.replace('.', "__").to_ascii_uppercase()
+                "{why}, so the ConfigMap cannot change it; set it with --config or {}{}",
+                S::ENV_PREFIX,
+                d.key.replace('.', "__").to_ascii_uppercase()
             ),
         }),
         None => Ok(()),
@@ -269,8 +265,8 @@ fn refuse_fixed_changes(settings: &Settings, without_configmap: &Settings) -> Re
 }
 
 /// `(section, key)` of every secret setting.
-fn secret_keys() -> impl Iterator<Item = (&'static str, &'static str)> {
-    DECLARATIONS.iter().filter(|d| d.secret).filter_map(|d| d.key.split_once('.'))
+fn secret_keys<S: AppSettings>() -> impl Iterator<Item = (&'static str, &'static str)> {
+    S::DECLARATIONS.iter().filter(|d| d.secret).filter_map(|d| d.key.split_once('.'))
 }
 
 /// Parses a document; the error gives line and column but never quotes the text, which may hold a secret.
@@ -296,8 +292,8 @@ fn parse_env_value(raw: &str) -> std::result::Result<Value, String> {
     Ok(parsed.unwrap_or_else(|| Value::String(raw.to_owned())))
 }
 
-fn defaults_table() -> Table {
-    match Value::try_from(Settings::default()) {
+fn defaults_table<S: AppSettings>() -> Table {
+    match Value::try_from(S::default()) {
         Ok(Value::Table(t)) => t,
         _ => Table::new(),
     }
@@ -555,12 +551,13 @@ mod tests {
         // into log.level, which is live and shown: refused, and never quoted in part.
         let layers =
             ConfigLayers::new().with_file_text(&text("file", "[admin]\ntoken = \"old-t0ken-1234\"")).expect("valid");
+        let running = layers.build(None).expect("valid").settings;
         let doc = "[admin]\ntoken = \"new-t0ken-5678\"\n[log]\nlevel = \"info,old-t0ken-1234=debug\"";
-        let err = layers.build_with_secret(Some(&text("cm", doc)), "old-t0ken-1234").expect_err("refused");
+        let err = layers.build_over(Some(&text("cm", doc)), Some(&running)).expect_err("refused");
         assert_eq!(err.key(), Some("log.level"), "{err}");
         assert!(!err.to_string().contains("old-t0ken"), "{err}");
         let straddling = format!("[cors]\nallowed_origins = [\"https://{}old-t0ken-1234.example\"]", "a".repeat(500));
-        let err = layers.build_with_secret(Some(&text("cm", &straddling)), "old-t0ken-1234").expect_err("refused");
+        let err = layers.build_over(Some(&text("cm", &straddling)), Some(&running)).expect_err("refused");
         assert!(!err.to_string().contains("old-t0"), "{err}");
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Sources, lowest to highest: built-in defaults < `--config FILE` < the ConfigMap's data key < environment
 //! `BROKKR__SECTION__KEY`. [`ConfigLayers`] merges them into [`Settings`], [`diff`] compares two snapshots with
-//! secrets redacted, and [`ReloadableConfig`] serves the snapshot in force to readers without locks.
+//! secrets redacted, and [`ReloadableConfig`] serves the snapshot in force to readers without locks. All of it is
+//! generic over [`AppSettings`], so another application's settings type can use the same machinery.
 
+mod app;
 pub mod declaration;
 mod duration;
 pub mod error;
@@ -15,9 +17,10 @@ pub mod settings;
 pub mod text;
 mod validate;
 
+pub use app::{AppSettings, diff};
 pub use error::{ConfigError, Result};
 pub use layers::{Candidate, ConfigLayers};
 pub use log_filter::parse_log_filter;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
 pub use secret::Secret;
-pub use settings::{Change, FieldInfo, LogFormat, Settings, diff};
+pub use settings::{Change, FieldInfo, LogFormat, ReloadSettings, Settings};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::{Candidate, Change, ConfigError, Settings, diff};
+use crate::{AppSettings, Candidate, Change, ConfigError, Settings, diff};
 
 /// Which ConfigMap version a snapshot came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -25,9 +25,9 @@ pub struct SourceRef {
 
 /// An immutable configuration that was put in force.
 #[derive(Debug, Clone)]
-pub struct ConfigSnapshot {
+pub struct ConfigSnapshot<S = Settings> {
     /// The settings in force.
-    pub settings: Settings,
+    pub settings: S,
     /// Counts applied reloads; 0 is the start-up configuration.
     pub generation: u64,
     /// Short SHA-256 of the live settings: equal on every broker that follows the same ConfigMap, whatever
@@ -39,14 +39,14 @@ pub struct ConfigSnapshot {
     pub applied_at: SystemTime,
 }
 
-impl ConfigSnapshot {
-    fn new(settings: Settings, generation: u64, source: Option<SourceRef>) -> Self {
+impl<S: AppSettings> ConfigSnapshot<S> {
+    fn new(settings: S, generation: u64, source: Option<SourceRef>) -> Self {
         let hash = hash_of(&settings);
         Self { settings, generation, hash, source, applied_at: SystemTime::now() }
     }
 }
 
-fn hash_of(settings: &Settings) -> String {
+fn hash_of<S: AppSettings>(settings: &S) -> String {
     let mut hasher = Sha256::new();
     for field in settings.fields().into_iter().filter(|f| f.live) {
         hasher.update(field.key.as_bytes());
@@ -118,29 +118,35 @@ pub struct LastReload {
 }
 
 /// Shared handle to the configuration in force. Cheap to clone; reads never block.
-#[derive(Debug, Clone)]
-pub struct ReloadableConfig {
-    inner: Arc<Inner>,
+#[derive(Debug)]
+pub struct ReloadableConfig<S = Settings> {
+    inner: Arc<Inner<S>>,
+}
+
+impl<S> Clone for ReloadableConfig<S> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
 }
 
 #[derive(Debug)]
-struct Inner {
-    current: ArcSwap<ConfigSnapshot>,
-    notify: watch::Sender<Arc<ConfigSnapshot>>,
+struct Inner<S> {
+    current: ArcSwap<ConfigSnapshot<S>>,
+    notify: watch::Sender<Arc<ConfigSnapshot<S>>>,
     last_reload: Mutex<Option<LastReload>>,
 }
 
-impl ReloadableConfig {
+impl<S: AppSettings> ReloadableConfig<S> {
     /// Puts the start-up settings in force as generation 0.
     #[must_use]
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: S) -> Self {
         Self::starting(settings, None)
     }
 
     /// Puts the start-up settings in force as generation 0, built with the ConfigMap version `source` when
     /// start-up read one (its restart-only keys are then in force, not waiting for a restart).
     #[must_use]
-    pub fn starting(settings: Settings, source: Option<SourceRef>) -> Self {
+    pub fn starting(settings: S, source: Option<SourceRef>) -> Self {
         let snapshot = Arc::new(ConfigSnapshot::new(settings, 0, source));
         let (notify, _) = watch::channel(snapshot.clone());
         Self { inner: Arc::new(Inner { current: ArcSwap::new(snapshot), notify, last_reload: Mutex::new(None) }) }
@@ -148,13 +154,13 @@ impl ReloadableConfig {
 
     /// The snapshot in force now.
     #[must_use]
-    pub fn current(&self) -> Arc<ConfigSnapshot> {
+    pub fn current(&self) -> Arc<ConfigSnapshot<S>> {
         self.inner.current.load_full()
     }
 
     /// A receiver that sees every snapshot put in force from now on.
     #[must_use]
-    pub fn subscribe(&self) -> watch::Receiver<Arc<ConfigSnapshot>> {
+    pub fn subscribe(&self) -> watch::Receiver<Arc<ConfigSnapshot<S>>> {
         self.inner.notify.subscribe()
     }
 
@@ -168,7 +174,7 @@ impl ReloadableConfig {
     /// reported and left for the next start, and a rejected candidate changes nothing.
     ///
     /// Reloads must come from one place (the `ConfigActor`); concurrent callers could interleave generations.
-    pub fn reload(&self, candidate: Result<Candidate, ConfigError>, source: Option<SourceRef>) -> ReloadOutcome {
+    pub fn reload(&self, candidate: Result<Candidate<S>, ConfigError>, source: Option<SourceRef>) -> ReloadOutcome {
         let current = self.current();
         let previous = self.last_reload();
         let previous_shadowed = previous.as_ref().map(|r| r.shadowed_by_env.clone()).unwrap_or_default();

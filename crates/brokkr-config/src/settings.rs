@@ -165,21 +165,16 @@ pub struct FieldInfo {
     pub value: String,
 }
 
-impl Settings {
-    /// Every setting with its printable value, secrets redacted, in the order of [`DECLARATIONS`].
-    #[must_use]
-    pub fn fields(&self) -> Vec<FieldInfo> {
-        DECLARATIONS.iter().map(|d| FieldInfo { key: d.key, live: d.is_live(), value: d.shown(self) }).collect()
+impl crate::AppSettings for Settings {
+    const DECLARATIONS: &'static [crate::declaration::Declaration<Self>] = DECLARATIONS;
+    const ENV_PREFIX: &'static str = "BROKKR__";
+
+    fn validate(&self, in_force: &[&str]) -> crate::Result<()> {
+        crate::validate::validate(self, in_force)
     }
 
-    /// These settings with every restart-only value taken from `running`: what a reload may put in force.
-    #[must_use]
-    pub fn with_restart_only_from(&self, running: &Settings) -> Settings {
-        let mut next = self.clone();
-        for declaration in DECLARATIONS.iter().filter(|d| !d.is_live()) {
-            declaration.keep(&mut next, running);
-        }
-        next
+    fn reload(&self) -> &ReloadSettings {
+        &self.config_reload
     }
 }
 
@@ -196,22 +191,10 @@ pub struct Change {
     pub live: bool,
 }
 
-/// The settings that differ between `old` and `new`, in the order of [`DECLARATIONS`].
-///
-/// A secret shows as `<redacted>` on both sides, so its change is visible but its value never is.
-#[must_use]
-pub fn diff(old: &Settings, new: &Settings) -> Vec<Change> {
-    DECLARATIONS
-        .iter()
-        .filter(|d| !d.same(old, new))
-        .map(|d| Change { key: d.key, old: d.shown(old), new: d.shown(new), live: d.is_live() })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::REDACTED;
+    use crate::{AppSettings, diff, secret::REDACTED};
 
     #[test]
     fn a_changed_secret_is_reported_without_its_value() {

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use brokkr_config::{
+    AppSettings,
     Settings,
     declaration::{DECLARATIONS, declaration},
 };
