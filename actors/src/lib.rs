@@ -31,8 +31,8 @@ pub use messages::{
 };
 pub use metrics::ReloadMetrics;
 pub use options::Options;
-pub use reload_log::{AuditLog, AuditRecord, TracingAudit};
 pub use registration::{Environment, Plan, Subsystem, plan};
+pub use reload_log::{AuditLog, AuditRecord, TracingAudit};
 pub use source::{ConfigMapSource, KubeConfigMapSource};
 pub use status::{WatcherState, WatcherStatus};
 pub use supervisor::WatcherSupervisor;

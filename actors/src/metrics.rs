@@ -41,11 +41,7 @@ impl ReloadMetrics {
         let m = Self::default();
         let registry = registry.sub_registry_with_prefix(prefix);
         registry.register("reloads", "Reloads by outcome", m.reloads.clone());
-        registry.register(
-            "last_reload_successful",
-            "1 if the last reload was not rejected",
-            m.last_successful.clone(),
-        );
+        registry.register("last_reload_successful", "1 if the last reload was not rejected", m.last_successful.clone());
         registry.register(
             "last_reload_success_timestamp_seconds",
             "Unix time of the last reload that was not rejected",
@@ -64,11 +60,7 @@ impl ReloadMetrics {
             "Changes coalesced into a pending reload",
             m.debounce_coalesced.clone(),
         );
-        registry.register(
-            "watcher_restarts",
-            "Watcher restarts after API errors",
-            m.watcher_restarts.clone(),
-        );
+        registry.register("watcher_restarts", "Watcher restarts after API errors", m.watcher_restarts.clone());
         m.last_successful.set(1);
         for outcome in ["applied", "unchanged", "rejected"] {
             drop(m.reloads.get_or_create(&vec![("outcome".into(), outcome.into())]));

@@ -108,8 +108,14 @@ async fn a_debounce_window_closing_after_an_on_demand_read_never_rolls_back() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let source = FakeSource::default();
-    let subsystem =
-        Subsystem::register(Arc::new(source.clone()), config.clone(), layers, ReloadMetrics::default(), None, &Default::default());
+    let subsystem = Subsystem::register(
+        Arc::new(source.clone()),
+        config.clone(),
+        layers,
+        ReloadMetrics::default(),
+        None,
+        &Default::default(),
+    );
     let actor = subsystem.config_actor.clone().expect("registered");
     settle().await;
     source.emit_list(Some(configmap("", "1")));

@@ -11,9 +11,13 @@ fn start(settings: Settings, env: &Environment) -> Subsystem {
     let plan = plan(&settings, env);
     assert!(matches!(plan, Plan::Disabled { .. }), "{plan:?}");
     let system = actix_rt::System::new();
-    let access = system.block_on(connect(&plan, env, &settings, &Options::default())).expect("a disabled plan never fails to connect");
+    let access = system
+        .block_on(connect(&plan, env, &settings, &Options::default()))
+        .expect("a disabled plan never fails to connect");
     assert!(access.is_none(), "no client is built");
-    system.block_on(async { Subsystem::start(access, config, ConfigLayers::new(), ReloadMetrics::default(), &Options::default()) })
+    system.block_on(async {
+        Subsystem::start(access, config, ConfigLayers::new(), ReloadMetrics::default(), &Options::default())
+    })
 }
 
 #[test]

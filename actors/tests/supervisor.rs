@@ -70,8 +70,14 @@ async fn a_relist_after_restart_with_the_same_configmap_is_unchanged() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let source = FakeSource::default();
-    let subsystem =
-        Subsystem::register(Arc::new(source.clone()), config.clone(), layers, ReloadMetrics::default(), None, &Default::default());
+    let subsystem = Subsystem::register(
+        Arc::new(source.clone()),
+        config.clone(),
+        layers,
+        ReloadMetrics::default(),
+        None,
+        &Default::default(),
+    );
     settle().await;
     let document = "[log]\nlevel = \"debug\"";
     source.emit_list(Some(configmap(document, "5")));

@@ -23,6 +23,16 @@ pub enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Regenerate the settings' documentation (README table, chart values and schema) from their declarations;
+    /// without `--write`, exit 1 when a file is out of date.
+    SettingsDocs {
+        /// Write the files instead of checking them.
+        #[arg(long)]
+        write: bool,
+        /// The repository's root.
+        #[arg(long, default_value = ".")]
+        root: PathBuf,
+    },
 }
 
 /// Options of `serve`.

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod report;
 pub mod review;
 pub mod serve;
+pub mod settings_docs;
 pub mod shutdown;
 pub mod tls;
 pub mod webhook;

@@ -1,4 +1,5 @@
-//! The `brokkr-broker` command: `serve` runs the broker, `check-config FILE` validates a file offline.
+//! The `brokkr-broker` command: `serve` runs the broker, `check-config FILE` validates a file offline,
+//! `settings-docs` regenerates the settings' documentation.
 
 use std::process::ExitCode;
 
@@ -16,5 +17,6 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig { file } => brokkr_broker::check::run(&file),
+        Command::SettingsDocs { write, root } => brokkr_broker::settings_docs::run(&root, write),
     }
 }

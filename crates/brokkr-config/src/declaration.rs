@@ -151,6 +151,39 @@ macro_rules! declare {
     };
 }
 
+/// A settings type's declaration table: its own [`crate::declare!`] lines, then the seven settings of its
+/// [`crate::ReloadSettings`] section `section` (where the ConfigMap is and how reloads are timed), declared once
+/// here for every application.
+///
+/// ```text
+/// const DECLARATIONS: &'static [Declaration<Self>] = declarations![config_reload;
+///     declare!(greeting.text, Live, show::text, r#""hej""#, "what the shop says"),
+/// ];
+/// ```
+#[macro_export]
+macro_rules! declarations {
+    ($section:ident; $($declaration:expr),* $(,)?) => {
+        &[
+            $($declaration,)*
+            $crate::declare!($section.enabled, AtRestart, $crate::declaration::show::display, "false",
+                "watch the ConfigMap at all"),
+            $crate::declare!($section.namespace, Fixed("locates the ConfigMap"), $crate::declaration::show::optional,
+                r#""brokkr""#, "namespace of the ConfigMap. If unset: `POD_NAMESPACE`, then the service account's \
+                namespace, then the kubeconfig context's namespace"),
+            $crate::declare!($section.configmap, Fixed("locates the ConfigMap"), $crate::declaration::show::text,
+                r#""brokkr-config""#, "name of the ConfigMap"),
+            $crate::declare!($section.key, Fixed("locates the ConfigMap"), $crate::declaration::show::text,
+                r#""config.toml""#, "data key that holds the TOML"),
+            $crate::declare!($section.debounce, Live, $crate::declaration::show::duration, r#""1s""#,
+                "quiet window after the last change before reloading (100 ms to 10 min)"),
+            $crate::declare!($section.max_wait, Live, $crate::declaration::show::duration, r#""30s""#,
+                "longest a change waits under constant churn (at least `debounce`, at most 1 h)"),
+            $crate::declare!($section.resync_interval, Live, $crate::declaration::show::duration, r#""10m""#,
+                "period of the full re-read that catches a silent watch (10 s to 24 h)"),
+        ]
+    };
+}
+
 /// Ways to show a value, for the third argument of [`crate::declare!`].
 pub mod show {
     use std::time::Duration;
@@ -192,55 +225,74 @@ pub mod show {
     }
 }
 
-use show::{display, duration, list, optional, path, text};
+use show::{display, duration, list, path, text};
 
 /// Every setting, in the order `fields()`, the diff and `check-config` list them.
-pub const DECLARATIONS: &[Declaration<Settings>] = &[
-    declare!(server.listen, Fixed("must match the pod's ports"), display, r#""127.0.0.1:9090""#, "address of the HTTP server"),
-    declare!(secret admin.token, AtRestart, r#""an-example-token""#, "bearer token of the admin API; empty locks it"),
-    declare!(log.level, Live, text, r#""info,brokkr_reload=debug""#, "tracing filter in EnvFilter syntax"),
+pub const DECLARATIONS: &[Declaration<Settings>] = declarations![config_reload;
+    declare!(
+        server.listen,
+        Fixed("must match the pod's ports"),
+        display,
+        r#""127.0.0.1:9090""#,
+        "address of the HTTP server"
+    ),
+    declare!(
+        secret admin.token,
+        AtRestart,
+        r#""an-example-token""#,
+        "bearer token of the admin API (a secret: never logged, shown as `<redacted>`); visible ASCII only, so it can \
+         be sent in a header; a document that puts its value into another setting is rejected; empty locks the admin \
+         API"
+    ),
+    declare!(
+        log.level,
+        Live,
+        text,
+        r#""info,brokkr_reload=debug""#,
+        "tracing filter in `EnvFilter` syntax (`info,brokkr_reload=debug`), at most 64 directives and 4096 bytes; \
+         field values match as plain text, never as regexes. No value, not even `off`, hides the reload's audit lines \
+         (target `brokkr_reload::audit`: each changed key, applied, rejected, restart required)"
+    ),
     declare!(
         log.format,
         AtRestart,
         |f: &crate::LogFormat| format!("{f:?}").to_lowercase(),
         r#""json""#,
-        "text or json"
+        "`text` or `json`"
     ),
     declare!(
         cors.allowed_origins,
         Live,
         list,
         r#"["https://app.example.com"]"#,
-        "origins browsers may call from, or \"*\""
+        "origins that browsers may call from, or `\"*\"`; empty turns CORS off. Each entry must be a serialized origin \
+         exactly as browsers send it (`https://app.example.com`, `http://localhost:8080`: lower-case host, punycode, \
+         no default port, no path or trailing `/`); anything else is rejected with a suggestion. At most 256 entries"
     ),
-    declare!(cors.max_age, Live, duration, r#""1m""#, "how long browsers may cache a preflight answer"),
-    declare!(config_reload.enabled, AtRestart, display, "false", "watch the ConfigMap at all"),
+    declare!(cors.max_age, Live, duration, r#""1m""#, "how long browsers may cache a preflight answer (0 to 24 h)"),
     declare!(
-        config_reload.namespace,
-        Fixed("locates the ConfigMap"),
-        optional,
-        r#""brokkr""#,
-        "namespace of the ConfigMap"
+        webhook.enabled,
+        AtRestart,
+        display,
+        "true",
+        "serve the validating admission webhook (see [Install on Kubernetes](#install-on-kubernetes))"
     ),
-    declare!(config_reload.configmap, Fixed("locates the ConfigMap"), text, r#""brokkr-config""#, "name of the ConfigMap"),
-    declare!(config_reload.key, Fixed("locates the ConfigMap"), text, r#""config.toml""#, "data key that holds the TOML"),
-    declare!(config_reload.debounce, Live, duration, r#""1s""#, "quiet window after the last change before reloading"),
-    declare!(config_reload.max_wait, Live, duration, r#""30s""#, "longest a change waits under constant churn"),
     declare!(
-        config_reload.resync_interval,
-        Live,
-        duration,
-        r#""10m""#,
-        "period of the full re-read that catches a silent watch"
+        webhook.listen,
+        Fixed("must match the pod's ports"),
+        display,
+        r#""127.0.0.1:9443""#,
+        "address of its HTTPS listener; it serves only `POST /validate/configmap`"
     ),
-    declare!(webhook.enabled, AtRestart, display, "true", "serve the validating admission webhook"),
-    declare!(webhook.listen, Fixed("must match the pod's ports"), display, r#""127.0.0.1:9443""#, "address of the webhook's HTTPS listener"),
     declare!(
         webhook.cert_file,
         Fixed("must match the pod's mounts"),
         path,
         r#""/tls/tls.crt""#,
-        "PEM certificate chain the webhook serves"
+        "PEM certificate chain it serves; a renewed file is used from the next TLS handshake, and a renewal that does \
+         not load (half-written, key not matching) is logged and the previous certificate stays in use. A \
+         certificate up to 5 minutes ahead of this clock (NotBefore) is served; one further ahead is tried again \
+         every few seconds and served once it is valid, without the files changing"
     ),
     declare!(
         webhook.key_file,

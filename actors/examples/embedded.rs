@@ -1,0 +1,153 @@
+//! Embeds the hot-reload subsystem in a program with its own settings type, and consumes a live key.
+//!
+//! `shop` has one live setting (`greeting.text`), one secret (`payment.key`) and the reload section; it follows
+//! the ConfigMap `shop` (key `shop.toml`) and prints its greeting every time it changes. Run it against a cluster
+//! (or the test environment) with `cargo run -p brokkr-reload --example embedded -- KUBECONFIG_FILE`; the test
+//! `actors/tests/embedded.rs` runs it against a scripted ConfigMap.
+
+use std::{sync::Arc, time::Duration};
+
+use brokkr_config::{
+    AppSettings, ConfigLayers, ReloadSettings, ReloadableConfig, Result, Secret, declaration::Declaration,
+    declaration::show, declarations, declare,
+};
+use brokkr_reload::{
+    AuditLog, AuditRecord, ConfigMapSource, Environment, Options, ReloadMetrics, Subsystem, events::ReloadEvents, plan,
+    registration::connect,
+};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+/// Every setting of `shop`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopSettings {
+    /// `[greeting]`.
+    pub greeting: Greeting,
+    /// `[payment]`.
+    pub payment: Payment,
+    /// `[config_reload]`: where the ConfigMap is, and the reload timing.
+    pub config_reload: ReloadSettings,
+}
+
+/// `[greeting]`: live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Greeting {
+    /// What the shop says.
+    pub text: String,
+}
+
+impl Default for Greeting {
+    fn default() -> Self {
+        Self { text: "hello".into() }
+    }
+}
+
+/// `[payment]`: restart-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Payment {
+    /// Key of the payment API: a secret, never shown.
+    pub key: Secret,
+}
+
+impl Default for ShopSettings {
+    fn default() -> Self {
+        let config_reload = ReloadSettings {
+            configmap: "shop".into(),
+            key: "shop.toml".into(),
+            debounce: Duration::from_millis(200),
+            ..ReloadSettings::default()
+        };
+        Self { greeting: Greeting::default(), payment: Payment::default(), config_reload }
+    }
+}
+
+impl AppSettings for ShopSettings {
+    const DECLARATIONS: &'static [Declaration<Self>] = declarations![config_reload;
+        declare!(greeting.text, Live, show::text, r#""hej""#, "what the shop says"),
+        declare!(secret payment.key, AtRestart, r#""pk-example""#, "key of the payment API"),
+    ];
+    const ENV_PREFIX: &'static str = "SHOP__";
+
+    fn validate(&self, _in_force: &[&str]) -> Result<()> {
+        if self.greeting.text.trim().is_empty() {
+            return Err(brokkr_config::ConfigError::Invalid {
+                key: "greeting.text".into(),
+                reason: "must not be empty".into(),
+            });
+        }
+        Ok(())
+    }
+
+    fn reload(&self) -> &ReloadSettings {
+        &self.config_reload
+    }
+}
+
+/// An [`AuditLog`] of the shop's own: one line per record on stdout, as the shop logs everything.
+#[derive(Debug, Clone, Copy)]
+pub struct ShopAudit;
+
+impl AuditLog for ShopAudit {
+    fn record(&self, record: &AuditRecord<'_>) {
+        match record {
+            AuditRecord::Changed(change) => println!("shop audit: {} {} -> {}", change.key, change.old, change.new),
+            other => println!("shop audit: {other:?}"),
+        }
+    }
+}
+
+/// The shop's names for what the subsystem shows.
+#[must_use]
+pub fn options(audit: Arc<dyn AuditLog>) -> Options {
+    Options { metric_prefix: "shop_config".into(), event_controller: "shop".into(), audit }
+}
+
+/// The greeting in force, as the shop's handlers read it: a `watch` of just the slice they need, updated by every
+/// reload that changes it.
+#[must_use]
+pub fn greeting(config: &ReloadableConfig<ShopSettings>) -> watch::Receiver<String> {
+    let (send, receive) = watch::channel(config.current().settings.greeting.text.clone());
+    let mut snapshots = config.subscribe();
+    actix::spawn(async move {
+        while snapshots.changed().await.is_ok() {
+            let text = snapshots.borrow_and_update().settings.greeting.text.clone();
+            send.send_if_modified(|current| std::mem::replace(current, text) != *current);
+        }
+    });
+    receive
+}
+
+/// Starts the subsystem for `shop` on `source`: what `main` does once it has a connection.
+#[must_use]
+pub fn start(
+    source: Arc<dyn ConfigMapSource>,
+    events: Option<Arc<dyn ReloadEvents>>,
+    registry: &mut prometheus_client::registry::Registry,
+    options: &Options,
+) -> (ReloadableConfig<ShopSettings>, Subsystem<ShopSettings>) {
+    let layers = ConfigLayers::<ShopSettings>::default();
+    let config = ReloadableConfig::new(ShopSettings::default());
+    let metrics = ReloadMetrics::register_with_prefix(registry, &options.metric_prefix);
+    let subsystem = Subsystem::register(source, config.clone(), layers, metrics, events, options);
+    (config, subsystem)
+}
+
+#[actix::main]
+async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
+    let kubeconfig = std::env::args().nth(1).ok_or("usage: embedded KUBECONFIG_FILE")?;
+    let settings = ShopSettings::default();
+    let env = Environment::from_process(Some(kubeconfig.into()));
+    let options = options(Arc::new(ShopAudit));
+    let access = connect(&plan(&settings, &env), &env, &settings, &options).await?.ok_or("hot reload is off")?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    let (config, _subsystem) = start(access.source, Some(access.events), &mut registry, &options);
+    let mut greeting = greeting(&config);
+    println!("greeting: {}", *greeting.borrow_and_update());
+    while greeting.changed().await.is_ok() {
+        println!("greeting: {}", *greeting.borrow_and_update());
+    }
+    Ok(())
+}
