@@ -4,50 +4,33 @@
 
 mod support;
 
-use std::{
-    collections::BTreeMap,
-    sync::{Arc, Mutex},
-};
+use std::{collections::BTreeMap, sync::Arc};
 
 use actix::{Actor, Addr};
-use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef, layers::LayerText};
-use brokkr_reload::{
-    ConfigActor, ConfigMapState, ConfigMapVersion, Reload, ReloadMetrics,
-    events::{News, ReloadEvents, events_for},
-};
-use support::{FakeSource, present};
+use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
+use brokkr_reload::{ConfigActor, ConfigMapState, ConfigMapVersion, Reload, ReloadMetrics};
+use support::{FakeSource, RecordedEvents, present};
 
 /// Planted in the file layer (the ConfigMap can override it, so its own `admin.token` errors are reached) and next
 /// to errors in the documents: it must never come back out.
 const SECRET: &str = "PLANTED-s3cret-7f3a";
 
-/// Every Event note the actor asks for.
-#[derive(Default)]
-struct Notes(Arc<Mutex<Vec<String>>>);
-
-impl ReloadEvents for Notes {
-    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
-        let notes = events_for(outcome, news).into_iter().filter_map(|e| e.note);
-        self.0.lock().expect("lock").extend(notes);
-    }
-}
-
 struct Harness {
     actor: Addr<ConfigActor>,
     config: ReloadableConfig,
-    notes: Arc<Mutex<Vec<String>>>,
+    events: RecordedEvents,
 }
 
 fn harness() -> Harness {
     let file = LayerText { origin: "config file".into(), text: format!("[admin]\ntoken = \"{SECRET}\"") };
     let layers = ConfigLayers::new().with_file_text(&file).expect("the planted token is a valid token");
     let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
-    let notes = Notes::default();
-    let recorded = notes.0.clone();
+    let events = RecordedEvents::default();
     let source = Arc::new(FakeSource::default());
-    let actor =
-        ConfigActor::new(config.clone(), layers, source, ReloadMetrics::default()).events(Arc::new(notes)).start();
-    Harness { actor, config, notes: recorded }
+    let actor = ConfigActor::new(config.clone(), layers, source, ReloadMetrics::default())
+        .events(Arc::new(events.clone()))
+        .start();
+    Harness { actor, config, events }
 }
 
 /// `(case, document, what the error must name)`: a key, or `line N` for syntax errors.
@@ -200,7 +183,7 @@ async fn every_bad_document_is_rejected_naming_what_is_wrong_and_the_next_good_o
         assert_eq!(in_force(&h.config), good, "{case}: the last good configuration stays");
         assert_eq!(h.config.current().settings.admin.token.expose(), SECRET, "{case}");
     }
-    let notes = h.notes.lock().expect("lock").clone();
+    let notes = h.events.notes();
     assert!(notes.iter().all(|n| !n.contains(SECRET)), "no Event note carries the secret");
 
     // The recovery peers got wrong: the next valid document applies.

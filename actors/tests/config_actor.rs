@@ -3,35 +3,23 @@
 
 mod support;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, Addr};
-use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
+use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig};
 use brokkr_reload::{
     ConfigActor, ConfigMapState, Reload, ReloadMetrics, ReloadNow,
-    events::{News, ReloadEvents, events_for},
+    events::{News, events_for},
 };
 use prometheus_client::{encoding::text::encode, registry::Registry};
-use support::{FakeSource, present, run_for};
+use support::{FakeSource, RecordedEvents, present, run_for};
 
 struct Harness {
     actor: Addr<ConfigActor>,
     config: ReloadableConfig,
     source: FakeSource,
     registry: Registry,
-    events: Arc<Mutex<Vec<String>>>,
-}
-
-#[derive(Default)]
-struct RecordedEvents(Arc<Mutex<Vec<String>>>);
-
-impl ReloadEvents for RecordedEvents {
-    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
-        self.0.lock().expect("lock").extend(events_for(outcome, news).into_iter().map(|e| e.reason));
-    }
+    events: RecordedEvents,
 }
 
 fn harness() -> Harness {
@@ -41,10 +29,10 @@ fn harness() -> Harness {
     let mut registry = Registry::default();
     let metrics = ReloadMetrics::register(&mut registry);
     let events = RecordedEvents::default();
-    let recorded = events.0.clone();
-    let actor =
-        ConfigActor::new(config.clone(), layers, Arc::new(source.clone()), metrics).events(Arc::new(events)).start();
-    Harness { actor, config, source, registry, events: recorded }
+    let actor = ConfigActor::new(config.clone(), layers, Arc::new(source.clone()), metrics)
+        .events(Arc::new(events.clone()))
+        .start();
+    Harness { actor, config, source, registry, events }
 }
 
 impl Harness {
@@ -73,7 +61,7 @@ async fn invalid_input_is_rejected_with_the_key_named_and_the_last_good_configur
     assert!(metrics.contains("brokkr_config_last_reload_successful 0"), "{metrics}");
     assert!(metrics.contains("brokkr_config_reloads_total{outcome=\"rejected\"} 1"), "{metrics}");
     assert!(metrics.contains("brokkr_config_generation 1"), "{metrics}");
-    assert_eq!(*h.events.lock().expect("lock"), ["ConfigApplied", "ConfigRejected"]);
+    assert_eq!(h.events.reasons(), ["ConfigApplied", "ConfigRejected"]);
 
     h.reload(present("[log]\nlevel = \"warn\"", "3")).await;
     assert_eq!(h.config.current().settings.log.level, "warn", "the next valid document applies");
@@ -109,7 +97,7 @@ async fn a_restart_only_change_is_reported_not_applied() {
     );
     assert!(h.config.current().settings.config_reload.enabled);
     assert!(h.metrics().contains("brokkr_config_restart_required 1"));
-    assert_eq!(*h.events.lock().expect("lock"), ["ConfigApplied", "RestartRequired"]);
+    assert_eq!(h.events.reasons(), ["ConfigApplied", "RestartRequired"]);
 }
 
 #[actix_rt::test]
@@ -160,13 +148,13 @@ async fn a_pending_restart_is_announced_once_not_on_every_re_read() {
     h.reload(present(restart_only, "1")).await;
     h.reload(present(restart_only, "2")).await; // a re-list or resync of the same document
     h.reload(present(&format!("{restart_only}[log]\nlevel = \"debug\""), "3")).await; // a live change beside it
-    let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
-    assert_eq!(restart_events, 1, "{:?}", h.events.lock().expect("lock"));
+    let restart_events = h.events.count("RestartRequired");
+    assert_eq!(restart_events, 1, "{:?}", h.events.reasons());
     assert_eq!(h.config.last_reload().expect("recorded").restart_required, ["config_reload.enabled".to_owned()]);
 
     // A different set of pending keys is news again.
     h.reload(present(&format!("{restart_only}[log]\nlevel = \"debug\"\nformat = \"json\""), "4")).await;
-    let restart_events = h.events.lock().expect("lock").iter().filter(|r| *r == "RestartRequired").count();
+    let restart_events = h.events.count("RestartRequired");
     assert_eq!(restart_events, 2);
 }
 
@@ -208,8 +196,8 @@ async fn the_same_broken_document_is_announced_once_and_a_pending_restart_surviv
         "a rejected document does not cancel the restart still pending"
     );
     h.reload(present("[cors]\nmax_age = \"never\"", "3")).await; // a different mistake is news
-    let rejected = h.events.lock().expect("lock").iter().filter(|r| *r == "ConfigRejected").count();
-    assert_eq!(rejected, 2, "{:?}", h.events.lock().expect("lock"));
+    let rejected = h.events.count("ConfigRejected");
+    assert_eq!(rejected, 2, "{:?}", h.events.reasons());
 }
 
 #[actix_rt::test]
@@ -219,8 +207,8 @@ async fn the_same_broken_document_after_a_delete_and_re_create_is_news_again() {
     h.reload(present(broken, "2")).await;
     h.reload(ConfigMapState::Absent).await;
     h.reload(present(broken, "4")).await;
-    let rejected = h.events.lock().expect("lock").iter().filter(|r| *r == "ConfigRejected").count();
-    assert_eq!(rejected, 2, "{:?}", h.events.lock().expect("lock"));
+    let rejected = h.events.count("ConfigRejected");
+    assert_eq!(rejected, 2, "{:?}", h.events.reasons());
 }
 
 #[actix_rt::test]

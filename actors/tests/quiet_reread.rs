@@ -4,24 +4,13 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use actix::Actor;
-use brokkr_config::{ConfigLayers, ReloadOutcome, ReloadableConfig, SourceRef};
-use brokkr_reload::{
-    ConfigActor, Reload, ReloadMetrics,
-    events::{News, ReloadEvents, events_for},
-};
-use support::{CapturedLog, FakeSource, present};
-
-#[derive(Default)]
-struct RecordedEvents(Arc<Mutex<Vec<String>>>);
-
-impl ReloadEvents for RecordedEvents {
-    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
-        self.0.lock().expect("lock").extend(events_for(outcome, news).into_iter().map(|e| e.reason));
-    }
-}
+use brokkr_config::{ConfigLayers, ReloadableConfig};
+use brokkr_reload::{ConfigActor, Reload, ReloadMetrics};
+use brokkr_testenv::CapturedLog;
+use support::{FakeSource, RecordedEvents, present};
 
 #[actix_rt::test]
 async fn a_metadata_only_update_logs_nothing_at_info_and_records_no_event() {
@@ -30,21 +19,21 @@ async fn a_metadata_only_update_logs_nothing_at_info_and_records_no_event() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let events = RecordedEvents::default();
-    let recorded = events.0.clone();
     let source = Arc::new(FakeSource::default());
-    let actor =
-        ConfigActor::new(config.clone(), layers, source, ReloadMetrics::default()).events(Arc::new(events)).start();
+    let actor = ConfigActor::new(config.clone(), layers, source, ReloadMetrics::default())
+        .events(Arc::new(events.clone()))
+        .start();
     let document = "[log]\nlevel = \"debug\"";
     actor.send(Reload { state: present(document, "1") }).await.expect("actor alive");
     assert!(captured.text().contains("configuration applied"), "{}", captured.text());
     captured.clear();
-    let events_before = recorded.lock().expect("lock").len();
+    let events_before = events.reasons().len();
 
     // Labels or annotations changed: new resourceVersion, same data.
     actor.send(Reload { state: present(document, "2") }).await.expect("actor alive");
 
     assert_eq!(captured.text(), "", "nothing logged at INFO");
-    assert_eq!(recorded.lock().expect("lock").len(), events_before, "no Event");
+    assert_eq!(events.reasons().len(), events_before, "no Event");
     assert_eq!(config.current().generation, 1);
     assert_eq!(config.current().source.clone().and_then(|s| s.resource_version).as_deref(), Some("2"));
 }

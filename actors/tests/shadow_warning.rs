@@ -8,7 +8,8 @@ use std::sync::Arc;
 use actix::Actor;
 use brokkr_config::{ConfigLayers, ReloadableConfig};
 use brokkr_reload::{ConfigActor, Reload, ReloadMetrics};
-use support::{CapturedLog, FakeSource, present};
+use brokkr_testenv::CapturedLog;
+use support::{FakeSource, present};
 
 #[actix_rt::test]
 async fn the_shadowed_keys_warning_is_written_once_per_set() {

@@ -8,7 +8,12 @@ use std::{
 };
 
 use actix::{Actor, Context, Handler, Message};
-use brokkr_reload::{ConfigMapSource, ConfigMapState, ConfigMapVersion, source::WatchStream};
+use brokkr_config::{ReloadOutcome, SourceRef};
+use brokkr_reload::{
+    ConfigMapSource, ConfigMapState, ConfigMapVersion,
+    events::{News, ReloadEvents, events_for},
+    source::WatchStream,
+};
 use futures::{FutureExt, StreamExt, future::BoxFuture};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
@@ -173,40 +178,33 @@ pub async fn settle() {
     }
 }
 
-/// A log sink for tests: what the actors log, as text.
+/// Every Event the `ConfigActor` asks for, rendered as `events_for` renders it for the API server. Clones share it.
 #[derive(Clone, Default)]
-pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+pub struct RecordedEvents(Arc<Mutex<Vec<Recorded>>>);
 
-impl std::io::Write for CapturedLog {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+/// One Event's reason and note.
+type Recorded = (String, Option<String>);
 
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLog {
-    type Writer = CapturedLog;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
+impl ReloadEvents for RecordedEvents {
+    fn reloaded(&self, _: &SourceRef, outcome: &ReloadOutcome, news: News) {
+        let events = events_for(outcome, news).into_iter().map(|e| (e.reason, e.note));
+        self.0.lock().expect("lock").extend(events);
     }
 }
 
-impl CapturedLog {
-    /// A subscriber that writes every event enabled by `filter` here, without colours.
-    pub fn subscriber(&self, filter: &str) -> impl tracing::Subscriber + Send + Sync + use<> {
-        tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(self.clone()).finish()
+impl RecordedEvents {
+    /// The reasons, in order (`ConfigApplied`, `ConfigRejected`, …).
+    pub fn reasons(&self) -> Vec<String> {
+        self.0.lock().expect("lock").iter().map(|(reason, _)| reason.clone()).collect()
     }
 
-    /// Everything logged so far.
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    /// How many Events had `reason`.
+    pub fn count(&self, reason: &str) -> usize {
+        self.reasons().iter().filter(|r| *r == reason).count()
     }
 
-    /// Forgets everything logged so far.
-    pub fn clear(&self) {
-        self.0.lock().expect("lock").clear();
+    /// The notes, in order.
+    pub fn notes(&self) -> Vec<String> {
+        self.0.lock().expect("lock").iter().filter_map(|(_, note)| note.clone()).collect()
     }
 }

@@ -66,46 +66,15 @@ pub fn follow<S: 'static>(
 
 #[cfg(test)]
 mod tests {
-    use std::{
-        io::Write,
-        sync::{Arc, Mutex},
-    };
-
     use brokkr_config::{ConfigLayers, layers::LayerText};
+    use brokkr_testenv::CapturedLog;
     use tracing::{debug, info};
-    use tracing_subscriber::fmt::MakeWriter;
 
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().map_err(|_| std::io::ErrorKind::Other)?.extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Captured;
-        fn make_writer(&'a self) -> Self::Writer {
-            self.clone()
-        }
-    }
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-        }
-    }
-
     #[actix_rt::test]
     async fn a_new_log_level_changes_what_is_logged() {
-        let captured = Captured::default();
+        let captured = CapturedLog::default();
         let (filter, handle) = reload::Layer::new(EnvFilter::new("info"));
         let subscriber = tracing_subscriber::registry()
             .with(filter)

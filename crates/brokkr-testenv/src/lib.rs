@@ -1,8 +1,9 @@
 //! A real local Kubernetes control plane for tests: etcd and kube-apiserver as processes, with RBAC identities,
 //! an audit log, and an API server that can be stopped and restarted — envtest for kube-rs — plus a TCP proxy that
-//! breaks connections to it on command.
+//! breaks connections to it on command, and the helpers every crate's tests share ([`CapturedLog`]).
 
 mod assets;
+mod captured_log;
 mod control_plane;
 pub mod error;
 mod etcd;
@@ -11,6 +12,7 @@ mod process;
 mod proxy;
 
 pub use assets::assets_dir;
+pub use captured_log::CapturedLog;
 pub use control_plane::ControlPlane;
 pub use error::{Error, Result};
 pub use process::child_command;
