@@ -17,12 +17,7 @@ async fn the_webhook_answers_over_tls_and_serves_a_renewed_certificate_without_a
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca1, cert1, key1) = issue();
     let (ca2, cert2, key2) = issue();
-    let settings = WebhookSettings {
-        enabled: true,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-    };
+    let settings = settings_in(dir.path());
     replace(&settings.cert_file, &cert1);
     replace(&settings.key_file, &key1);
     let layers = ConfigLayers::new();
@@ -64,12 +59,7 @@ async fn the_webhook_answers_over_tls_and_serves_a_renewed_certificate_without_a
 async fn the_webhook_starts_without_its_certificate_and_serves_once_it_appears() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (ca, cert, key) = issue();
-    let settings = WebhookSettings {
-        enabled: true,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-    };
+    let settings = settings_in(dir.path());
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let metrics = ReviewMetrics::register(&mut Registry::default());
@@ -94,12 +84,7 @@ async fn a_renewal_outside_its_validity_window_never_replaces_a_good_certificate
     let day = time::Duration::days(1);
     let expired = issue_valid(Some((now - day * 30, now - day)));
     let not_yet = issue_valid(Some((now + day, now + day * 30)));
-    let settings = WebhookSettings {
-        enabled: true,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cert_file: dir.path().join("tls.crt"),
-        key_file: dir.path().join("tls.key"),
-    };
+    let settings = settings_in(dir.path());
     replace(&settings.cert_file, &cert);
     replace(&settings.key_file, &key);
     let layers = ConfigLayers::new();
@@ -119,13 +104,13 @@ async fn a_renewal_outside_its_validity_window_never_replaces_a_good_certificate
     handle.stop(true).await;
 }
 
+/// Webhook settings that serve the files in `dir` on a free port; every other field keeps its default.
 fn settings_in(dir: &std::path::Path) -> WebhookSettings {
-    WebhookSettings {
-        enabled: true,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        cert_file: dir.join("tls.crt"),
-        key_file: dir.join("tls.key"),
-    }
+    let mut settings = WebhookSettings { enabled: true, ..WebhookSettings::default() };
+    settings.listen = "127.0.0.1:0".parse().expect("addr");
+    settings.cert_file = dir.join("tls.crt");
+    settings.key_file = dir.join("tls.key");
+    settings
 }
 
 fn start(settings: &WebhookSettings, gauge: CertificateGauge) -> (actix_web::dev::ServerHandle, std::net::SocketAddr) {
