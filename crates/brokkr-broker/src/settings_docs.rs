@@ -45,8 +45,8 @@ pub enum DocsError {
     },
 }
 
-/// Settings the chart sets itself (environment variables, mounts), each with how; every other setting is part of
-/// the chart's `config` value. Chart knowledge, so it lives with the broker, not with the declarations.
+/// Settings the chart sets itself (environment variables, mounts), each with how; every other setting except a
+/// secret is part of the chart's `config` value. Chart knowledge, so it lives with the broker, not with the declarations.
 const SET_BY_CHART: &[(&str, &str)] = &[
     ("server.listen", "the chart sets `BROKKR__SERVER__LISTEN` to `0.0.0.0:<ports.http>`"),
     (
@@ -193,6 +193,12 @@ fn comment(d: &Declaration<Settings>, note: Option<&str>) -> String {
     format!("# -- `{}` · {} · default `{default}`. {help}", d.key, applies(d))
 }
 
+/// Whether the chart's `config` holds `d`: every setting the chart does not set itself, except secrets, which never
+/// go into a ConfigMap.
+fn in_config(d: &Declaration<Settings>) -> bool {
+    !d.secret && set_by_chart(d.key).is_none()
+}
+
 fn set_by_chart(key: &str) -> Option<&'static str> {
     SET_BY_CHART.iter().find(|(k, _)| *k == key).map(|(_, how)| *how)
 }
@@ -223,10 +229,19 @@ fn values_block() -> String {
         "# Settings the chart sets for you (not in `config`): the chart passes them as environment variables, which \
          win over\n# the ConfigMap, and the schema refuses them in `config`.\n",
     );
-    for d in DECLARATIONS {
-        if let Some(how) = set_by_chart(d.key) {
-            let _ = writeln!(out, "{}", comment(d, Some(how)));
-        }
+    for d in DECLARATIONS.iter().filter(|d| !in_config(d)) {
+        let how = set_by_chart(d.key).map_or_else(
+            || {
+                format!(
+                    "a secret, so never in `config` (a ConfigMap that anyone with the `view` role can read), and the \
+                     chart does not set it: set `{}{}` from a Secret",
+                    <Settings as AppSettings>::ENV_PREFIX,
+                    d.key.replace('.', "__").to_ascii_uppercase()
+                )
+            },
+            str::to_owned,
+        );
+        let _ = writeln!(out, "{}", comment(d, Some(&how)));
     }
     out.push_str(
         "#\n# -- Broker settings, rendered with `toToml` into the ConfigMap key `broker.toml`. Live settings apply \
@@ -234,7 +249,7 @@ fn values_block() -> String {
          `restartOnConfigChange`). `helm install` rejects unknown keys and mistyped values here.\nconfig:\n",
     );
     let mut section = "";
-    for d in DECLARATIONS.iter().filter(|d| set_by_chart(d.key).is_none()) {
+    for d in DECLARATIONS.iter().filter(|d| in_config(d)) {
         let (name, field) = d.key.split_once('.').unwrap_or((d.key, ""));
         if name != section {
             let _ = writeln!(out, "  {name}:");
@@ -266,7 +281,7 @@ fn schema_of(d: &Declaration<Settings>) -> Json {
 
 fn schema_config() -> String {
     let mut sections = serde_json::Map::new();
-    for d in DECLARATIONS.iter().filter(|d| set_by_chart(d.key).is_none()) {
+    for d in DECLARATIONS.iter().filter(|d| in_config(d)) {
         let (name, field) = d.key.split_once('.').unwrap_or((d.key, ""));
         let section = sections
             .entry(name)

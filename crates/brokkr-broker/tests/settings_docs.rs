@@ -34,3 +34,22 @@ fn the_generated_schema_and_values_agree_with_the_defaults() {
     assert_eq!(config["log"]["properties"]["format"]["enum"], serde_json::json!(["text", "json"]));
     assert!(config.get("server").is_none() && config.get("admin").is_none(), "the chart sets those: {config}");
 }
+
+#[test]
+fn no_secret_is_ever_part_of_the_charts_config() {
+    // Found by adding a second secret on a scratch branch: it was rendered into `config`, that is into the
+    // ConfigMap, which anyone with the `view` role can read.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rendered = render(&root).expect("rendered");
+    let text = |file: &str| rendered.iter().find(|(p, _, _)| p.ends_with(file)).expect("rendered").1.clone();
+    let schema: serde_json::Value = serde_json::from_str(&text("values.schema.json")).expect("JSON");
+    let values = text("values.yaml");
+    let config_block = values.split("\nconfig:\n").nth(1).expect("a config block");
+    for d in brokkr_config::declaration::DECLARATIONS.iter().filter(|d| d.secret) {
+        let (section, field) = d.key.split_once('.').expect("section.field");
+        let property = &schema["properties"]["config"]["properties"][section]["properties"][field];
+        assert!(property.is_null(), "{} is in the schema's config", d.key);
+        assert!(!config_block.contains(&format!("`{}`", d.key)), "{} is in values.yaml's config", d.key);
+        assert!(values.contains(&format!("# -- `{}` · ", d.key)), "{} is documented in values.yaml", d.key);
+    }
+}
