@@ -22,8 +22,16 @@ fn every_declaration_names_a_key_of_the_toml_form_has_help_and_is_unique() {
 
 #[test]
 fn a_secret_is_redacted_everywhere_a_setting_is_shown() {
-    let mut settings = Settings::default();
-    settings.admin.token = "s3cret-t0ken-value".into();
+    // Every declared secret set to a value of its own, through the TOML form, as a document would set it.
+    let secrets: Vec<_> = DECLARATIONS.iter().filter(|d| d.secret).collect();
+    let mut document = toml::Table::new();
+    for (i, d) in secrets.iter().enumerate() {
+        let (section, field) = d.key.split_once('.').expect("section.field");
+        let section = document.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let table = section.as_table_mut().expect("a section");
+        table.insert(field.to_owned(), toml::Value::String(format!("s3cret-value-{i}")));
+    }
+    let settings: Settings = toml::Value::Table(document).try_into().expect("every secret is a string");
     let shown = [
         format!("{settings:?}"),
         serde_json::to_string(&settings).expect("JSON"),
@@ -34,9 +42,10 @@ fn a_secret_is_redacted_everywhere_a_setting_is_shown() {
     for text in shown {
         assert!(!text.contains("s3cret"), "{text}");
     }
-    let changed = brokkr_config::diff(&Settings::default(), &settings);
-    assert_eq!(changed.iter().map(|c| c.key).collect::<Vec<_>>(), ["admin.token"], "a changed secret is reported");
-    for d in DECLARATIONS.iter().filter(|d| d.secret) {
+    let changed: Vec<_> = brokkr_config::diff(&Settings::default(), &settings).into_iter().map(|c| c.key).collect();
+    let declared: Vec<_> = secrets.iter().map(|d| d.key).collect();
+    assert_eq!(changed, declared, "each changed secret is reported");
+    for d in &secrets {
         assert_eq!(d.shown(&settings), brokkr_config::secret::REDACTED, "{}", d.key);
     }
 }
