@@ -123,13 +123,14 @@ pub fn greeting(config: &ReloadableConfig<ShopSettings>) -> watch::Receiver<Stri
 /// Starts the subsystem for `shop` on `source`: what `main` does once it has a connection.
 #[must_use]
 pub fn start(
+    layers: ConfigLayers<ShopSettings>,
     source: Arc<dyn ConfigMapSource>,
     events: Option<Arc<dyn ReloadEvents>>,
     registry: &mut prometheus_client::registry::Registry,
     options: &Options,
 ) -> (ReloadableConfig<ShopSettings>, Subsystem<ShopSettings>) {
-    let layers = ConfigLayers::<ShopSettings>::default();
-    let config = ReloadableConfig::new(ShopSettings::default());
+    // Layers built with `with_file`/`with_env` were built once already; only a broken one falls back to defaults.
+    let config = ReloadableConfig::new(layers.build(None).map(|c| c.settings).unwrap_or_default());
     let metrics = ReloadMetrics::register_with_prefix(registry, &options.metric_prefix);
     let subsystem = Subsystem::register(source, config.clone(), layers, metrics, events, options);
     (config, subsystem)
@@ -138,12 +139,15 @@ pub fn start(
 #[actix::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let kubeconfig = std::env::args().nth(1).ok_or("usage: embedded KUBECONFIG_FILE")?;
-    let settings = ShopSettings::default();
+    // `SHOP__SECTION__KEY` variables above the defaults; a start-up read of the ConfigMap (`read_startup`, as the
+    // broker does) would also let its restart-only keys take effect at start.
+    let layers = ConfigLayers::<ShopSettings>::default().with_env(std::env::vars())?;
+    let settings = layers.build(None)?.settings;
     let env = Environment::from_process(Some(kubeconfig.into()));
     let options = options(Arc::new(ShopAudit));
     let access = connect(&plan(&settings, &env), &env, &settings, &options).await?.ok_or("hot reload is off")?;
     let mut registry = prometheus_client::registry::Registry::default();
-    let (config, _subsystem) = start(access.source, Some(access.events), &mut registry, &options);
+    let (config, _subsystem) = start(layers, access.source, Some(access.events), &mut registry, &options);
     let mut greeting = greeting(&config);
     println!("greeting: {}", *greeting.borrow_and_update());
     while greeting.changed().await.is_ok() {

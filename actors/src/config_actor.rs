@@ -180,7 +180,7 @@ impl<S: AppSettings> ConfigActor<S> {
         let mut report = ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation, error: None };
         match outcome {
             ReloadOutcome::Applied { changes, .. } => {
-                if changes.iter().any(|c| c.key == format!("{}.resync_interval", S::RELOAD_SECTION)) {
+                if changes.iter().any(|c| c.key == format!("{}.resync_interval", S::reload_section())) {
                     self.schedule_resync(ctx);
                 }
                 report.changes = changes;

@@ -26,12 +26,12 @@ pub fn build_candidate<S: AppSettings>(
     };
     built.and_then(|candidate| match &candidate.settings.reload().namespace {
         Some(ns) if ns != namespace => Err(ConfigError::Invalid {
-            key: format!("{}.namespace", S::RELOAD_SECTION),
+            key: format!("{}.namespace", S::reload_section()),
             reason: format!(
                 "locates the ConfigMap, so the ConfigMap cannot change it (it is read from {namespace:?}); set it with \
                  --config or {}{}__NAMESPACE",
                 S::ENV_PREFIX,
-                S::RELOAD_SECTION.to_ascii_uppercase()
+                S::reload_section().to_ascii_uppercase()
             ),
         }),
         _ => Ok(candidate),

@@ -13,6 +13,7 @@ pub const AUDIT_TARGET: &str = "brokkr_reload::audit";
 
 /// One audit record of a reload; values are redacted already (a secret shows as `<redacted>`).
 #[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
 pub enum AuditRecord<'a> {
     /// One setting changed and is in force.
     Changed(&'a Change),
@@ -47,7 +48,7 @@ pub enum AuditRecord<'a> {
 ///
 /// A trait rather than a target string: `tracing` fixes a line's target where the line is written, at compile time.
 pub trait AuditLog: Send + Sync {
-    /// Writes `record`.
+    /// Writes `record`. Called inside the `ConfigActor`, between reloads: it must not block.
     fn record(&self, record: &AuditRecord<'_>);
 }
 
@@ -74,7 +75,7 @@ impl AuditLog for TracingAudit {
             AuditRecord::RestartRequired { keys } => warn!(
                 target: AUDIT_TARGET,
                 ?keys,
-                "restart the broker to apply these settings; the running values stay in force"
+                "restart to apply these settings; the running values stay in force"
             ),
         }
     }

@@ -12,6 +12,7 @@ use std::{
     time::Duration,
 };
 
+use brokkr_config::{ConfigLayers, check_declarations};
 use brokkr_reload::{AuditLog, AuditRecord};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
@@ -49,7 +50,8 @@ async fn the_embedded_shop_follows_its_configmap_under_its_own_names() {
     let audit = Recorded::default();
     let mut registry = Registry::default();
     let options = embedded::options(Arc::new(audit.clone()));
-    let (config, subsystem) = embedded::start(Arc::new(source.clone()), None, &mut registry, &options);
+    let (config, subsystem) =
+        embedded::start(ConfigLayers::default(), Arc::new(source.clone()), None, &mut registry, &options);
     let mut greeting = embedded::greeting(&config);
     settle().await;
 
@@ -76,4 +78,11 @@ async fn the_embedded_shop_follows_its_configmap_under_its_own_names() {
     assert!(text.contains("shop_config_reloads_total{outcome=\"applied\"} 1"), "{text}");
     assert!(text.contains("shop_config_reloads_total{outcome=\"rejected\"} 1"), "{text}");
     assert!(!text.contains("brokkr_"), "no broker names: {text}");
+}
+
+#[test]
+fn every_field_of_the_shop_is_declared() {
+    let mut sample = embedded::ShopSettings::default();
+    sample.config_reload.namespace = Some("shop".into());
+    check_declarations(&sample).expect("the example declares every field");
 }

@@ -19,7 +19,7 @@ fn restart_warnings(broker: &Broker) -> usize {
     broker
         .log_lines()
         .iter()
-        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("restart the broker")))
+        .filter(|l| l["message"].as_str().is_some_and(|m| m.starts_with("restart to apply these settings")))
         .count()
 }
 

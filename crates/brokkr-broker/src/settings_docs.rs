@@ -2,8 +2,8 @@
 //!
 //! Three files show the settings: the README's table, the chart's `values.yaml` (a comment per setting, the
 //! `config` block with every default) and `values.schema.json` (the `config` properties). Each holds a generated
-//! part between markers; `--check` (and `tests/settings_docs.rs`) fails when a file differs from what the
-//! declarations give.
+//! part between markers; `settings-docs` without `--write` (and `tests/settings_docs.rs`) fails when a file differs
+//! from what the declarations give.
 
 use std::{
     fmt::Write as _,
@@ -213,10 +213,12 @@ fn default_value(key: &str) -> Option<Toml> {
 fn yaml(value: &Toml) -> String {
     match value {
         Toml::String(s) => {
-            let plain = !s.is_empty()
+            // Quoted when YAML 1.1 or 1.2 could read it as something else: a number (`1_000`, `0x10`, `.inf`), a
+            // boolean (`True`, `y`, `off`) or null.
+            let lower = s.to_ascii_lowercase();
+            let plain = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '/')
                 && s.chars().all(|c| c.is_ascii_alphanumeric() || "_./:-".contains(c))
-                && s.parse::<f64>().is_err()
-                && !matches!(s.as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~");
+                && !matches!(lower.as_str(), "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n");
             if plain { s.clone() } else { Json::String(s.clone()).to_string() }
         }
         Toml::Array(items) => format!("[{}]", items.iter().map(yaml).collect::<Vec<_>>().join(", ")),

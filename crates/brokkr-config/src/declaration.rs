@@ -168,12 +168,12 @@ macro_rules! declarations {
             $crate::declare!($section.enabled, AtRestart, $crate::declaration::show::display, "false",
                 "watch the ConfigMap at all"),
             $crate::declare!($section.namespace, Fixed("locates the ConfigMap"), $crate::declaration::show::optional,
-                r#""brokkr""#, "namespace of the ConfigMap. If unset: `POD_NAMESPACE`, then the service account's \
+                r#""my-namespace""#, "namespace of the ConfigMap. If unset: `POD_NAMESPACE`, then the service account's \
                 namespace, then the kubeconfig context's namespace"),
             $crate::declare!($section.configmap, Fixed("locates the ConfigMap"), $crate::declaration::show::text,
-                r#""brokkr-config""#, "name of the ConfigMap"),
+                r#""my-app-config""#, "name of the ConfigMap"),
             $crate::declare!($section.key, Fixed("locates the ConfigMap"), $crate::declaration::show::text,
-                r#""config.toml""#, "data key that holds the TOML"),
+                r#""app.toml""#, "data key that holds the TOML"),
             $crate::declare!($section.debounce, Live, $crate::declaration::show::duration, r#""1s""#,
                 "quiet window after the last change before reloading (100 ms to 10 min)"),
             $crate::declare!($section.max_wait, Live, $crate::declaration::show::duration, r#""30s""#,

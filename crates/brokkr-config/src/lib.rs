@@ -6,6 +6,7 @@
 //! generic over [`AppSettings`], so another application's settings type can use the same machinery.
 
 mod app;
+mod checks;
 pub mod declaration;
 mod duration;
 pub mod error;
@@ -17,7 +18,7 @@ pub mod settings;
 pub mod text;
 mod validate;
 
-pub use app::{AppSettings, diff};
+pub use app::{AppSettings, check_declarations, diff};
 pub use error::{ConfigError, Result};
 pub use layers::{Candidate, ConfigLayers};
 pub use log_filter::parse_log_filter;

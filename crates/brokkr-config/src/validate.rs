@@ -4,36 +4,12 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use crate::{ConfigError, Result, Settings, declaration::DECLARATIONS, text::quote};
-
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key: key.into(), reason: reason.into() }
-}
-
-fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()> {
-    if value < min || value > max {
-        let show = |d| humantime::format_duration(d).to_string();
-        return Err(invalid(key, format!("{} is out of range {}..={}", show(value), show(min), show(max))));
-    }
-    Ok(())
-}
-
-/// A Kubernetes name or namespace: an RFC 1123 subdomain (`max` 253) or label (`max` 63).
-fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> {
-    // Names and keys are never secrets; origins may have the token pasted in: see `check_origin`.
-    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
-    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-    if value.is_empty() || value.len() > max || !value.chars().all(ok_char) {
-        return Err(invalid(
-            key,
-            format!("{} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})", quote(value)),
-        ));
-    }
-    if !ends_ok(value.chars().next()) || !ends_ok(value.chars().last()) {
-        return Err(invalid(key, format!("{} must start and end with a letter or digit", quote(value))));
-    }
-    Ok(())
-}
+use crate::{
+    ConfigError, Result, Settings,
+    checks::{invalid, within},
+    declaration::DECLARATIONS,
+    text::quote,
+};
 
 /// The most entries in `cors.allowed_origins`: each request compares its `Origin` with every entry.
 pub const MAX_ORIGINS: usize = 256;
@@ -90,27 +66,6 @@ fn check_token(token: &str) -> Result<()> {
     Ok(())
 }
 
-/// Shortest token whose appearance in another setting is refused; a shorter one would match ordinary text.
-const TOKEN_SEARCH_MIN: usize = 8;
-
-/// A secret (in force, or to be) must not appear in a setting that is shown (logged on change, in the admin status,
-/// in `Debug`): the admin token pasted into `log.level`, for example, would be a valid filter target and be written
-/// out.
-fn check_secret_not_shown(s: &Settings, token: &str) -> Result<()> {
-    if token.len() < TOKEN_SEARCH_MIN {
-        return Ok(());
-    }
-    let shown = DECLARATIONS.iter().filter(|d| !d.secret).find(|d| d.shown(s).contains(token));
-    match shown {
-        Some(declaration) => Err(invalid(
-            declaration.key,
-            "contains the value of a secret (such as admin.token); a secret must not be put in a setting that is shown \
-             (value not shown)",
-        )),
-        None => Ok(()),
-    }
-}
-
 /// The longest `log.level`, in bytes. Building a filter costs more than linear time in its directives (50,000 took
 /// 2.7 s in a release build), and it is built on the reload path and for every admission review.
 pub const LOG_LEVEL_MAX_BYTES: usize = 4096;
@@ -136,6 +91,26 @@ fn check_log_level_size(level: &str) -> Result<()> {
     Ok(())
 }
 
+/// A path as the kernel will open it: not empty, and written in its one plain form (no trailing `/`, `//` or `/./`),
+/// so that two spellings of one path cannot differ where only one of them names a file.
+fn check_path(key: &str, path: &std::path::Path) -> Result<()> {
+    if path.as_os_str().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    let plain: std::path::PathBuf = path.components().collect();
+    if plain.as_os_str() != path.as_os_str() {
+        return Err(invalid(
+            key,
+            format!(
+                "{} is not written plainly; write {}",
+                quote(&path.display().to_string()),
+                quote(&plain.display().to_string())
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether two listeners would bind the same port on an overlapping address (equal, or one of them unspecified).
 fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
@@ -155,11 +130,12 @@ fn check_listeners(s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// Checks everything serde cannot: filter syntax, origins, the admin token, names, listeners, and duration ranges.
-/// `in_force` are secrets in force that `s` may not hold (the admin token of an earlier ConfigMap), besides its own.
+/// The broker's own checks (see [`crate::AppSettings::validate`]): the admin token, filter syntax, origins, listeners,
+/// paths and ranges. The reload section and secrets copied into shown settings are checked by `checks` for every
+/// settings type. `in_force` are secrets in force, blanked before an origin is quoted.
 pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
-    // First and alone: a check below may quote a value, cut at a byte limit, and a secret cut in two could no longer
-    // be found and redacted.
+    // First and alone: a check below may quote a value, cut at a byte limit, and a token that cannot be sent in a
+    // header is reported without any.
     check_token(s.admin.token.expose())?;
     let secrets: Vec<String> = DECLARATIONS
         .iter()
@@ -167,9 +143,6 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
         .chain(in_force.iter().map(|secret| (*secret).to_owned()))
         .filter(|secret| !secret.is_empty())
         .collect();
-    for secret in &secrets {
-        check_secret_not_shown(s, secret)?;
-    }
     // Every other problem at once, so that an edit with three mistakes needs one round trip, not three.
     let mut errors = Vec::new();
     let mut check = |result: Result<()>| errors.extend(result.err());
@@ -191,28 +164,8 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
     }
     let secs = Duration::from_secs;
     check(within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400)));
-    let r = &s.config_reload;
-    if let Some(ns) = &r.namespace {
-        check(check_dns_name("config_reload.namespace", ns, 63, false));
-    }
-    check(check_dns_name("config_reload.configmap", &r.configmap, 253, true));
-    let key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    if r.key.is_empty() || r.key.len() > 253 || !r.key.chars().all(key_char) {
-        check(Err(invalid("config_reload.key", format!("{} is not a valid ConfigMap data key", quote(&r.key)))));
-    }
-    check(within("config_reload.debounce", r.debounce, Duration::from_millis(100), secs(600)));
-    check(within("config_reload.max_wait", r.max_wait, Duration::from_millis(100), secs(3600)));
-    if r.max_wait < r.debounce {
-        check(Err(invalid(
-            "config_reload.max_wait",
-            format!(
-                "must not be shorter than config_reload.debounce ({} < {})",
-                humantime::format_duration(r.max_wait),
-                humantime::format_duration(r.debounce)
-            ),
-        )));
-    }
-    check(within("config_reload.resync_interval", r.resync_interval, secs(10), secs(86_400)));
+    check(check_path("webhook.cert_file", &s.webhook.cert_file));
+    check(check_path("webhook.key_file", &s.webhook.key_file));
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -223,6 +176,8 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // Every check a document meets: the broker's own and those every settings type gets.
+    use crate::checks::check as validate;
 
     fn key_of(result: Result<()>) -> String {
         result.expect_err("must be rejected").key().unwrap_or_default().to_owned()

@@ -1,0 +1,114 @@
+//! The checks every settings type gets from the machinery, before and beside its own [`AppSettings::validate`]:
+//! no secret copied into a setting that is shown, and the ranges of the reload section.
+
+use std::time::Duration;
+
+use crate::{AppSettings, ConfigError, ReloadSettings, Result, text::quote};
+
+/// An invalid value of `key`.
+pub(crate) fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), reason: reason.into() }
+}
+
+/// `value` within `min..=max`, else an error naming `key` and the range.
+pub(crate) fn within(key: &str, value: Duration, min: Duration, max: Duration) -> Result<()> {
+    if value < min || value > max {
+        let show = |d| humantime::format_duration(d).to_string();
+        return Err(invalid(key, format!("{} is out of range {}..={}", show(value), show(min), show(max))));
+    }
+    Ok(())
+}
+
+/// A Kubernetes name or namespace: an RFC 1123 subdomain (`max` 253) or label (`max` 63).
+pub(crate) fn check_dns_name(key: &str, value: &str, max: usize, dots: bool) -> Result<()> {
+    // Names and keys are never secrets (a secret copied into one is refused before this runs).
+    let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || (dots && c == '.');
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    if value.is_empty() || value.len() > max || !value.chars().all(ok_char) {
+        return Err(invalid(
+            key,
+            format!("{} is not a valid Kubernetes name (lower-case a-z, 0-9, '-', at most {max})", quote(value)),
+        ));
+    }
+    if !ends_ok(value.chars().next()) || !ends_ok(value.chars().last()) {
+        return Err(invalid(key, format!("{} must start and end with a letter or digit", quote(value))));
+    }
+    Ok(())
+}
+
+/// Shortest secret whose appearance in another setting is refused; a shorter one would match ordinary text.
+const SECRET_SEARCH_MIN: usize = 8;
+
+/// A secret (in force, or to be) must not appear in a setting that is shown (logged on change, in the admin status,
+/// in `Debug`): the admin token pasted into `log.level`, for example, would be a valid filter target and be written
+/// out. Searched as it is and as `Debug` escapes it, the form a list shows it in.
+fn secret_not_shown<S: AppSettings>(s: &S, secret: &str) -> Result<()> {
+    if secret.len() < SECRET_SEARCH_MIN {
+        return Ok(());
+    }
+    let escaped = format!("{secret:?}");
+    let escaped = escaped.trim_matches('"');
+    let shown = S::DECLARATIONS.iter().filter(|d| !d.secret).find(|d| {
+        let value = d.shown(s);
+        value.contains(secret) || value.contains(escaped)
+    });
+    match shown {
+        Some(declaration) => Err(invalid(
+            declaration.key,
+            "contains the value of a secret; a secret must not be put in a setting that is shown (value not shown)",
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The reload section's own checks: names that locate the ConfigMap, and timings that keep the reload alive (a
+/// resync of 0 s would fire without pause; a debounce of a century would never apply an edit).
+fn reload_problems(r: &ReloadSettings, section: &str) -> Vec<ConfigError> {
+    let key = |field: &str| format!("{section}.{field}");
+    let secs = Duration::from_secs;
+    let mut results = Vec::new();
+    if let Some(ns) = &r.namespace {
+        results.push(check_dns_name(&key("namespace"), ns, 63, false));
+    }
+    results.push(check_dns_name(&key("configmap"), &r.configmap, 253, true));
+    let key_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if r.key.is_empty() || r.key.len() > 253 || !r.key.chars().all(key_char) {
+        results.push(Err(invalid(key("key"), format!("{} is not a valid ConfigMap data key", quote(&r.key)))));
+    }
+    results.push(within(&key("debounce"), r.debounce, Duration::from_millis(100), secs(600)));
+    results.push(within(&key("max_wait"), r.max_wait, Duration::from_millis(100), secs(3600)));
+    if r.max_wait < r.debounce {
+        results.push(Err(invalid(
+            key("max_wait"),
+            format!(
+                "must not be shorter than {} ({} < {})",
+                key("debounce"),
+                humantime::format_duration(r.max_wait),
+                humantime::format_duration(r.debounce)
+            ),
+        )));
+    }
+    results.push(within(&key("resync_interval"), r.resync_interval, secs(10), secs(86_400)));
+    results.into_iter().filter_map(Result::err).collect()
+}
+
+/// Every check of `s`: secrets first and alone (a later check may quote a value, cut at a byte limit, and a secret
+/// cut in two could no longer be found and redacted), then the application's own checks and the reload section's,
+/// all of their problems at once.
+pub(crate) fn check<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
+    let own = s.secret_values();
+    for secret in own.iter().map(String::as_str).chain(in_force.iter().copied()) {
+        secret_not_shown(s, secret)?;
+    }
+    let mut errors = match s.validate(in_force) {
+        Ok(()) => Vec::new(),
+        Err(ConfigError::Several(errors)) => errors,
+        Err(error) => vec![error],
+    };
+    errors.extend(reload_problems(s.reload(), S::reload_section()));
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(ConfigError::Several(errors)),
+    }
+}
