@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: checks the toolchains, builds (or reuses) kube-apiserver,
-# etcd, helm and promtool with Go, then runs formatting, lints, unit and actor tests, the chart tests, and the
-# end-to-end tests against a real local control plane. Usage: scripts/test.sh
+# etcd, kubelet, kube-controller-manager, kube-scheduler, helm and promtool with Go, installs containerd and runc from
+# Debian, then runs formatting, lints, unit and actor tests, the chart tests, and the end-to-end tests against a real
+# local control plane, one of them with a real node. Usage: scripts/test.sh (as root, for the node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/disk.sh
@@ -25,6 +26,21 @@ echo "using $KUBEBUILDER_ASSETS"
 
 step "helm and promtool for the chart tests (built once with Go into ~/.cache/brokkr/tools, or BROKKR_HELM/BROKKR_PROMTOOL)"
 echo "using $(scripts/chart-tools.sh)"
+
+step "containerd, runc and CNI plugins for the real-node tests (Debian packages, installed once)"
+if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null ||
+  [[ ! -x /usr/lib/cni/loopback ]] || ! command -v nsenter >/dev/null; then
+  [[ "$(id -u)" == 0 ]] || { echo "the real-node tests need root (network namespaces, containerd); run as root" >&2; exit 1; }
+  packages=(containerd runc containernetworking-plugins util-linux iproute2)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}" ||
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
+fi
+containerd --version
+
+step "kubelet, kube-controller-manager, kube-scheduler and pause (built once with Go into ~/.cache/brokkr/node, or BROKKR_NODE_ASSETS)"
+BROKKR_NODE_ASSETS="$(scripts/node-assets.sh)"
+export BROKKR_NODE_ASSETS
+echo "using $BROKKR_NODE_ASSETS"
 
 step "disk space for the Rust build"
 # The target folder cargo really uses (CARGO_TARGET_DIR or build.target-dir included), as an absolute path.

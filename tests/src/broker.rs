@@ -12,7 +12,8 @@ use tokio::process::{Child, Command};
 /// The admin token every test broker uses.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
-fn broker_binary() -> PathBuf {
+/// The broker binary the tests run: `BROKKR_BROKER_BIN`, else built with the profile of the test binary.
+pub fn broker_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {

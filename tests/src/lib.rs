@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod chart;
 pub mod cluster;
 pub mod measure;
+pub mod node;
 pub mod timing;
 pub mod watch_probe;
 

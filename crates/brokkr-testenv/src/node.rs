@@ -1,0 +1,346 @@
+//! A real node beside the control plane: containerd (Debian's, with runc), kubelet, kube-controller-manager and
+//! kube-scheduler, so that Deployments become pods that run. Start it inside a [`crate::NetNs`] (the pods use the
+//! host network, which is then the namespace's), never on the machine's own interfaces.
+
+use std::{
+    fs,
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Node as NodeObject;
+use kube::Api;
+use tempfile::TempDir;
+
+use crate::{ControlPlane, Error, Result, error::io, process::Process};
+
+/// The name the kubelet registers.
+pub const NODE_NAME: &str = "brokkr-node";
+/// The pod sandbox's image: `pause` from [`node_assets_dir`], packed by [`crate::oci::pack`].
+pub const PAUSE_IMAGE: &str = "localhost/brokkr/pause:1";
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// containerd, kubelet, kube-controller-manager and kube-scheduler, in a temporary folder removed on drop.
+pub struct Node {
+    dir: TempDir,
+    socket: PathBuf,
+    address: Ipv4Addr,
+    // Stopped in reverse order of start by `Drop`: the kubelet before containerd.
+    processes: Vec<Process>,
+}
+
+/// The folder holding kubelet, kube-controller-manager, kube-scheduler and pause: `BROKKR_NODE_ASSETS`, else what
+/// `scripts/node-assets.sh` builds into `~/.cache/brokkr/node`.
+pub fn node_assets_dir() -> Result<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/node-assets.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(io(format!("run {}", script.display())))?;
+    if !output.status.success() {
+        return Err(Error::Assets(format!("{} failed with {}", script.display(), output.status)));
+    }
+    Ok(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()))
+}
+
+fn containerd_config(dir: &Path, socket: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"version = 2
+root = "{d}/containerd/root"
+state = "{d}/containerd/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper"]
+
+[grpc]
+  address = "{socket}"
+
+[ttrpc]
+  address = "{socket}.ttrpc"
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+  # This machine may not lower OOM scores: runc fails with `oom_score_adj: Permission denied` without it.
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "/usr/lib/cni"
+    conf_dir = "{d}/cni"
+  [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+    runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+      Root = "{d}/runc"
+"#,
+        socket = socket.display()
+    )
+}
+
+/// Pods here use the host network only; the runtime still reports its network ready only once a CNI config
+/// exists, and the node is `NotReady` until then. Loopback is the one network such a config can name that needs no
+/// interface.
+const CNI_CONFIG: &str = r#"{"cniVersion": "1.0.0", "name": "brokkr-loopback", "plugins": [{"type": "loopback"}]}"#;
+
+fn kubelet_config(dir: &Path, socket: &Path, address: Ipv4Addr, port: u16) -> String {
+    let d = dir.display();
+    format!(
+        r#"apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+failCgroupV1: false
+cgroupDriver: cgroupfs
+cgroupsPerQOS: false
+enforceNodeAllocatable: []
+containerRuntimeEndpoint: unix://{socket}
+address: {address}
+port: {port}
+readOnlyPort: 0
+healthzPort: 0
+authentication:
+  anonymous:
+    enabled: true
+  webhook:
+    enabled: false
+authorization:
+  mode: AlwaysAllow
+failSwapOn: false
+resolvConf: ""
+podLogsDir: {d}/pod-logs
+localStorageCapacityIsolation: false
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+evictionHard:
+  memory.available: "50Mi"
+  nodefs.available: "1%"
+  imagefs.available: "1%"
+  nodefs.inodesFree: "1%"
+syncFrequency: 10s
+"#,
+        socket = socket.display()
+    )
+}
+
+impl Node {
+    /// Starts the node's processes against `plane` with `address` as the node IP (an address of the namespace it
+    /// runs in), imports the pause image, and waits until the node is `Ready`.
+    pub async fn start(plane: &ControlPlane, address: Ipv4Addr) -> Result<Self> {
+        let bin = node_assets_dir()?;
+        let dir = tempfile::Builder::new().prefix("brokkr-node-").tempdir().map_err(io("create temp dir"))?;
+        let path = dir.path().to_owned();
+        let socket = path.join("containerd.sock");
+        for folder in ["cni", "kubelet", "pod-logs", "runc"] {
+            fs::create_dir_all(path.join(folder)).map_err(io(format!("create {folder}")))?;
+        }
+        let write = |name: &str, text: &str| -> Result<String> {
+            let file = path.join(name);
+            fs::write(&file, text).map_err(io(format!("write {}", file.display())))?;
+            Ok(file.display().to_string())
+        };
+        write("cni/10-loopback.conflist", CNI_CONFIG)?;
+        let mut node = Self { dir, socket: socket.clone(), address, processes: Vec::new() };
+        let config = write("containerd.toml", &containerd_config(&path, &socket))?;
+        node.processes.push(Process::spawn(
+            "containerd",
+            Path::new("containerd"),
+            &[format!("--config={config}")],
+            &path,
+        )?);
+        node.wait_for_containerd().await?;
+        let pause = path.join("pause.tar");
+        crate::oci::pack(
+            &crate::oci::ImageSpec {
+                name: PAUSE_IMAGE.into(),
+                binary: bin.join("pause"),
+                cmd: Vec::new(),
+                user: "65535:65535".into(),
+            },
+            &pause,
+        )?;
+        node.import(&pause)?;
+
+        let admin = plane.admin_kubeconfig().display().to_string();
+        let plane_dir = plane.dir().display().to_string();
+        let kubelet_port = crate::process::free_port()?;
+        let kubelet = write("kubelet.yaml", &kubelet_config(&path, &socket, address, kubelet_port))?;
+        let kubelet_args = [
+            format!("--config={kubelet}"),
+            format!("--kubeconfig={admin}"),
+            format!("--root-dir={}", path.join("kubelet").display()),
+            format!("--cert-dir={}", path.join("kubelet-pki").display()),
+            format!("--node-ip={address}"),
+            format!("--hostname-override={NODE_NAME}"),
+            "--v=1".into(),
+        ];
+        node.processes.push(Process::spawn("kubelet", &bin.join("kubelet"), &kubelet_args, &path)?);
+        let controller_manager_args = [
+            format!("--kubeconfig={admin}"),
+            format!("--root-ca-file={plane_dir}/ca.crt"),
+            format!("--service-account-private-key-file={plane_dir}/sa.key"),
+            "--leader-elect=false".into(),
+            "--secure-port=0".into(),
+            "--v=1".into(),
+        ];
+        node.processes.push(Process::spawn(
+            "kube-controller-manager",
+            &bin.join("kube-controller-manager"),
+            &controller_manager_args,
+            &path,
+        )?);
+        let scheduler_args = [format!("--kubeconfig={admin}"), "--leader-elect=false".into(), "--v=1".into()];
+        node.processes.push(Process::spawn("kube-scheduler", &bin.join("kube-scheduler"), &scheduler_args, &path)?);
+        node.wait_until_ready(plane).await?;
+        Ok(node)
+    }
+
+    /// The node's IP: the address of its pods, which use the host network.
+    #[must_use]
+    pub fn address(&self) -> Ipv4Addr {
+        self.address
+    }
+
+    /// The folder of its logs and state.
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Imports the OCI image archive `archive` (see [`crate::oci::pack`]) where the kubelet finds it.
+    pub fn import(&self, archive: &Path) -> Result<()> {
+        let output = Command::new("ctr")
+            .arg(format!("--address={}", self.socket.display()))
+            .args(["--namespace=k8s.io", "images", "import"])
+            .arg(archive)
+            .output()
+            .map_err(io("run ctr images import"))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            Err(Error::Assets(format!(
+                "ctr images import {} failed: {}",
+                archive.display(),
+                String::from_utf8_lossy(&output.stderr)
+            )))
+        }
+    }
+
+    async fn wait_for_containerd(&mut self) -> Result<()> {
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            let version =
+                Command::new("ctr").arg(format!("--address={}", self.socket.display())).arg("version").output();
+            if version.is_ok_and(|o| o.status.success()) {
+                return Ok(());
+            }
+            self.check_running()?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(self.not_ready("containerd"))
+    }
+
+    async fn wait_until_ready(&mut self, plane: &ControlPlane) -> Result<()> {
+        let nodes: Api<NodeObject> = Api::all(plane.admin_client().await?);
+        let started = Instant::now();
+        while started.elapsed() < READY_TIMEOUT {
+            let node = nodes.get_opt(NODE_NAME).await.ok().flatten();
+            let ready = node
+                .and_then(|n| n.status?.conditions)
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if ready {
+                return Ok(());
+            }
+            self.check_running()?;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Err(self.not_ready("kubelet"))
+    }
+
+    fn check_running(&mut self) -> Result<()> {
+        match self.processes.iter_mut().position(|p| !p.is_running()).map(|i| &self.processes[i]) {
+            Some(process) => Err(Error::NotReady {
+                component: process.name,
+                seconds: 0,
+                log: process.log.clone(),
+                tail: process.tail(4000),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    fn not_ready(&self, component: &'static str) -> Error {
+        let process = self.processes.iter().find(|p| p.name == component);
+        Error::NotReady {
+            component,
+            seconds: READY_TIMEOUT.as_secs(),
+            log: process.map(|p| p.log.clone()).unwrap_or_default(),
+            tail: process.map(|p| p.tail(4000)).unwrap_or_default(),
+        }
+    }
+
+    /// The end of every component's log, for a failing test.
+    #[must_use]
+    pub fn logs(&self) -> String {
+        self.processes.iter().map(|p| format!("--- {} ---\n{}\n", p.name, p.tail(3000))).collect()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+        // The kubelet first, so that it does not restart what containerd is told to stop; then every container
+        // containerd still runs, so that no pod outlives the test.
+        while let Some(mut process) = self.processes.pop() {
+            if process.name == "containerd" {
+                let _ = Command::new("ctr")
+                    .arg(format!("--address={}", self.socket.display()))
+                    .args(["--namespace=k8s.io", "tasks", "list", "-q"])
+                    .output()
+                    .map(|out| {
+                        for task in String::from_utf8_lossy(&out.stdout).lines() {
+                            let _ = Command::new("ctr")
+                                .arg(format!("--address={}", self.socket.display()))
+                                .args(["--namespace=k8s.io", "tasks", "kill", "--signal", "KILL", task])
+                                .status();
+                        }
+                    });
+            }
+            process.stop();
+        }
+        kill_shims(&self.socket);
+        unmount_below(self.dir.path());
+    }
+}
+
+/// Kills the containerd shims of this node's containerd (they detach from it, and would outlive it holding the
+/// containers' mounts): every process whose command line names `socket`.
+fn kill_shims(socket: &Path) {
+    let Ok(processes) = fs::read_dir("/proc") else { return };
+    let socket = socket.to_string_lossy();
+    for process in processes.filter_map(Result::ok) {
+        let pid = process.file_name().to_string_lossy().into_owned();
+        if !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(cmdline) = fs::read(process.path().join("cmdline")) else { continue };
+        if cmdline.split(|b| *b == 0).any(|arg| arg == socket.as_bytes()) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
+/// Unmounts everything the kubelet and containerd mounted below `dir` (the kubelet's bind mount of its root folder,
+/// volumes, container root filesystems), deepest first, so that the folder can be removed and no mount outlives the
+/// test: the namespace the node runs in is a network namespace only, so its mounts are this machine's.
+fn unmount_below(dir: &Path) {
+    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else { return };
+    // Field 5 of a mountinfo line is the mount point, with spaces and the like escaped as octal.
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let _ = Command::new("umount").args(["--lazy", point]).status();
+    }
+}

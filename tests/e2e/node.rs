@@ -1,0 +1,228 @@
+//! The chart on a real node: containerd, kubelet, kube-controller-manager and kube-scheduler run the broker's
+//! pods from an image packed from the broker binary. Inside a network namespace of the test's own; one group, so the
+//! node starts once.
+
+use std::{future::Future, time::Duration};
+
+use brokkr_e2e::{
+    broker::{ADMIN_TOKEN, broker_binary},
+    chart::{NAMESPACE, RELEASE, Walkthrough},
+    node::{NODE_IP, in_netns},
+};
+use brokkr_testenv::{
+    Node,
+    oci::{ImageSpec, pack},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::{Api, api::ListParams};
+use serde_json::Value;
+
+const IMAGE_REPOSITORY: &str = "localhost/brokkr/broker";
+const IMAGE_TAG: &str = "e2e";
+const WAIT: Duration = Duration::from_secs(120);
+
+/// Polls `check` until it gives a value, for at most `timeout`.
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The broker pods of the release, by name.
+async fn broker_pods(pods: &Api<Pod>) -> Vec<Pod> {
+    let selector = format!("app.kubernetes.io/instance={RELEASE}");
+    pods.list(&ListParams::default().labels(&selector)).await.expect("list pods").items
+}
+
+/// The admin status, read through the pod's own HTTP port (the pods use the host network: the node's IP).
+async fn pod_status(http: &reqwest::Client) -> Option<Value> {
+    let url = format!("http://{NODE_IP}:8080/api/v1/admin/config");
+    let response = http.get(url).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+    response.json().await.ok()
+}
+
+/// The broker container's log as the kubelet keeps it (`<podLogsDir>/<namespace>_<pod>_<uid>/broker/0.log`).
+fn container_log(node: &Node, pod: &str) -> Option<String> {
+    let folder = std::fs::read_dir(node.dir().join("pod-logs"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().contains(&format!("_{pod}_")))?;
+    std::fs::read_to_string(folder.path().join("broker/0.log")).ok()
+}
+
+async fn configmap_version(w: &Walkthrough) -> String {
+    let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let cm = configmaps.get(RELEASE).await.expect("the chart's ConfigMap");
+    cm.metadata.resource_version.expect("a resourceVersion")
+}
+
+async fn run_on_a_real_node() {
+    let w = Walkthrough::start().await;
+    let started = std::time::Instant::now();
+    let node = Node::start(&w.cluster.plane, NODE_IP).await.expect("the node becomes Ready");
+    println!("e2e real node Ready in {} ms", started.elapsed().as_millis());
+    let archive = w.dir().join("broker-image.tar");
+    let image = ImageSpec {
+        name: format!("{IMAGE_REPOSITORY}:{IMAGE_TAG}"),
+        binary: broker_binary(),
+        cmd: vec!["serve".into()],
+        user: "65532:65532".into(),
+    };
+    pack(&image, &archive).expect("pack the broker image");
+    node.import(&archive).expect("import the broker image");
+
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    let literal = format!("--from-literal=token={ADMIN_TOKEN}");
+    w.kubectl(&["-n", NAMESPACE, "create", "secret", "generic", "brokkr-admin", &literal]).await.ok("create secret");
+    let port = w.cluster.plane.apiserver_addr().port().to_string();
+    let values = format!(
+        "image: {{repository: {IMAGE_REPOSITORY}, tag: {IMAGE_TAG}, pullPolicy: Never}}\n\
+         admin: {{existingSecret: brokkr-admin}}\n\
+         drainDelaySeconds: 2\n\
+         config: {{config_reload: {{debounce: 1s}}}}\n\
+         extraEnv:\n  - {{name: KUBERNETES_SERVICE_HOST, value: \"127.0.0.1\"}}\n  - {{name: KUBERNETES_SERVICE_PORT, value: \"{port}\"}}\n"
+    );
+    let values_file = w.dir().join("node-values.yaml");
+    std::fs::write(&values_file, values).expect("write values");
+    let host_network = brokkr_e2e::chart::chart_dir().join("ci/host-network-values.yaml");
+    let install = [
+        "install",
+        RELEASE,
+        "charts/brokkr-broker",
+        "-n",
+        NAMESPACE,
+        "-f",
+        host_network.to_str().expect("path"),
+        "-f",
+        values_file.to_str().expect("path"),
+        "--wait",
+        "--timeout=120s",
+    ];
+    let started = std::time::Instant::now();
+    w.helm(&install).await.ok("helm install");
+    // Not `helm --wait`: with `maxUnavailable: 1` and one replica, Helm counts zero ready pods as enough.
+    let pods = Api::<Pod>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let pod = eventually("the Deployment's pod becomes Ready through the kubelet's probes", WAIT, || async {
+        let pods = broker_pods(&pods).await;
+        if pods.len() > 1 {
+            panic!("more than one broker pod: {pods:?}");
+        }
+        pods.into_iter().find(is_ready)
+    })
+    .await;
+    println!("e2e helm install -> pod Ready in {} ms", started.elapsed().as_millis());
+    let pod_name = pod.metadata.name.clone().expect("name");
+    let spec = pod.spec.as_ref().expect("spec");
+    assert_eq!(spec.service_account_name.as_deref(), Some(RELEASE));
+    assert!(
+        spec.volumes.iter().flatten().any(|v| v.name.starts_with("kube-api-access-") && v.projected.is_some()),
+        "the projected ServiceAccount token volume: {spec:?}"
+    );
+    let context = spec.containers[0].security_context.as_ref().expect("the chart's security context");
+    assert_eq!((context.read_only_root_filesystem, context.run_as_non_root), (Some(true), Some(true)));
+
+    // Its status through its own port: the chart's ConfigMap in force.
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let rv = configmap_version(&w).await;
+    eventually("the pod runs the chart's ConfigMap", WAIT, || async {
+        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+    })
+    .await;
+
+    // It reached the API server with the token the kubelet projected for this pod, not one the test made.
+    let user = format!("system:serviceaccount:{NAMESPACE}:{RELEASE}");
+    let requests = w.cluster.plane.requests_by(&user);
+    let bound_to_pod =
+        requests.iter().any(|e| e["user"]["extra"]["authentication.kubernetes.io/pod-name"][0] == pod_name.as_str());
+    assert!(bound_to_pod, "no request with a token bound to pod {pod_name}: {:?}", requests.first());
+
+    // A live edit: applied by the running pod, without a rollout.
+    let upgrade = [
+        "upgrade",
+        RELEASE,
+        "charts/brokkr-broker",
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "config.cors.allowed_origins={https://node.example}",
+    ];
+    w.helm(&upgrade).await.ok("helm upgrade");
+    let rv = configmap_version(&w).await;
+    let started = std::time::Instant::now();
+    let status = eventually("the pod applies the edit", WAIT, || async {
+        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+    })
+    .await;
+    println!("e2e real pod: edit -> applied in {} ms", started.elapsed().as_millis());
+    assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example", "{status}");
+    assert_eq!(broker_pods(&pods).await[0].metadata.name.as_deref(), Some(pod_name.as_str()), "not rolled");
+
+    // `kubectl rollout restart`: the old pod stops being ready, drains and exits within its grace period; the new
+    // one starts on the same ConfigMap.
+    let started = std::time::Instant::now();
+    w.kubectl(&["-n", NAMESPACE, "rollout", "restart", &format!("deployment/{RELEASE}")]).await.ok("rollout restart");
+    let saw_unready = std::sync::atomic::AtomicBool::new(false);
+    // The kubelet removes a pod's log with the pod: the last copy read while it still existed.
+    let last_log = std::sync::Mutex::new(String::new());
+    let gone = eventually("the old pod is replaced", WAIT, || async {
+        let now = broker_pods(&pods).await;
+        match now.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str())) {
+            Some(old) => {
+                if old.metadata.deletion_timestamp.is_some() && !is_ready(old) {
+                    saw_unready.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                if let Some(log) = container_log(&node, &pod_name) {
+                    *last_log.lock().expect("lock") = log;
+                }
+                None
+            }
+            None => Some(started.elapsed()),
+        }
+    })
+    .await;
+    let saw_unready = saw_unready.into_inner();
+    println!("e2e rollout restart: old pod gone after {} ms", gone.as_millis());
+    assert!(gone < Duration::from_secs(17), "the grace period (2 s drain + 15 s) was exceeded: {gone:?}");
+    assert!(saw_unready, "the terminating pod was reported not ready before it went");
+    let log = last_log.into_inner().expect("lock");
+    assert!(log.contains("SIGTERM received") && log.contains("draining before shutdown"), "{log}");
+
+    let new = eventually("the new pod is Ready", WAIT, || async {
+        broker_pods(&pods)
+            .await
+            .into_iter()
+            .find(|p| is_ready(p) && p.metadata.name.as_deref() != Some(pod_name.as_str()))
+    })
+    .await;
+    let status = eventually("the new pod runs the ConfigMap", WAIT, || async {
+        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+    })
+    .await;
+    assert_eq!(status["generation"], 0, "read at start-up: {status}");
+    assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example");
+    println!("e2e rollout restart: new pod {} Ready", new.metadata.name.unwrap_or_default());
+}
+
+#[test]
+fn the_charts_pods_run_on_a_real_node() {
+    in_netns("the_charts_pods_run_on_a_real_node", || {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        runtime.block_on(run_on_a_real_node());
+    });
+}
