@@ -28,9 +28,11 @@ step "helm and promtool for the chart tests (built once with Go into ~/.cache/br
 echo "using $(scripts/chart-tools.sh)"
 
 step "containerd, runc and CNI plugins for the real-node tests (Debian packages, installed once)"
+# The real-node test creates network, PID and mount namespaces and runs containerd: it needs root.
+[[ "$(id -u)" == 0 ]] || { echo "scripts/test.sh runs the real-node test, which needs root; run it as root" >&2; exit 1; }
 if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null ||
-  [[ ! -x /usr/lib/cni/loopback ]] || ! command -v nsenter >/dev/null; then
-  [[ "$(id -u)" == 0 ]] || { echo "the real-node tests need root (network namespaces, containerd); run as root" >&2; exit 1; }
+  [[ ! -x /usr/lib/cni/loopback ]] || ! command -v nsenter >/dev/null || ! command -v unshare >/dev/null ||
+  ! command -v ip >/dev/null; then
   packages=(containerd runc containernetworking-plugins util-linux iproute2)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}" ||
     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
@@ -58,9 +60,12 @@ step "unit, actor and HTTP tests"
 cargo test --workspace --locked --exclude brokkr-e2e
 
 step "end-to-end tests against the local control plane (one at a time: each starts its own API server)"
-cargo build -p brokkr-broker --locked
-# The binary just built; without this the harness builds it itself (same profile), which costs a relink.
+# One build for both binaries the end-to-end tests run (the broker, and the example that embeds the subsystem), so
+# that their shared dependencies are built once, with one set of features.
+cargo build --locked -p brokkr-broker -p brokkr-reload --bin brokkr-broker --example embedded
+# The binaries just built; without these the harness builds them itself (same profile), which costs a relink.
 export BROKKR_BROKER_BIN="$target_dir/debug/brokkr-broker"
+export BROKKR_EMBEDDED_BIN="$target_dir/debug/examples/embedded"
 cargo test -p brokkr-e2e --locked -- --test-threads=1 --nocapture
 
 step "all tests passed in $((SECONDS - started)) s"

@@ -104,11 +104,37 @@ async fn the_schema_refuses_mistyped_values_and_keys_the_chart_sets_itself() {
         ("config.config_reload.configmap=other", "set by the chart"),
         ("webhook.failurePolicy=fail", "case matters"),
         ("ports.http=70000", "not a port"),
+        // Found by review: extraEnv could set a setting in plain text, or shadow a variable the chart sets.
+        ("extraEnv[0].name=BROKKR__ADMIN__TOKEN,extraEnv[0].value=plain", "a setting through extraEnv"),
+        ("extraEnv[0].name=brokkr__admin__token,extraEnv[0].value=plain", "a setting in another case"),
+        ("extraEnv[0].name=POD_NAMESPACE,extraEnv[0].value=other", "a variable the chart sets"),
+        ("extraEnv[0].name=HTTPS_PROXY,extraEnv[0].value=1,extraEnv[0].other=x", "an unknown field"),
+        ("strategy.type=Sideways", "not a strategy"),
     ] {
         let run = template(home.path(), &["--set", set]).await;
         assert_ne!(run.code, Some(0), "--set {set} ({reason}) was accepted");
         assert!(run.stderr.contains("schema"), "--set {set}: {}", run.stderr);
     }
+}
+
+#[tokio::test]
+async fn the_host_network_refuses_a_network_policy_that_would_not_apply_and_takes_ordinary_extra_env() {
+    // Found by review: a NetworkPolicy does not select host-network pods on most network plugins, so the webhook
+    // port would be open on the node while the policy seemed to close it.
+    let home = tempfile::tempdir().expect("tempdir");
+    let sets = "hostNetwork=true,webhook.enabled=true,webhook.networkPolicy.enabled=true,\
+                webhook.networkPolicy.apiServerCIDRs={10.0.0.1/32}";
+    let run = template(home.path(), &["--set", sets]).await;
+    assert_ne!(run.code, Some(0), "hostNetwork with a NetworkPolicy was rendered");
+    assert!(run.stderr.contains("hostNetwork"), "{}", run.stderr);
+    let rendered = template(
+        home.path(),
+        &["--set", "hostNetwork=true,extraEnv[0].name=HTTPS_PROXY,extraEnv[0].value=http://proxy:3128"],
+    )
+    .await
+    .ok("hostNetwork with an ordinary variable");
+    let deployment = deployment(&rendered);
+    assert!(deployment.contains("hostNetwork: true") && deployment.contains("name: HTTPS_PROXY"), "{deployment}");
 }
 
 fn deployment(rendered: &str) -> String {
@@ -122,26 +148,34 @@ fn restart_annotation(deployment: &str) -> Option<String> {
 #[tokio::test]
 async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_it_when_asked() {
     let home = tempfile::tempdir().expect("tempdir");
-    // A different valid value for every setting the chart renders into broker.toml.
-    let edits = [
-        ("log.level", "config.log.level=debug"),
-        ("log.format", "config.log.format=json"),
-        ("cors.allowed_origins", "config.cors.allowed_origins={https://app.example.com}"),
-        ("cors.max_age", "config.cors.max_age=1m"),
-        ("config_reload.enabled", "config.config_reload.enabled=false"),
-        ("config_reload.debounce", "config.config_reload.debounce=1s"),
-        ("config_reload.max_wait", "config.config_reload.max_wait=30s"),
-        ("config_reload.resync_interval", "config.config_reload.resync_interval=10m"),
-    ];
+    // A different valid value (its declared example) for every setting the chart renders into broker.toml, as
+    // values.yaml's generated `config` block lists them: a new setting is covered without editing this test.
+    let values = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
+    let config_block = values.split("\nconfig:\n").nth(1).expect("a config block");
+    let edits: Vec<(&str, String)> = config_block
+        .lines()
+        .take_while(|l| l.starts_with(' ') || l.is_empty())
+        .filter_map(|l| l.trim().strip_prefix("# -- `")?.split_once('`').map(|(key, _)| key))
+        .map(|key| {
+            let d = brokkr_config::declaration::declaration(key).expect("a declared key");
+            let value = match d.example.strip_prefix('[').and_then(|e| e.strip_suffix(']')) {
+                Some(items) => format!("{{{}}}", items.replace('"', "")),
+                // `--set` splits at commas: a comma inside a value is escaped.
+                None => d.example.trim_matches('"').replace(',', "\\,"),
+            };
+            (d.key, format!("config.{key}={value}"))
+        })
+        .collect();
+    assert!(edits.len() >= 8, "{edits:?}");
     let live_keys: BTreeMap<&str, bool> = Settings::default().fields().into_iter().map(|f| (f.key, f.live)).collect();
     for restart_on_change in ["false", "true"] {
         let flag = format!("restartOnConfigChange={restart_on_change}");
         let base = deployment(&template(home.path(), &["--set", &flag]).await.ok("helm template"));
         assert_eq!(restart_annotation(&base).is_some(), restart_on_change == "true", "{flag}");
-        for (key, set) in edits {
+        for (key, set) in &edits {
             let rendered = template(home.path(), &["--set", &flag, "--set", set]).await.ok(set);
             let changed = deployment(&rendered);
-            let live = live_keys[key];
+            let live = live_keys[*key];
             if live || restart_on_change == "false" {
                 assert_eq!(changed, base, "{set} with {flag} changed the Deployment");
             } else {

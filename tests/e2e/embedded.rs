@@ -14,8 +14,12 @@ use tokio::{
     process::ChildStdout,
 };
 
-/// The example, built with the profile of this test binary.
+/// The example: `BROKKR_EMBEDDED_BIN` (scripts/test.sh builds it beside the broker), else built with the profile of
+/// this test binary.
 fn example_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BROKKR_EMBEDDED_BIN") {
+        return PathBuf::from(path);
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let mut dir = exe.parent().expect("binary folder");
     if dir.ends_with("deps") {
@@ -27,8 +31,18 @@ fn example_binary() -> PathBuf {
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let built = std::process::Command::new(cargo)
-        // `--workspace`: the features the test build unified, so nothing is rebuilt for this one binary.
-        .args(["build", "--workspace", "--example", "embedded", "--profile", &profile])
+        .args([
+            "build",
+            "-p",
+            "brokkr-broker",
+            "-p",
+            "brokkr-reload",
+            "--bin",
+            "brokkr-broker",
+            "--example",
+            "embedded",
+        ])
+        .args(["--profile", &profile])
         .status()
         .expect("run cargo build");
     assert!(built.success(), "cargo build --example embedded failed");

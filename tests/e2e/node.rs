@@ -13,8 +13,13 @@ use brokkr_testenv::{
     Node,
     oci::{ImageSpec, pack},
 };
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
-use kube::{Api, api::ListParams};
+use kube::{
+    Api,
+    api::ListParams,
+    runtime::{WatchStreamExt, watcher},
+};
 use serde_json::Value;
 
 const IMAGE_REPOSITORY: &str = "localhost/brokkr/broker";
@@ -55,6 +60,48 @@ async fn pod_status(http: &reqwest::Client) -> Option<Value> {
     response.json().await.ok()
 }
 
+/// What the kernel says of the broker's process: the runtime, not the pod spec, decides these.
+struct ProcessFacts {
+    uid: String,
+    effective_capabilities: String,
+    no_new_privileges: String,
+    seccomp: String,
+    root_read_only: bool,
+}
+
+/// The running broker's process, found by its command line (the test shares the pods' PID namespace's parent).
+fn broker_process() -> Option<ProcessFacts> {
+    let pid = std::fs::read_dir("/proc").ok()?.filter_map(Result::ok).find_map(|entry| {
+        let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+        (args.first() == Some(&b"/usr/local/bin/brokkr-broker".as_slice()) && args.get(1) == Some(&b"serve".as_slice()))
+            .then(|| entry.path())
+    })?;
+    let status = std::fs::read_to_string(pid.join("status")).ok()?;
+    let field = |name: &str| {
+        status.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.split_whitespace().next().unwrap_or("").to_owned())
+    };
+    let mountinfo = std::fs::read_to_string(pid.join("mountinfo")).ok()?;
+    // Field 5 is the mount point, field 6 its options.
+    let root_read_only = mountinfo.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        fields.get(4) == Some(&"/") && fields.get(5).is_some_and(|o| o.split(',').any(|o| o == "ro"))
+    });
+    Some(ProcessFacts {
+        uid: field("Uid:")?,
+        effective_capabilities: field("CapEff:")?,
+        no_new_privileges: field("NoNewPrivs:")?,
+        seccomp: field("Seccomp:")?,
+        root_read_only,
+    })
+}
+
+/// The exit code of the broker container when `pod`'s status says it terminated.
+fn exit_code(pod: &Pod) -> Option<i32> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find(|s| s.name == "broker")?.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+}
+
 /// The broker container's log as the kubelet keeps it (`<podLogsDir>/<namespace>_<pod>_<uid>/broker/0.log`).
 fn container_log(node: &Node, pod: &str) -> Option<String> {
     let folder = std::fs::read_dir(node.dir().join("pod-logs"))
@@ -70,7 +117,16 @@ async fn configmap_version(w: &Walkthrough) -> String {
     cm.metadata.resource_version.expect("a resourceVersion")
 }
 
+/// The machine-wide kernel settings a kubelet changes at start (see `brokkr_testenv::node`).
+fn kernel_tunables() -> Vec<String> {
+    ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys"]
+        .iter()
+        .map(|name| std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_default())
+        .collect()
+}
+
 async fn run_on_a_real_node() {
+    let tunables = kernel_tunables();
     let w = Walkthrough::start().await;
     let started = std::time::Instant::now();
     let node = Node::start(&w.cluster.plane, NODE_IP).await.expect("the node becomes Ready");
@@ -132,8 +188,13 @@ async fn run_on_a_real_node() {
         spec.volumes.iter().flatten().any(|v| v.name.starts_with("kube-api-access-") && v.projected.is_some()),
         "the projected ServiceAccount token volume: {spec:?}"
     );
-    let context = spec.containers[0].security_context.as_ref().expect("the chart's security context");
-    assert_eq!((context.read_only_root_filesystem, context.run_as_non_root), (Some(true), Some(true)));
+    // The chart's security context as the runtime applied it, read from the kernel.
+    let facts = eventually("the broker's process", WAIT, || async { broker_process() }).await;
+    assert_eq!(facts.uid, "65532", "runs as the chart's non-root user");
+    assert_eq!(facts.effective_capabilities, "0000000000000000", "no capabilities");
+    assert_eq!(facts.no_new_privileges, "1", "allowPrivilegeEscalation: false");
+    assert_eq!(facts.seccomp, "2", "RuntimeDefault seccomp filter");
+    assert!(facts.root_read_only, "read-only root filesystem");
 
     // Its status through its own port: the chart's ConfigMap in force.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
@@ -168,24 +229,38 @@ async fn run_on_a_real_node() {
         pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
     })
     .await;
-    println!("e2e real pod: edit -> applied in {} ms", started.elapsed().as_millis());
+    let took = started.elapsed();
+    println!("e2e real pod: edit -> applied in {} ms", took.as_millis());
+    assert!(took < Duration::from_secs(11), "applied only after {took:?} (debounce 1 s)");
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example", "{status}");
+    assert!(status["generation"].as_u64() > Some(0), "applied live as a new generation: {status}");
     assert_eq!(broker_pods(&pods).await[0].metadata.name.as_deref(), Some(pod_name.as_str()), "not rolled");
 
     // `kubectl rollout restart`: the old pod stops being ready, drains and exits within its grace period; the new
     // one starts on the same ConfigMap.
+    // Every update of the old pod, until it is deleted: the last one carries its container's exit code.
+    let fields = format!("metadata.name={pod_name}");
+    let exits = watcher(pods.clone(), watcher::Config::default().fields(&fields))
+        .applied_objects()
+        .take_while(|pod| std::future::ready(pod.is_ok()))
+        .filter_map(|pod| std::future::ready(pod.ok().as_ref().and_then(exit_code)));
+    let exit = tokio::spawn(async move { std::pin::pin!(exits).next().await });
     let started = std::time::Instant::now();
     w.kubectl(&["-n", NAMESPACE, "rollout", "restart", &format!("deployment/{RELEASE}")]).await.ok("rollout restart");
-    let saw_unready = std::sync::atomic::AtomicBool::new(false);
+    let url = |path: &str| format!("http://{NODE_IP}:8080{path}");
+    let draining = eventually("the old pod drains: /readyz 503 while /healthz is 200", WAIT, || async {
+        let ready = http.get(url("/readyz")).send().await.ok()?.status().as_u16();
+        let healthy = http.get(url("/healthz")).send().await.ok()?.status().as_u16();
+        (ready == 503 && healthy == 200).then_some(started.elapsed())
+    })
+    .await;
+    println!("e2e rollout restart: readiness dropped after {} ms", draining.as_millis());
     // The kubelet removes a pod's log with the pod: the last copy read while it still existed.
     let last_log = std::sync::Mutex::new(String::new());
     let gone = eventually("the old pod is replaced", WAIT, || async {
         let now = broker_pods(&pods).await;
         match now.iter().find(|p| p.metadata.name.as_deref() == Some(pod_name.as_str())) {
-            Some(old) => {
-                if old.metadata.deletion_timestamp.is_some() && !is_ready(old) {
-                    saw_unready.store(true, std::sync::atomic::Ordering::Relaxed);
-                }
+            Some(_) => {
                 if let Some(log) = container_log(&node, &pod_name) {
                     *last_log.lock().expect("lock") = log;
                 }
@@ -195,10 +270,10 @@ async fn run_on_a_real_node() {
         }
     })
     .await;
-    let saw_unready = saw_unready.into_inner();
     println!("e2e rollout restart: old pod gone after {} ms", gone.as_millis());
     assert!(gone < Duration::from_secs(17), "the grace period (2 s drain + 15 s) was exceeded: {gone:?}");
-    assert!(saw_unready, "the terminating pod was reported not ready before it went");
+    let exit = tokio::time::timeout(WAIT, exit).await.expect("the watch ends").expect("the watch task");
+    assert_eq!(exit, Some(0), "the broker exits cleanly on SIGTERM");
     let log = last_log.into_inner().expect("lock");
     assert!(log.contains("SIGTERM received") && log.contains("draining before shutdown"), "{log}");
 
@@ -216,6 +291,21 @@ async fn run_on_a_real_node() {
     assert_eq!(status["generation"], 0, "read at start-up: {status}");
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example");
     println!("e2e rollout restart: new pod {} Ready", new.metadata.name.unwrap_or_default());
+
+    // Uninstalled, the pods stop and the runtime removes their containers; stopped, the node leaves nothing on this
+    // machine: no kernel setting changed, no link to a log of its own.
+    w.helm(&["uninstall", RELEASE, "-n", NAMESPACE, "--wait"]).await.ok("helm uninstall");
+    eventually("the pods are gone", WAIT, || async { broker_pods(&pods).await.is_empty().then_some(()) }).await;
+    let dir = node.dir().to_owned();
+    drop(node);
+    assert_eq!(kernel_tunables(), tunables, "the kubelet's kernel settings are put back");
+    let links: Vec<_> = std::fs::read_dir("/var/log/containers")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| std::fs::read_link(e.path()).is_ok_and(|t| t.starts_with(&dir)))
+        .collect();
+    assert!(links.is_empty(), "links into the stopped node's folder: {links:?}");
 }
 
 #[test]

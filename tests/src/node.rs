@@ -1,27 +1,68 @@
-//! The real-node tests' harness: each runs inside a network namespace of its own, so that the kubelet, containerd
-//! and the pods (on the host network, which is the namespace's) never touch this machine's interfaces.
+//! The real-node tests' harness: each runs inside namespaces of its own, so that the kubelet, containerd and the
+//! pods never touch this machine's interfaces and leave nothing behind, even when the test is killed.
 
-use std::net::Ipv4Addr;
+use std::{net::Ipv4Addr, path::Path, process::Command};
 
 use brokkr_testenv::{NetNs, netns};
 
 /// The node's IP: an address on the namespace's `lo` (a kubelet refuses a loopback node IP).
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 123, 0, 2);
 
-/// Runs `body` inside a network namespace of the test's own. Outside one, creates it, re-runs this test binary
-/// there for `test` alone, deletes it and fails if the run failed; inside, runs `body`.
+/// Prefix of the network namespaces the tests create, followed by the creating process's pid.
+const NETNS_PREFIX: &str = "brokkr-e2e-";
+
+/// Folders the kubelet and containerd use whatever their configuration says: inside the test's mount namespace each
+/// gets an empty tmpfs, so that nothing is written to this machine's (container log links, shim sockets).
+const HARD_CODED_FOLDERS: [&str; 2] = ["/var/log/containers", "/run/containerd"];
+
+/// Runs `body` inside namespaces of the test's own.
+///
+/// Outside them: resolves the binaries the test needs (their builds need the network), deletes namespaces left by
+/// killed runs, creates a network namespace, and re-runs this test binary for `test` alone inside it and inside new
+/// PID and mount namespaces (`unshare --pid --fork --kill-child --mount`): when the run ends or is killed, the kernel
+/// kills every process it started, containerd's detached shims and the pods included, and drops every mount.
+/// Inside: mounts a tmpfs over [`HARD_CODED_FOLDERS`] and runs `body`.
 pub fn in_netns(test: &str, body: impl FnOnce()) {
     if netns::current().is_some() {
+        for folder in HARD_CODED_FOLDERS {
+            std::fs::create_dir_all(folder).expect("create a mount point");
+            let mounted = Command::new("mount").args(["-t", "tmpfs", "tmpfs", folder]).status();
+            assert!(mounted.is_ok_and(|s| s.success()), "mount a tmpfs over {folder}");
+        }
         body();
         return;
     }
-    let namespace = NetNs::create(&format!("brokkr-e2e-{}", std::process::id()), NODE_IP)
+    assert!(
+        Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.trim_ascii() == b"0"),
+        "{test} needs root: it creates network, PID and mount namespaces and runs containerd"
+    );
+    let env = [
+        ("BROKKR_NODE_ASSETS", brokkr_testenv::node::node_assets_dir().expect("node binaries")),
+        ("KUBEBUILDER_ASSETS", brokkr_testenv::assets_dir().expect("control-plane binaries")),
+        ("BROKKR_BROKER_BIN", crate::broker::broker_binary()),
+    ];
+    // Built (or found) now, so that the run inside finds them in the cache.
+    let _ = crate::chart::tools_dir();
+    remove_stale_namespaces();
+    let namespace = NetNs::create(&format!("{NETNS_PREFIX}{}", std::process::id()), NODE_IP)
         .expect("a network namespace (needs root)");
     let exe = std::env::current_exe().expect("the test binary");
     let status = namespace
-        .command(&exe)
+        .command_isolated(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .envs(env)
         .status()
-        .expect("run the test inside the namespace");
+        .expect("run the test inside the namespaces");
     assert!(status.success(), "{test} failed inside network namespace {}: {status}", namespace.name());
+}
+
+/// Deletes `brokkr-e2e-<pid>` namespaces whose process is gone (a run that was killed before it could).
+fn remove_stale_namespaces() {
+    let Ok(names) = std::fs::read_dir("/run/netns") else { return };
+    for name in names.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()) {
+        let Some(pid) = name.strip_prefix(NETNS_PREFIX) else { continue };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        }
+    }
 }

@@ -44,6 +44,7 @@ impl fmt::Debug for LayerText {
 
 #[derive(Clone)]
 struct EnvEntry {
+    var: String,
     section: String,
     key: String,
     value: Value,
@@ -139,8 +140,16 @@ impl<S: AppSettings> ConfigLayers<S> {
             if default.is_none() && !is_text {
                 return Err(env_err(format!("there is no setting {section}.{key}")));
             }
+            if let Some(earlier) = self.env.iter().find(|e| e.section == section && e.key == key) {
+                return Err(env_err(format!(
+                    "{} sets {section}.{key} too; names differ only in case after {}, so one of them would win \
+                     by chance",
+                    earlier.var,
+                    S::ENV_PREFIX
+                )));
+            }
             let value = if is_text { Value::String(raw) } else { parse_env_value(&raw).map_err(env_err)? };
-            self.env.push(EnvEntry { section, key, value });
+            self.env.push(EnvEntry { var: var.clone(), section, key, value });
         }
         self.build(None)?;
         Ok(self)

@@ -294,3 +294,15 @@ fn an_unknown_environment_setting_names_the_variable() {
     let err = ConfigLayers::new().with_env(env(&[("BROKKR__CORS__MAXAGE", "1m")])).expect_err("rejected");
     assert!(err.to_string().contains("BROKKR__CORS__MAXAGE"), "{err}");
 }
+
+#[test]
+fn two_variables_that_set_the_same_key_are_refused() {
+    // Found by review: the part after the prefix is lower-cased, so these set one key, and the kubelet builds a
+    // container's environment from a map: which one won would change from one start to the next.
+    let error = ConfigLayers::new()
+        .with_env(env(&[("BROKKR__ADMIN__TOKEN", "from-the-secret-1"), ("BROKKR__admin__token", "plain-text-2")]))
+        .expect_err("ambiguous");
+    let text = error.to_string();
+    assert!(text.contains("BROKKR__admin__token") && text.contains("BROKKR__ADMIN__TOKEN"), "{text}");
+    assert!(!text.contains("from-the-secret") && !text.contains("plain-text"), "{text}");
+}

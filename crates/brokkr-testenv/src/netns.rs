@@ -55,14 +55,39 @@ impl NetNs {
     }
 }
 
+impl NetNs {
+    /// As [`NetNs::command`], and also in new PID and mount namespaces: `unshare --pid --fork --kill-child --mount
+    /// --propagation private --mount-proc`. When the program ends or is killed, the kernel kills every process left
+    /// in its PID namespace (containerd's shims detach from their parent, so nothing else would), and the mounts
+    /// made inside (the kubelet's, the containers' root filesystems) are never seen by this machine.
+    #[must_use]
+    pub fn command_isolated(&self, program: &Path) -> Command {
+        let mut command = crate::child_command(Path::new("unshare"));
+        command
+            .args(["--pid", "--fork", "--kill-child", "--mount", "--propagation", "private", "--mount-proc", "--"])
+            .arg("nsenter")
+            .arg(format!("--net=/run/netns/{}", self.name))
+            .arg("--")
+            .arg(program)
+            .env(NETNS_ENV, &self.name);
+        command
+    }
+}
+
 impl Drop for NetNs {
     fn drop(&mut self) {
         let _ = ip(&["netns", "del", &self.name]);
     }
 }
 
-/// The namespace this process runs in, when a test re-ran itself inside one.
+/// The namespace this process runs in, when a test re-ran itself inside one: [`NETNS_ENV`] names it, and this
+/// process's network namespace is that one (an inherited variable alone never counts, so a test never starts a
+/// node on this machine's own network).
 #[must_use]
 pub fn current() -> Option<String> {
-    std::env::var(NETNS_ENV).ok().filter(|n| !n.is_empty())
+    use std::os::unix::fs::MetadataExt;
+    let name = std::env::var(NETNS_ENV).ok().filter(|n| !n.is_empty())?;
+    let ours = std::fs::metadata("/proc/self/ns/net").ok()?;
+    let named = std::fs::metadata(Path::new("/run/netns").join(&name)).ok()?;
+    (ours.dev() == named.dev() && ours.ino() == named.ino()).then_some(name)
 }

@@ -22,11 +22,27 @@ pub const NODE_NAME: &str = "brokkr-node";
 pub const PAUSE_IMAGE: &str = "localhost/brokkr/pause:1";
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Machine-wide kernel settings the kubelet sets at start (`setupKernelTunables`) and no network namespace scopes:
+/// saved before it starts and written back when the node stops, so that no test leaves this machine panicking on
+/// an oops or overcommitting memory.
+const KERNEL_TUNABLES: [&str; 6] = [
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+];
+
+/// The kubelet keeps a link to every container's log here whatever its configuration says.
+const CONTAINER_LOG_LINKS: &str = "/var/log/containers";
+
 /// containerd, kubelet, kube-controller-manager and kube-scheduler, in a temporary folder removed on drop.
 pub struct Node {
     dir: TempDir,
     socket: PathBuf,
     address: Ipv4Addr,
+    tunables: Vec<(PathBuf, String)>,
     // Stopped in reverse order of start by `Drop`: the kubelet before containerd.
     processes: Vec<Process>,
 }
@@ -59,6 +75,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [ttrpc]
   address = "{socket}.ttrpc"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{d}/containerd/opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
@@ -95,6 +114,9 @@ address: {address}
 port: {port}
 readOnlyPort: 0
 healthzPort: 0
+# Nothing in the tests needs exec, attach or the node's logs through the kubelet; anything in the namespace could.
+enableDebuggingHandlers: false
+enableSystemLogHandler: false
 authentication:
   anonymous:
     enabled: true
@@ -114,6 +136,7 @@ evictionHard:
   imagefs.available: "1%"
   nodefs.inodesFree: "1%"
 syncFrequency: 10s
+volumePluginDir: {d}/volume-plugins
 "#,
         socket = socket.display()
     )
@@ -124,7 +147,11 @@ impl Node {
     /// runs in), imports the pause image, and waits until the node is `Ready`.
     pub async fn start(plane: &ControlPlane, address: Ipv4Addr) -> Result<Self> {
         let bin = node_assets_dir()?;
-        let dir = tempfile::Builder::new().prefix("brokkr-node-").tempdir().map_err(io("create temp dir"))?;
+        let dir = tempfile::Builder::new()
+            .prefix("brokkr-node-")
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .map_err(io("create temp dir"))?;
         let path = dir.path().to_owned();
         let socket = path.join("containerd.sock");
         for folder in ["cni", "kubelet", "pod-logs", "runc"] {
@@ -136,7 +163,12 @@ impl Node {
             Ok(file.display().to_string())
         };
         write("cni/10-loopback.conflist", CNI_CONFIG)?;
-        let mut node = Self { dir, socket: socket.clone(), address, processes: Vec::new() };
+        let tunables = KERNEL_TUNABLES
+            .iter()
+            .map(|name| Path::new("/proc/sys").join(name))
+            .filter_map(|path| Some((path.clone(), fs::read_to_string(&path).ok()?)))
+            .collect();
+        let mut node = Self { dir, socket: socket.clone(), address, tunables, processes: Vec::new() };
         let config = write("containerd.toml", &containerd_config(&path, &socket))?;
         node.processes.push(Process::spawn(
             "containerd",
@@ -177,6 +209,8 @@ impl Node {
             format!("--service-account-private-key-file={plane_dir}/sa.key"),
             "--leader-elect=false".into(),
             "--secure-port=0".into(),
+            // Its default is a folder of this machine, which it would create.
+            format!("--flex-volume-plugin-dir={}", path.join("flex-volume").display()),
             "--v=1".into(),
         ];
         node.processes.push(Process::spawn(
@@ -308,6 +342,30 @@ impl Drop for Node {
         }
         kill_shims(&self.socket);
         unmount_below(self.dir.path());
+        remove_links_into(Path::new(CONTAINER_LOG_LINKS), self.dir.path());
+        remove_empty_cgroup_parents();
+        for (path, value) in &self.tunables {
+            let _ = fs::write(path, value);
+        }
+    }
+}
+
+/// Removes the `k8s.io` cgroup that runc creates in every hierarchy for containerd's namespace, once empty (a
+/// cgroup in use, such as another containerd's, cannot be removed).
+fn remove_empty_cgroup_parents() {
+    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
+    for hierarchy in hierarchies.filter_map(Result::ok) {
+        let _ = fs::remove_dir(hierarchy.path().join("k8s.io"));
+    }
+}
+
+/// Removes the links in `folder` that point below `dir`: the kubelet's links to container logs of this node.
+fn remove_links_into(folder: &Path, dir: &Path) {
+    let Ok(entries) = fs::read_dir(folder) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        if fs::read_link(entry.path()).is_ok_and(|target| target.starts_with(dir)) {
+            let _ = fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -41,16 +41,38 @@ struct Entry {
 fn shared_libraries(binary: &Path) -> Result<Vec<PathBuf>> {
     let output = Command::new("ldd").arg(binary).output().map_err(io("run ldd"))?;
     let text = String::from_utf8_lossy(&output.stdout);
-    // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)`, `/lib64/ld-linux-x86-64.so.2 (0x…)`; a static binary
-    // makes ldd print "not a dynamic executable" and fail.
-    let libraries = text
-        .lines()
-        .filter_map(|line| {
-            let path = line.split("=>").last()?.split_whitespace().next()?;
-            path.starts_with('/').then(|| PathBuf::from(path))
-        })
-        .collect();
+    if !output.status.success() {
+        // A static binary: ldd says "not a dynamic executable" and fails; anything else is an error.
+        let says = format!("{text}{}", String::from_utf8_lossy(&output.stderr));
+        return if says.contains("not a dynamic executable") {
+            Ok(Vec::new())
+        } else {
+            Err(Error::Assets(format!("ldd {} failed: {says}", binary.display())))
+        };
+    }
+    // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)`, `/lib64/ld-linux-x86-64.so.2 (0x…)`, and
+    // `linux-vdso.so.1 (0x…)`, which the kernel provides.
+    let mut libraries = Vec::new();
+    for line in text.lines() {
+        if line.contains("not found") {
+            return Err(Error::Assets(format!("{}: a shared library is missing: {}", binary.display(), line.trim())));
+        }
+        if let Some(path) = line.split("=>").last().and_then(|p| p.split_whitespace().next())
+            && path.starts_with('/')
+        {
+            libraries.push(PathBuf::from(path));
+        }
+    }
     Ok(libraries)
+}
+
+/// The OCI name of this machine's architecture.
+fn architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
 }
 
 fn digest(bytes: &[u8]) -> String {
@@ -99,7 +121,7 @@ pub fn pack(spec: &ImageSpec, out: &Path) -> Result<()> {
     let layer = layer(&entries)?;
     let layer_digest = digest(&layer);
     let config = serde_json::to_vec(&json!({
-        "architecture": "amd64",
+        "architecture": architecture(),
         "os": "linux",
         "config": {
             "User": spec.user,
