@@ -41,25 +41,9 @@ work="$(mktemp -d "$cache_root/build.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 started=$SECONDS
 
-# kube-apiserver and kubectl: k8s.io/kubernetes replaces its staging modules with ./staging paths, which
-# `go install pkg@version` refuses. A wrapper module replaces each with its published v0.Y.Z instead; the list is
-# generated from the chosen release's own go.mod so it never drifts.
-staging_version="v0.${KUBERNETES_VERSION#v1.}"
-gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" |
-  sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
-[[ -f "$gomod" ]] || { log "could not download k8s.io/kubernetes@$KUBERNETES_VERSION"; exit 1; }
-go_directive="$(sed -n 's/^go \([0-9.]*\)$/\1/p' "$gomod")"
-mkdir -p "$work/kubernetes"
-{
-  printf 'module brokkr.local/kubernetes-build\n\ngo %s\n\nreplace (\n' "$go_directive"
-  awk '/^replace \(/{inside=1; next} inside && /^\)/{inside=0} inside && /=> \.\/staging/{print $1}' "$gomod" |
-    while read -r module; do printf '\t%s => %s %s\n' "$module" "$module" "$staging_version"; done
-  printf ')\n'
-} >"$work/kubernetes/go.mod"
-log "kube-apiserver and kubectl $KUBERNETES_VERSION ($(grep -c ' => ' "$work/kubernetes/go.mod") staging modules at $staging_version)"
-version_flags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION"
-version_flags+=" -X k8s.io/component-base/version.gitMajor=1"
-version_flags+=" -X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$KUBERNETES_VERSION")"
+# kube-apiserver and kubectl, through the wrapper module of kubernetes-module.sh.
+source "$(dirname "$0")/kubernetes-module.sh"
+write_kubernetes_module "$work/kubernetes" brokkr.local/kubernetes-build "$KUBERNETES_VERSION"
 (
   cd "$work/kubernetes"
   go get "k8s.io/kubernetes/cmd/kube-apiserver@$KUBERNETES_VERSION" "k8s.io/kubernetes/cmd/kubectl@$KUBERNETES_VERSION"

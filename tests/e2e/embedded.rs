@@ -14,39 +14,10 @@ use tokio::{
     process::ChildStdout,
 };
 
-/// The example: `BROKKR_EMBEDDED_BIN` (scripts/test.sh builds it beside the broker), else built with the profile of
-/// this test binary.
+/// The example: `BROKKR_EMBEDDED_BIN`, else built with the broker (one build, one set of features).
 fn example_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("BROKKR_EMBEDDED_BIN") {
-        return PathBuf::from(path);
-    }
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut dir = exe.parent().expect("binary folder");
-    if dir.ends_with("deps") {
-        dir = dir.parent().expect("profile folder");
-    }
-    let profile = match dir.file_name().and_then(|p| p.to_str()) {
-        Some("debug") | None => "dev".to_owned(),
-        Some(other) => other.to_owned(),
-    };
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let built = std::process::Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "brokkr-broker",
-            "-p",
-            "brokkr-reload",
-            "--bin",
-            "brokkr-broker",
-            "--example",
-            "embedded",
-        ])
-        .args(["--profile", &profile])
-        .status()
-        .expect("run cargo build");
-    assert!(built.success(), "cargo build --example embedded failed");
-    dir.join("examples").join("embedded")
+    let build = ["-p", "brokkr-broker", "-p", "brokkr-reload", "--bin", "brokkr-broker", "--example", "embedded"];
+    brokkr_e2e::broker::built_binary("BROKKR_EMBEDDED_BIN", "examples/embedded", &build)
 }
 
 async fn write_shop(cluster: &Cluster, toml: &str) {

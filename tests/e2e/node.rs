@@ -117,16 +117,8 @@ async fn configmap_version(w: &Walkthrough) -> String {
     cm.metadata.resource_version.expect("a resourceVersion")
 }
 
-/// The machine-wide kernel settings a kubelet changes at start (see `brokkr_testenv::node`).
-fn kernel_tunables() -> Vec<String> {
-    ["vm/overcommit_memory", "kernel/panic", "kernel/panic_on_oops", "kernel/keys/root_maxkeys"]
-        .iter()
-        .map(|name| std::fs::read_to_string(format!("/proc/sys/{name}")).unwrap_or_default())
-        .collect()
-}
-
 async fn run_on_a_real_node() {
-    let tunables = kernel_tunables();
+    let tunables = brokkr_testenv::node::kernel_tunables();
     let w = Walkthrough::start().await;
     let started = std::time::Instant::now();
     let node = Node::start(&w.cluster.plane, NODE_IP).await.expect("the node becomes Ready");
@@ -298,7 +290,7 @@ async fn run_on_a_real_node() {
     eventually("the pods are gone", WAIT, || async { broker_pods(&pods).await.is_empty().then_some(()) }).await;
     let dir = node.dir().to_owned();
     drop(node);
-    assert_eq!(kernel_tunables(), tunables, "the kubelet's kernel settings are put back");
+    assert_eq!(brokkr_testenv::node::kernel_tunables(), tunables, "the kubelet's kernel settings are put back");
     let links: Vec<_> = std::fs::read_dir("/var/log/containers")
         .into_iter()
         .flatten()

@@ -12,31 +12,41 @@ use tokio::process::{Child, Command};
 /// The admin token every test broker uses.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token";
 
-/// The broker binary the tests run: `BROKKR_BROKER_BIN`, else built with the profile of the test binary.
+/// A binary the tests run: the path in `env` if set (scripts/test.sh builds them first), else `cargo build <build>`
+/// with the profile of this test binary, so that a `--release` run tests release binaries; `file` is its path below
+/// `target/<profile>/`.
+#[must_use]
+pub fn built_binary(env: &str, file: &str, build: &[&str]) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/<file>
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut dir = exe.parent().expect("binary folder");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("profile folder");
+    }
+    let profile = match dir.file_name().and_then(|p| p.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .arg("build")
+        .args(build)
+        .args(["--profile", &profile])
+        .status()
+        .expect("run cargo build");
+    assert!(built.success(), "cargo build {} failed", build.join(" "));
+    dir.join(file)
+}
+
+/// The broker binary the tests run: `BROKKR_BROKER_BIN`, else built.
 pub fn broker_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
-            if let Some(path) = std::env::var_os("BROKKR_BROKER_BIN") {
-                return PathBuf::from(path);
-            }
-            // target/<profile>/deps/<test> or target/<profile>/<bin> → target/<profile>/brokkr-broker
-            let exe = std::env::current_exe().expect("test binary path");
-            let mut dir = exe.parent().expect("binary folder");
-            if dir.ends_with("deps") {
-                dir = dir.parent().expect("profile folder");
-            }
-            let binary = dir.join("brokkr-broker");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            // The same profile as this test binary (`target/<profile>/…`), so a `--release` run tests a release broker.
-            let profile = dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug").to_owned();
-            let profile = if profile == "debug" { "dev".to_owned() } else { profile };
-            let built = std::process::Command::new(cargo)
-                .args(["build", "-p", "brokkr-broker", "--bin", "brokkr-broker", "--profile", &profile])
-                .status()
-                .expect("run cargo build");
-            assert!(built.success(), "cargo build -p brokkr-broker failed");
-            binary
+            built_binary("BROKKR_BROKER_BIN", "brokkr-broker", &["-p", "brokkr-broker", "--bin", "brokkr-broker"])
         })
         .clone()
 }

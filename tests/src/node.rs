@@ -47,12 +47,15 @@ pub fn in_netns(test: &str, body: impl FnOnce()) {
     let namespace = NetNs::create(&format!("{NETNS_PREFIX}{}", std::process::id()), NODE_IP)
         .expect("a network namespace (needs root)");
     let exe = std::env::current_exe().expect("the test binary");
+    // Put back here too: a run killed inside never reaches the node's own cleanup.
+    let tunables = brokkr_testenv::node::kernel_tunables();
     let status = namespace
         .command_isolated(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .envs(env)
         .status()
         .expect("run the test inside the namespaces");
+    brokkr_testenv::node::restore_kernel_tunables(&tunables);
     assert!(status.success(), "{test} failed inside network namespace {}: {status}", namespace.name());
 }
 

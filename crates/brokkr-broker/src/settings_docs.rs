@@ -13,7 +13,7 @@ use std::{
 
 use brokkr_config::{
     AppSettings, Settings,
-    declaration::{DECLARATIONS, Declaration},
+    declaration::{Applies, DECLARATIONS, Declaration},
 };
 use serde_json::{Value as Json, json};
 use toml::Value as Toml;
@@ -154,8 +154,13 @@ fn replace_between(text: &str, begin: &str, end: &str, generated: &str) -> Optio
     Some(format!("{}{generated}{}", &text[..start], &text[stop..]))
 }
 
+/// `live`, `restart`, or `fixed` for a restart-only setting the ConfigMap may repeat but never change.
 fn applies(d: &Declaration<Settings>) -> &'static str {
-    if d.is_live() { "live" } else { "restart" }
+    match d.applies {
+        Applies::Live => "live",
+        Applies::AtRestart => "restart",
+        Applies::Fixed(_) => "fixed",
+    }
 }
 
 /// The default as the docs show it: in backticks, or `empty` for a secret and `unset` for anything else.

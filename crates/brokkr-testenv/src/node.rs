@@ -25,7 +25,7 @@ const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// Machine-wide kernel settings the kubelet sets at start (`setupKernelTunables`) and no network namespace scopes:
 /// saved before it starts and written back when the node stops, so that no test leaves this machine panicking on
 /// an oops or overcommitting memory.
-const KERNEL_TUNABLES: [&str; 6] = [
+pub const KERNEL_TUNABLES: [&str; 6] = [
     "vm/overcommit_memory",
     "vm/panic_on_oom",
     "kernel/panic",
@@ -163,11 +163,7 @@ impl Node {
             Ok(file.display().to_string())
         };
         write("cni/10-loopback.conflist", CNI_CONFIG)?;
-        let tunables = KERNEL_TUNABLES
-            .iter()
-            .map(|name| Path::new("/proc/sys").join(name))
-            .filter_map(|path| Some((path.clone(), fs::read_to_string(&path).ok()?)))
-            .collect();
+        let tunables = kernel_tunables();
         let mut node = Self { dir, socket: socket.clone(), address, tunables, processes: Vec::new() };
         let config = write("containerd.toml", &containerd_config(&path, &socket))?;
         node.processes.push(Process::spawn(
@@ -344,9 +340,24 @@ impl Drop for Node {
         unmount_below(self.dir.path());
         remove_links_into(Path::new(CONTAINER_LOG_LINKS), self.dir.path());
         remove_empty_cgroup_parents();
-        for (path, value) in &self.tunables {
-            let _ = fs::write(path, value);
-        }
+        restore_kernel_tunables(&self.tunables);
+    }
+}
+
+/// The values of [`KERNEL_TUNABLES`] now, to put back with [`restore_kernel_tunables`].
+#[must_use]
+pub fn kernel_tunables() -> Vec<(PathBuf, String)> {
+    KERNEL_TUNABLES
+        .iter()
+        .map(|name| Path::new("/proc/sys").join(name))
+        .filter_map(|path| Some((path.clone(), fs::read_to_string(&path).ok()?)))
+        .collect()
+}
+
+/// Writes back what [`kernel_tunables`] read.
+pub fn restore_kernel_tunables(saved: &[(PathBuf, String)]) {
+    for (path, value) in saved {
+        let _ = fs::write(path, value);
     }
 }
 
