@@ -12,8 +12,11 @@ use brokkr_config::{
     declaration::show, declarations, declare,
 };
 use brokkr_reload::{
-    AuditLog, AuditRecord, ConfigMapSource, Environment, Options, ReloadMetrics, Subsystem, events::ReloadEvents, plan,
+    AuditLog, AuditRecord, ConfigMapSource, Environment, Options, ReloadMetrics, Subsystem,
+    events::ReloadEvents,
+    plan,
     registration::connect,
+    startup::{STARTUP_READ_TIMEOUT, Startup, read_startup},
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -120,34 +123,41 @@ pub fn greeting(config: &ReloadableConfig<ShopSettings>) -> watch::Receiver<Stri
     receive
 }
 
-/// Starts the subsystem for `shop` on `source`: what `main` does once it has a connection.
+/// Starts the subsystem for `shop` on `source`, following `config` (what `main` put in force at start).
 #[must_use]
 pub fn start(
     layers: ConfigLayers<ShopSettings>,
+    config: &ReloadableConfig<ShopSettings>,
     source: Arc<dyn ConfigMapSource>,
     events: Option<Arc<dyn ReloadEvents>>,
     registry: &mut prometheus_client::registry::Registry,
     options: &Options,
-) -> (ReloadableConfig<ShopSettings>, Subsystem<ShopSettings>) {
-    // Layers built with `with_file`/`with_env` were built once already; only a broken one falls back to defaults.
-    let config = ReloadableConfig::new(layers.build(None).map(|c| c.settings).unwrap_or_default());
+) -> Subsystem<ShopSettings> {
     let metrics = ReloadMetrics::register_with_prefix(registry, &options.metric_prefix);
-    let subsystem = Subsystem::register(source, config.clone(), layers, metrics, events, options);
-    (config, subsystem)
+    Subsystem::register(source, config.clone(), layers, metrics, events, options)
 }
 
 #[actix::main]
 async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let kubeconfig = std::env::args().nth(1).ok_or("usage: embedded KUBECONFIG_FILE")?;
-    // `SHOP__SECTION__KEY` variables above the defaults; a start-up read of the ConfigMap (`read_startup`, as the
-    // broker does) would also let its restart-only keys take effect at start.
+    // `SHOP__SECTION__KEY` variables above the defaults.
     let layers = ConfigLayers::<ShopSettings>::default().with_env(std::env::vars())?;
-    let settings = layers.build(None)?.settings;
+    let boot = layers.build(None)?.settings;
     let env = Environment::from_process(Some(kubeconfig.into()));
     let options = options(Arc::new(ShopAudit));
-    let access = connect(&plan(&settings, &env), &env, &settings, &options).await?.ok_or("hot reload is off")?;
+    let access = connect(&plan(&boot, &env), &env, &boot, &options).await?.ok_or("hot reload is off")?;
+    // One bounded read before starting, as the broker does, so that restart-only keys (`payment.key`) set in the
+    // ConfigMap take effect now; a ConfigMap that is absent, invalid or unreadable leaves the boot settings.
+    let config = match read_startup(access.source.clone(), &layers, &boot, STARTUP_READ_TIMEOUT).await {
+        Startup::FromConfigMap { candidate, source } => ReloadableConfig::starting(candidate.settings, Some(source)),
+        Startup::Invalid(error) => {
+            println!("shop: the ConfigMap is not valid, starting without it: {error}");
+            ReloadableConfig::new(boot)
+        }
+        Startup::Absent | Startup::Unreadable(_) => ReloadableConfig::new(boot),
+    };
     let mut registry = prometheus_client::registry::Registry::default();
-    let (config, _subsystem) = start(layers, access.source, Some(access.events), &mut registry, &options);
+    let _subsystem = start(layers, &config, access.source, Some(access.events), &mut registry, &options);
     let mut greeting = greeting(&config);
     println!("greeting: {}", *greeting.borrow_and_update());
     while greeting.changed().await.is_ok() {

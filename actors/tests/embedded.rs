@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use brokkr_config::{ConfigLayers, check_declarations};
+use brokkr_config::{ConfigLayers, ReloadableConfig, check_declarations};
 use brokkr_reload::{AuditLog, AuditRecord};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
@@ -50,8 +50,9 @@ async fn the_embedded_shop_follows_its_configmap_under_its_own_names() {
     let audit = Recorded::default();
     let mut registry = Registry::default();
     let options = embedded::options(Arc::new(audit.clone()));
-    let (config, subsystem) =
-        embedded::start(ConfigLayers::default(), Arc::new(source.clone()), None, &mut registry, &options);
+    let config = ReloadableConfig::new(embedded::ShopSettings::default());
+    let subsystem =
+        embedded::start(ConfigLayers::default(), &config, Arc::new(source.clone()), None, &mut registry, &options);
     let mut greeting = embedded::greeting(&config);
     settle().await;
 

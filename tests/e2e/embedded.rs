@@ -66,7 +66,13 @@ async fn the_embedded_example_follows_its_own_configmap_under_its_own_names() {
     let wait = Duration::from_secs(30);
 
     let start = until_line(&mut lines, "greeting: hej", wait).await;
-    write_shop(&cluster, "[greeting]\ntext = \"god dag\"\n[payment]\nkey = \"pk-live-9000\"").await;
+    assert_eq!(
+        start.first().map(String::as_str),
+        Some("greeting: hej"),
+        "the start-up read put the ConfigMap in force"
+    );
+    // A new payment key is restart-only: reported, never shown, and not applied.
+    write_shop(&cluster, "[greeting]\ntext = \"god dag\"\n[payment]\nkey = \"pk-live-9001\"").await;
     let edit = until_line(&mut lines, "greeting: god dag", wait).await;
     write_shop(&cluster, "[greeting]\ntext = \"\"").await;
     let refused = until_line(&mut lines, "greeting.text: must not be empty", wait).await;
