@@ -9,6 +9,10 @@ source scripts/disk.sh
 started=$SECONDS
 step() { printf '\n==> %s\n' "$*"; }
 
+# The real-node test creates network, PID and mount namespaces and runs containerd: it needs root. Checked first,
+# before any long build.
+[[ "$(id -u)" == 0 ]] || { echo "scripts/test.sh runs the real-node test, which needs root; run it as root" >&2; exit 1; }
+
 step "toolchains"
 command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
 command -v go >/dev/null || { echo "go not found: install Go 1.26 or newer (https://go.dev/dl)"; exit 1; }
@@ -28,8 +32,6 @@ step "helm and promtool for the chart tests (built once with Go into ~/.cache/br
 echo "using $(scripts/chart-tools.sh)"
 
 step "containerd, runc and CNI plugins for the real-node tests (Debian packages, installed once)"
-# The real-node test creates network, PID and mount namespaces and runs containerd: it needs root.
-[[ "$(id -u)" == 0 ]] || { echo "scripts/test.sh runs the real-node test, which needs root; run it as root" >&2; exit 1; }
 if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null ||
   [[ ! -x /usr/lib/cni/loopback ]] || ! command -v nsenter >/dev/null || ! command -v unshare >/dev/null ||
   ! command -v ip >/dev/null; then

@@ -232,18 +232,31 @@ async fn run_on_a_real_node() {
     // one starts on the same ConfigMap.
     // Every update of the old pod, until it is deleted: the last one carries its container's exit code.
     let fields = format!("metadata.name={pod_name}");
-    let exits = watcher(pods.clone(), watcher::Config::default().fields(&fields))
-        .applied_objects()
-        .take_while(|pod| std::future::ready(pod.is_ok()))
-        .filter_map(|pod| std::future::ready(pod.ok().as_ref().and_then(exit_code)));
-    let exit = tokio::spawn(async move { std::pin::pin!(exits).next().await });
+    let mut events = watcher(pods.clone(), watcher::Config::default().fields(&fields)).default_backoff().boxed();
+    let exit = tokio::spawn(async move {
+        // Watch errors are retried (backoff); the final status can come with an update or with the deletion.
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                    if let Some(code) = exit_code(&pod) {
+                        return Some(code);
+                    }
+                }
+                Ok(watcher::Event::Delete(pod)) => return exit_code(&pod),
+                _ => {}
+            }
+        }
+        None
+    });
     let started = std::time::Instant::now();
     w.kubectl(&["-n", NAMESPACE, "rollout", "restart", &format!("deployment/{RELEASE}")]).await.ok("rollout restart");
     let url = |path: &str| format!("http://{NODE_IP}:8080{path}");
     let draining = eventually("the old pod drains: /readyz 503 while /healthz is 200", WAIT, || async {
-        let ready = http.get(url("/readyz")).send().await.ok()?.status().as_u16();
+        // "shutting down": a starting pod answers 503 too, with another body.
+        let ready = http.get(url("/readyz")).send().await.ok()?;
+        let (code, body) = (ready.status().as_u16(), ready.text().await.ok()?);
         let healthy = http.get(url("/healthz")).send().await.ok()?.status().as_u16();
-        (ready == 503 && healthy == 200).then_some(started.elapsed())
+        (code == 503 && body == "shutting down" && healthy == 200).then_some(started.elapsed())
     })
     .await;
     println!("e2e rollout restart: readiness dropped after {} ms", draining.as_millis());

@@ -23,7 +23,9 @@ const HARD_CODED_FOLDERS: [&str; 2] = ["/var/log/containers", "/run/containerd"]
 /// kills every process it started, containerd's detached shims and the pods included, and drops every mount.
 /// Inside: mounts a tmpfs over [`HARD_CODED_FOLDERS`] and runs `body`.
 pub fn in_netns(test: &str, body: impl FnOnce()) {
-    if netns::current().is_some() {
+    // Inside means: in the namespace, and pid 1 of the PID namespace `unshare` made (so the mount namespace is the
+    // private one, and the tmpfs below never covers this machine's folders).
+    if netns::current().is_some() && std::process::id() == 1 {
         for folder in HARD_CODED_FOLDERS {
             std::fs::create_dir_all(folder).expect("create a mount point");
             let mounted = Command::new("mount").args(["-t", "tmpfs", "tmpfs", folder]).status();
@@ -47,8 +49,12 @@ pub fn in_netns(test: &str, body: impl FnOnce()) {
     let namespace = NetNs::create(&format!("{NETNS_PREFIX}{}", std::process::id()), NODE_IP)
         .expect("a network namespace (needs root)");
     let exe = std::env::current_exe().expect("the test binary");
-    // Put back here too: a run killed inside never reaches the node's own cleanup.
+    // Put back here too: a run killed inside never reaches the node's own cleanup. Saved in a file as well, for a
+    // run killed outright: the next run puts them back (`remove_stale_namespaces`).
     let tunables = brokkr_testenv::node::kernel_tunables();
+    let saved = Path::new("/run").join(format!("{NETNS_PREFIX}{}.tunables", std::process::id()));
+    let text: String = tunables.iter().map(|(path, value)| format!("{}\t{}\n", path.display(), value.trim())).collect();
+    std::fs::write(&saved, text).expect("save the kernel settings");
     let status = namespace
         .command_isolated(&exe)
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
@@ -56,11 +62,29 @@ pub fn in_netns(test: &str, body: impl FnOnce()) {
         .status()
         .expect("run the test inside the namespaces");
     brokkr_testenv::node::restore_kernel_tunables(&tunables);
+    let _ = std::fs::remove_file(&saved);
     assert!(status.success(), "{test} failed inside network namespace {}: {status}", namespace.name());
 }
 
-/// Deletes `brokkr-e2e-<pid>` namespaces whose process is gone (a run that was killed before it could).
+/// Cleans up after runs that were killed before they could: puts back the kernel settings a `brokkr-e2e-<pid>.tunables`
+/// file saved, and deletes `brokkr-e2e-<pid>` namespaces, whose process is gone.
 fn remove_stale_namespaces() {
+    for file in std::fs::read_dir("/run").into_iter().flatten().filter_map(Result::ok) {
+        let name = file.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(NETNS_PREFIX).and_then(|n| n.strip_suffix(".tunables")) else { continue };
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(file.path()).unwrap_or_default();
+        let saved: Vec<_> = text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .filter(|(path, _)| path.starts_with("/proc/sys/"))
+            .map(|(path, value)| (std::path::PathBuf::from(path), format!("{value}\n")))
+            .collect();
+        brokkr_testenv::node::restore_kernel_tunables(&saved);
+        let _ = std::fs::remove_file(file.path());
+    }
     let Ok(names) = std::fs::read_dir("/run/netns") else { return };
     for name in names.filter_map(Result::ok).map(|e| e.file_name().to_string_lossy().into_owned()) {
         let Some(pid) = name.strip_prefix(NETNS_PREFIX) else { continue };

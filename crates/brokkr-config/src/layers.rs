@@ -141,12 +141,16 @@ impl<S: AppSettings> ConfigLayers<S> {
                 return Err(env_err(format!("there is no setting {section}.{key}")));
             }
             if let Some(earlier) = self.env.iter().find(|e| e.section == section && e.key == key) {
-                return Err(env_err(format!(
-                    "{} sets {section}.{key} too; names differ only in case after {}, so one of them would win \
-                     by chance",
-                    earlier.var,
-                    S::ENV_PREFIX
-                )));
+                let why = if earlier.var == var {
+                    "it is given twice".to_owned()
+                } else {
+                    format!(
+                        "{} sets {section}.{key} too, and the names differ only in case after {}",
+                        earlier.var,
+                        S::ENV_PREFIX
+                    )
+                };
+                return Err(env_err(format!("{why}: one of them would win by chance")));
             }
             let value = if is_text { Value::String(raw) } else { parse_env_value(&raw).map_err(env_err)? };
             self.env.push(EnvEntry { var: var.clone(), section, key, value });

@@ -231,7 +231,7 @@ mod tests {
             section.as_table_mut().expect("a section").insert(key.to_owned(), value);
         }
         let candidate: Settings = toml::Value::Table(document).try_into().expect("every example has the right type");
-        crate::validate::validate(&candidate, &[]).expect("every example is a valid value");
+        crate::checks::check(&candidate, &[]).expect("every example is a valid value");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);
         let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();

@@ -41,22 +41,12 @@ impl NetNs {
     pub fn name(&self) -> &str {
         &self.name
     }
-
-    /// `program` run inside the namespace, killed when the spawning thread dies (see [`crate::child_command`]),
-    /// with [`NETNS_ENV`] set.
-    ///
-    /// Entered with util-linux `nsenter --net`, not `ip netns exec`: the latter also gives the program a mount
-    /// namespace with a fresh `/sys`, which hides the cgroup mounts a kubelet needs.
-    #[must_use]
-    pub fn command(&self, program: &Path) -> Command {
-        let mut command = crate::child_command(Path::new("nsenter"));
-        command.arg(format!("--net=/run/netns/{}", self.name)).arg("--").arg(program).env(NETNS_ENV, &self.name);
-        command
-    }
 }
 
 impl NetNs {
-    /// As [`NetNs::command`], and also in new PID and mount namespaces: `unshare --pid --fork --kill-child --mount
+    /// `program` run inside the namespace (entered with util-linux `nsenter --net`: `ip netns exec` would also give it
+    /// a fresh `/sys`, hiding the cgroup mounts a kubelet needs), with [`NETNS_ENV`] set, and in new PID and mount
+    /// namespaces: `unshare --pid --fork --kill-child --mount
     /// --propagation private --mount-proc`. When the program ends or is killed, the kernel kills every process left
     /// in its PID namespace (containerd's shims detach from their parent, so nothing else would), and the mounts
     /// made inside (the kubelet's, the containers' root filesystems) are never seen by this machine.
