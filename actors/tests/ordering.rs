@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use actix::{Actor, Addr};
 use brokkr_config::{ConfigLayers, ReloadableConfig};
-use brokkr_reload::{ConfigActor, Reload, ReloadMetrics, ReloadNow, Subsystem};
+use brokkr_reload::{ConfigActor, Reload, ReloadMetrics, ReloadNow};
 use kube::runtime::watcher;
 use support::{FakeSource, configmap, present, run_for, settle};
 
@@ -105,17 +105,8 @@ async fn a_read_that_never_answers_times_out_and_the_resync_goes_on() {
 #[actix_rt::test]
 async fn a_debounce_window_closing_after_an_on_demand_read_never_rolls_back() {
     tokio::time::pause();
-    let layers = ConfigLayers::new();
-    let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let source = FakeSource::default();
-    let subsystem = Subsystem::register(
-        Arc::new(source.clone()),
-        config.clone(),
-        layers,
-        ReloadMetrics::default(),
-        None,
-        &Default::default(),
-    );
+    let (config, subsystem) = support::register_on(&source);
     let actor = subsystem.config_actor.clone().expect("registered");
     settle().await;
     source.emit_list(Some(configmap("", "1")));

@@ -6,8 +6,7 @@ mod support;
 use std::{sync::Arc, time::Duration};
 
 use actix::Actor;
-use brokkr_config::{ConfigLayers, ReloadableConfig};
-use brokkr_reload::{ConfigMapObserved, ReloadMetrics, Subsystem, WatcherState, WatcherStatus, WatcherSupervisor};
+use brokkr_reload::{ConfigMapObserved, ReloadMetrics, WatcherState, WatcherStatus, WatcherSupervisor};
 use kube::runtime::{
     utils::ResetTimerBackoff,
     watcher::{self, ExponentialBackoff},
@@ -67,17 +66,8 @@ async fn a_watcher_error_leads_to_a_supervised_restart_with_growing_backoff() {
 #[actix_rt::test]
 async fn a_relist_after_restart_with_the_same_configmap_is_unchanged() {
     tokio::time::pause();
-    let layers = ConfigLayers::new();
-    let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let source = FakeSource::default();
-    let subsystem = Subsystem::register(
-        Arc::new(source.clone()),
-        config.clone(),
-        layers,
-        ReloadMetrics::default(),
-        None,
-        &Default::default(),
-    );
+    let (config, subsystem) = support::register_on(&source);
     settle().await;
     let document = "[log]\nlevel = \"debug\"";
     source.emit_list(Some(configmap(document, "5")));

@@ -208,3 +208,20 @@ impl RecordedEvents {
         self.0.lock().expect("lock").iter().filter_map(|(_, note)| note.clone()).collect()
     }
 }
+
+/// The whole subsystem on `source`, with the built-in defaults in force and no Events: what a test then drives
+/// through the source.
+pub fn register_on(source: &FakeSource) -> (brokkr_config::ReloadableConfig, brokkr_reload::Subsystem) {
+    let layers = brokkr_config::ConfigLayers::new();
+    let config = brokkr_config::ReloadableConfig::new(layers.build(None).expect("defaults").settings);
+    let metrics = brokkr_reload::ReloadMetrics::default();
+    let subsystem = brokkr_reload::Subsystem::register(
+        Arc::new(source.clone()),
+        config.clone(),
+        layers,
+        metrics,
+        None,
+        &Default::default(),
+    );
+    (config, subsystem)
+}

@@ -50,11 +50,7 @@ impl ControlPlane {
     pub async fn start_with(extra: &[&str]) -> Result<Self> {
         let bin = assets_dir()?;
         // Owner only: it holds the CA's key material, the service-account key and an admin kubeconfig.
-        let dir = tempfile::Builder::new()
-            .prefix("brokkr-testenv-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(io("create temp dir"))?;
+        let dir = crate::process::private_temp_dir("brokkr-testenv-")?;
         let path = dir.path().to_owned();
         let write = |name: &str, text: &str| -> Result<String> {
             let file = path.join(name);

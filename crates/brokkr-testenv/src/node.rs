@@ -147,11 +147,7 @@ impl Node {
     /// runs in), imports the pause image, and waits until the node is `Ready`.
     pub async fn start(plane: &ControlPlane, address: Ipv4Addr) -> Result<Self> {
         let bin = node_assets_dir()?;
-        let dir = tempfile::Builder::new()
-            .prefix("brokkr-node-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
-            .tempdir()
-            .map_err(io("create temp dir"))?;
+        let dir = crate::process::private_temp_dir("brokkr-node-")?;
         let path = dir.path().to_owned();
         let socket = path.join("containerd.sock");
         for folder in ["cni", "kubelet", "pod-logs", "runc"] {

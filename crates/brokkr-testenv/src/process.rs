@@ -56,6 +56,16 @@ fn setpriv() -> Option<&'static Path> {
         .as_deref()
 }
 
+/// A temporary folder `/tmp/<prefix>…` that only its owner can read (it holds keys and an admin kubeconfig), removed
+/// on drop.
+pub(crate) fn private_temp_dir(prefix: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+        .map_err(io("create temp dir"))
+}
+
 /// A free loopback port (the kernel picks one; a small window remains before the component binds it).
 pub(crate) fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(io("bind a free port"))?;
