@@ -1,7 +1,7 @@
 //! What a reload writes to the log: the audit records (through an [`AuditLog`], by default lines that no
 //! `log.level` can hide), and routine lines at DEBUG.
 
-use brokkr_config::{Change, ReloadOutcome};
+use brokkr_config::{Change, ReloadOutcome, text::clip};
 use tracing::{debug, error, info, warn};
 
 use crate::messages::Trigger;
@@ -10,6 +10,9 @@ use crate::messages::Trigger;
 /// [`TracingAudit`]. The broker's log filter always enables it at INFO, whatever `log.level` says, so a reload that
 /// sets `log.level = "off"` is still recorded, and so is the reload that turns logging back on.
 pub const AUDIT_TARGET: &str = "brokkr_reload::audit";
+
+/// The most bytes of a changed value an audit line shows, old and new each.
+pub const AUDIT_VALUE_LIMIT: usize = 1024;
 
 /// One audit record of a reload; values are redacted already (a secret shows as `<redacted>`).
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +63,8 @@ impl AuditLog for TracingAudit {
     fn record(&self, record: &AuditRecord<'_>) {
         match *record {
             AuditRecord::Changed(c) => {
-                info!(target: AUDIT_TARGET, key = c.key, old = %c.old, new = %c.new, "configuration changed");
+                let (old, new) = (clip(&c.old, AUDIT_VALUE_LIMIT), clip(&c.new, AUDIT_VALUE_LIMIT));
+                info!(target: AUDIT_TARGET, key = c.key, %old, %new, "configuration changed");
             }
             AuditRecord::Applied { generation, hash, resource_version, trigger } => {
                 info!(target: AUDIT_TARGET, generation, hash, resource_version, trigger = trigger.as_str(), "configuration applied");
@@ -123,4 +127,27 @@ pub(crate) fn warn_restart_required(audit: &dyn AuditLog, changes: &[Change]) {
 /// The WARN that environment variables override ConfigMap keys; called only when that set changed.
 pub(crate) fn warn_shadowed(keys: &[String], env_prefix: &str) {
     warn!(?keys, "ConfigMap keys are overridden by {env_prefix}* environment variables");
+}
+
+#[cfg(test)]
+mod tests {
+    use brokkr_config::Change;
+    use brokkr_testenv::CapturedLog;
+
+    use super::*;
+
+    #[test]
+    fn a_changed_value_is_cut_in_the_audit_line() {
+        // Found by review: 256 valid origins make `cors.allowed_origins` up to the 256 KiB document, and the audit
+        // line carried old and new whole, on every replica.
+        let long = format!("[{}]", vec!["\"https://a-very-long-host-name.example.com\""; 2000].join(", "));
+        let change = Change { key: "cors.allowed_origins", old: long.clone(), new: long, live: true };
+        let captured = CapturedLog::default();
+        tracing::subscriber::with_default(captured.subscriber("info"), || {
+            TracingAudit.record(&AuditRecord::Changed(&change));
+        });
+        let line = captured.text();
+        assert!(line.contains("configuration changed"), "{line}");
+        assert!(line.len() < 2 * AUDIT_VALUE_LIMIT + 500, "{} bytes", line.len());
+    }
 }

@@ -35,7 +35,9 @@ pub trait AppSettings:
     /// The name of that section (`config_reload`), as [`crate::declarations!`] declared it.
     #[must_use]
     fn reload_section() -> &'static str {
-        Self::DECLARATIONS.iter().find_map(|d| d.key.strip_suffix(".resync_interval")).unwrap_or("config_reload")
+        // From the end: `declarations!` puts the reload section after the application's own settings, one of which
+        // may also be called `resync_interval`.
+        Self::DECLARATIONS.iter().rev().find_map(|d| d.key.strip_suffix(".resync_interval")).unwrap_or("config_reload")
     }
 
     /// Every setting with its printable value, secrets redacted, in the order of [`AppSettings::DECLARATIONS`].

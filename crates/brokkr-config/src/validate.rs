@@ -5,9 +5,8 @@ use std::time::Duration;
 use std::net::SocketAddr;
 
 use crate::{
-    ConfigError, Result, Settings,
+    AppSettings, ConfigError, Result, Settings,
     checks::{invalid, within},
-    declaration::DECLARATIONS,
     text::quote,
 };
 
@@ -137,11 +136,10 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
     // First and alone: a check below may quote a value, cut at a byte limit, and a token that cannot be sent in a
     // header is reported without any.
     check_token(s.admin.token.expose())?;
-    let secrets: Vec<String> = DECLARATIONS
-        .iter()
-        .filter_map(|d| d.secret_value(s))
-        .chain(in_force.iter().map(|secret| (*secret).to_owned()))
-        .filter(|secret| !secret.is_empty())
+    let secrets: Vec<String> = s
+        .secret_values()
+        .into_iter()
+        .chain(in_force.iter().filter(|s| !s.is_empty()).map(|s| (*s).to_owned()))
         .collect();
     // Every other problem at once, so that an edit with three mistakes needs one round trip, not three.
     let mut errors = Vec::new();

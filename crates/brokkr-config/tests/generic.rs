@@ -141,3 +141,31 @@ fn an_undeclared_field_is_named() {
     let problems = check_declarations(&sample).expect_err("extra.colour is not declared");
     assert!(problems.contains("extra.colour is not declared"), "{problems}");
 }
+
+#[test]
+fn the_reload_section_is_found_even_when_an_application_setting_has_the_same_field_name() {
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Cached {
+        cache: Cache,
+        config_reload: ReloadSettings,
+    }
+    #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+    #[serde(default)]
+    struct Cache {
+        resync_interval: String,
+    }
+    impl AppSettings for Cached {
+        const DECLARATIONS: &'static [Declaration<Self>] = declarations![config_reload;
+            declare!(cache.resync_interval, Live, show::text, r#""1h""#, "how often the cache refreshes"),
+        ];
+        const ENV_PREFIX: &'static str = "CACHED__";
+        fn validate(&self, _: &[&str]) -> Result<()> {
+            Ok(())
+        }
+        fn reload(&self) -> &ReloadSettings {
+            &self.config_reload
+        }
+    }
+    assert_eq!(Cached::reload_section(), "config_reload");
+}
