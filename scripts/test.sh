@@ -64,10 +64,11 @@ cargo test --workspace --locked --exclude brokkr-e2e
 step "end-to-end tests against the local control plane (one at a time: each starts its own API server)"
 # One build for both binaries the end-to-end tests run (the broker, and the example that embeds the subsystem), so
 # that their shared dependencies are built once, with one set of features.
-cargo build --locked -p brokkr-broker -p brokkr-reload --bin brokkr-broker --example embedded
+cargo build --locked -p brokkr-broker -p brokkr-reload --bin brokkr-broker --bin kubectl-brokkr --example embedded
 # The binaries just built; without these the harness builds them itself (same profile), which costs a relink.
 export BROKKR_BROKER_BIN="$target_dir/debug/brokkr-broker"
 export BROKKR_EMBEDDED_BIN="$target_dir/debug/examples/embedded"
+export BROKKR_PLUGIN_BIN="$target_dir/debug/kubectl-brokkr"
 cargo test -p brokkr-e2e --locked -- --test-threads=1 --nocapture
 
 step "all tests passed in $((SECONDS - started)) s"

@@ -105,7 +105,7 @@ impl AuditLog for ShopAudit {
 /// The shop's names for what the subsystem shows.
 #[must_use]
 pub fn options(audit: Arc<dyn AuditLog>) -> Options {
-    Options { metric_prefix: "shop_config".into(), event_controller: "shop".into(), audit }
+    Options { metric_prefix: "shop_config".into(), event_controller: "shop".into(), audit, ..Options::default() }
 }
 
 /// The greeting in force, as the shop's handlers read it: a `watch` of just the slice they need, updated by every
@@ -146,11 +146,11 @@ async fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
     let env = Environment::from_process(Some(kubeconfig.into()));
     let options = options(Arc::new(ShopAudit));
     let access = connect(&plan(&boot, &env), &env, &boot, &options).await?.ok_or("hot reload is off")?;
-    // One bounded read before starting, as the broker does, so that restart-only keys (`payment.key`) set in the
-    // ConfigMap take effect now; a ConfigMap that is absent, invalid or unreadable leaves the boot settings.
+    // One bounded read before starting, as the broker does, so that the ConfigMap's settings, restart-only ones too,
+    // are in force from the start; a ConfigMap that is absent, invalid or unreadable leaves the boot settings.
     let config = match read_startup(access.source.clone(), &layers, &boot, STARTUP_READ_TIMEOUT).await {
         Startup::FromConfigMap { candidate, source } => ReloadableConfig::starting(candidate.settings, Some(source)),
-        Startup::Invalid(error) => {
+        Startup::Invalid { error, .. } => {
             println!("shop: the ConfigMap is not valid, starting without it: {error}");
             ReloadableConfig::new(boot)
         }

@@ -19,6 +19,7 @@ use crate::{
     announce::Announcements,
     document::build_candidate,
     events::{News, ReloadEvents},
+    history::{ReloadHistory, ReloadRecord},
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
     metrics::ReloadMetrics,
     reload_log::{AuditLog, TracingAudit, log_outcome, warn_restart_required, warn_shadowed},
@@ -65,6 +66,7 @@ pub struct ConfigActor<S: AppSettings = Settings> {
     metrics: ReloadMetrics,
     events: Option<Arc<dyn ReloadEvents>>,
     audit: Arc<dyn AuditLog>,
+    history: ReloadHistory,
     ready: Arc<AtomicBool>,
     startup_grace: Duration,
     resync: Option<SpawnHandle>,
@@ -93,6 +95,7 @@ impl<S: AppSettings> ConfigActor<S> {
             metrics,
             events: None,
             audit: Arc::new(TracingAudit),
+            history: ReloadHistory::default(),
             ready: Arc::new(AtomicBool::new(false)),
             startup_grace: Duration::from_secs(10),
             resync: None,
@@ -112,6 +115,13 @@ impl<S: AppSettings> ConfigActor<S> {
     #[must_use]
     pub fn audit(mut self, audit: Arc<dyn AuditLog>) -> Self {
         self.audit = audit;
+        self
+    }
+
+    /// Records every reload in `history` (the one of [`crate::Options`]).
+    #[must_use]
+    pub fn history(mut self, history: ReloadHistory) -> Self {
+        self.history = history;
         self
     }
 
@@ -211,6 +221,19 @@ impl<S: AppSettings> ConfigActor<S> {
         if let Some(keys) = self.announced.shadowed_is_news(shadowed) {
             warn_shadowed(keys, S::ENV_PREFIX);
         }
+        let changes = match outcome {
+            ReloadOutcome::Applied { changes, .. } => changes.clone(),
+            _ => Vec::new(),
+        };
+        let mut record = ReloadRecord::new(trigger, outcome.label(), changes);
+        (record.generation, record.hash) = (now.generation, now.hash.clone());
+        record.resource_version.clone_from(&source.resource_version);
+        // As the status says it: a rejected document leaves waiting what was waiting.
+        record.restart_required = self.config.last_reload().map(|l| l.restart_required).unwrap_or_default();
+        if let ReloadOutcome::Rejected { reason } = outcome {
+            record.error = Some(reason.clone());
+        }
+        self.history.record(record, now.settings.reload().history);
     }
 
     /// What is in force, as a reload reports it when it had nothing newer to apply.

@@ -67,6 +67,8 @@ pub struct ReloadNow;
 /// What asked for a reload; logged with each outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
+    /// The bounded read before the broker starts.
+    Startup,
     /// A watch event, after the debounce.
     Watch,
     /// The periodic re-read.
@@ -80,9 +82,10 @@ impl Trigger {
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Startup => "start-up",
             Self::Watch => "watch",
             Self::Resync => "resync",
-            Self::OnDemand => "on demand",
+            Self::OnDemand => "manual",
         }
     }
 }

@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use crate::reload_log::{AuditLog, TracingAudit};
+use crate::{
+    history::ReloadHistory,
+    reload_log::{AuditLog, TracingAudit},
+};
 
 /// Names and sinks an application embedding the subsystem chooses; [`Options::default`] gives the broker's.
 #[derive(Clone)]
@@ -13,6 +16,8 @@ pub struct Options {
     pub event_controller: String,
     /// Where the audit records of reloads go (changed keys, applied, rejected, restart required).
     pub audit: Arc<dyn AuditLog>,
+    /// The last reloads, for the application's admin API; clones share it.
+    pub history: ReloadHistory,
 }
 
 impl Default for Options {
@@ -21,6 +26,7 @@ impl Default for Options {
             metric_prefix: "brokkr_config".into(),
             event_controller: "brokkr-broker".into(),
             audit: Arc::new(TracingAudit),
+            history: ReloadHistory::default(),
         }
     }
 }

@@ -22,6 +22,7 @@ use crate::{
     events::KubeReloadEvents,
     metrics::ReloadMetrics,
     options::Options,
+    pod_status::PodStatus,
     source::{ConfigMapSource, KubeConfigMapSource},
     status::{WatcherState, WatcherStatus},
     supervisor::WatcherSupervisor,
@@ -150,6 +151,8 @@ pub struct ApiAccess {
     pub events: Arc<KubeReloadEvents>,
     /// How the connection was chosen, for the start-up log line.
     pub connection: Connection,
+    /// The broker's own Pod (`POD_NAME`), whose annotations say what is in force; `None` outside a pod.
+    pub pod: Option<PodStatus>,
 }
 
 impl std::fmt::Debug for ApiAccess {
@@ -185,8 +188,12 @@ pub async fn connect<S: AppSettings>(
     let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
     let name = &settings.reload().configmap;
     let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, name));
+    // The Pod's own namespace, which `config_reload.namespace` may not be.
+    let pod_namespace = env.pod_namespace.clone().or_else(|| env.service_account_namespace.clone());
+    let pod_namespace = pod_namespace.unwrap_or_else(|| namespace.clone());
+    let pod = env.pod_name.as_deref().map(|pod| PodStatus::new(client.clone(), &pod_namespace, pod));
     let events = Arc::new(KubeReloadEvents::new(client, &options.event_controller, env.pod_name.clone()));
-    Ok(Some(ApiAccess { source, events, connection: connection.clone() }))
+    Ok(Some(ApiAccess { source, events, connection: connection.clone(), pod }))
 }
 
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
@@ -245,7 +252,8 @@ impl<S: AppSettings> Subsystem<S> {
         let ready = Arc::new(AtomicBool::new(false));
         let mut actor = ConfigActor::new(config.clone(), layers, source.clone(), metrics.clone())
             .ready_flag(ready.clone())
-            .audit(options.audit.clone());
+            .audit(options.audit.clone())
+            .history(options.history.clone());
         if let Some(events) = events {
             actor = actor.events(events);
         }

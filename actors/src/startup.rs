@@ -3,11 +3,12 @@
 
 use std::{sync::Arc, time::Duration};
 
-use brokkr_config::{AppSettings, Candidate, ConfigError, ConfigLayers, Settings, SourceRef};
+use brokkr_config::{AppSettings, Candidate, ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef};
 
 use crate::{
     document::build_candidate,
-    messages::ConfigMapState,
+    history::ReloadRecord,
+    messages::{ConfigMapState, Trigger},
     source::{ConfigMapSource, ReadError, read_within},
 };
 
@@ -27,7 +28,12 @@ pub enum Startup<S = Settings> {
     /// The ConfigMap does not exist: start on file and environment.
     Absent,
     /// The ConfigMap exists but is invalid: start on file and environment; the watch reports the error too.
-    Invalid(ConfigError),
+    Invalid {
+        /// Why it was rejected.
+        error: ConfigError,
+        /// The version rejected.
+        source: SourceRef,
+    },
     /// The ConfigMap could not be read in time: start on file and environment; the watch catches up.
     Unreadable(ReadError),
 }
@@ -43,16 +49,32 @@ pub async fn read_startup<S: AppSettings>(
     match read_within(source, timeout).await {
         Err(error) => Startup::Unreadable(error),
         Ok(ConfigMapState::Absent) => Startup::Absent,
-        Ok(ConfigMapState::Present(version)) => match build_candidate(layers, &version, &namespace, boot) {
-            Ok(candidate) => {
-                let source = SourceRef {
-                    namespace,
-                    name: boot.reload().configmap.clone(),
-                    resource_version: version.resource_version,
-                };
-                Startup::FromConfigMap { candidate: Box::new(candidate), source }
+        Ok(ConfigMapState::Present(version)) => {
+            let built = build_candidate(layers, &version, &namespace, boot);
+            let name = boot.reload().configmap.clone();
+            let source = SourceRef { namespace, name, resource_version: version.resource_version };
+            match built {
+                Ok(candidate) => Startup::FromConfigMap { candidate: Box::new(candidate), source },
+                Err(error) => Startup::Invalid { error, source },
             }
-            Err(error) => Startup::Invalid(error),
-        },
+        }
     }
+}
+
+/// The history's first record: what `startup` judged, with `config` the configuration it started on. The Pod's
+/// annotations come from it, so a new container never leaves a previous one's standing.
+#[must_use]
+pub fn startup_record<S: AppSettings>(startup: &Startup<S>, config: &ReloadableConfig<S>) -> Option<ReloadRecord> {
+    let now = config.current();
+    let (outcome, error, judged) = match startup {
+        Startup::FromConfigMap { source, .. } => ("applied", None, Some(source)),
+        Startup::Invalid { error, source } => ("rejected", Some(error.to_string()), Some(source)),
+        Startup::Absent => ("unread", Some("the ConfigMap was not found at start-up".to_owned()), None),
+        Startup::Unreadable(error) => ("unread", Some(format!("not read at start-up: {error}")), None),
+    };
+    let mut record = ReloadRecord::new(Trigger::Startup, outcome, Vec::new());
+    record.error = error;
+    (record.generation, record.hash) = (now.generation, now.hash.clone());
+    record.resource_version = judged.and_then(|s| s.resource_version.clone());
+    Some(record)
 }

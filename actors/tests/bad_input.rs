@@ -11,8 +11,8 @@ use brokkr_config::{ConfigLayers, ReloadableConfig, layers::LayerText};
 use brokkr_reload::{ConfigActor, ConfigMapState, ConfigMapVersion, Reload, ReloadMetrics};
 use support::{FakeSource, RecordedEvents, present};
 
-/// Planted in the file layer (the ConfigMap can override it, so its own `admin.token` errors are reached) and next
-/// to errors in the documents: it must never come back out.
+/// Planted in the file layer, and in documents beside their errors (a ConfigMap that sets it is refused, naming the
+/// key): it must never come back out.
 const SECRET: &str = "PLANTED-s3cret-7f3a";
 
 struct Harness {
@@ -64,7 +64,8 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         ("unknown cors key", s("[cors]\nmax_agee = \"1m\""), "cors.max_agee"),
         ("unknown reload key", s("[config_reload]\ndebounce_ms = 100"), "config_reload.debounce_ms"),
         ("top-level key", s("debounce = \"1s\""), "debounce"),
-        ("unknown key beside a secret", format!("{secret_line}[server]\nport = 80"), "server.port"),
+        ("a secret in the ConfigMap", secret_line.clone(), "admin.token is a secret"),
+        ("a secret beside an unknown key", format!("{secret_line}[server]\nport = 80"), "admin.token is a secret"),
         ("unknown admin key", s("[admin]\npassword = \"x\""), "admin.password: invalid value (not shown"),
         // Wrong types.
         ("section as a string", s("log = \"info\""), "log"),
@@ -79,7 +80,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         ("enabled as a string", s("[config_reload]\nenabled = \"yes\""), "config_reload.enabled"),
         ("listen not an address", s("[server]\nlisten = \"localhost\""), "server.listen"),
         ("listen port out of range", s("[server]\nlisten = \"0.0.0.0:70000\""), "server.listen"),
-        ("token as a number", s("[admin]\ntoken = 123456"), "admin.token"),
+        ("token as a number", s("[admin]\ntoken = 123456"), "admin.token is a secret"),
         ("admin as a string holding the secret", format!("admin = \"{SECRET}\""), "admin: must be a table"),
         ("secret pasted into a quoted key", format!("[log]\nformat = \"{SECRET}\""), "log.format"),
         ("secret pasted into a duration", format!("[cors]\nmax_age = \"{SECRET}\""), "cors.max_age"),
@@ -136,8 +137,8 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
         ),
         ("origin without a scheme", s("[cors]\nallowed_origins = [\"a.example\"]"), "cors.allowed_origins[0]"),
         ("second origin bad", s("[cors]\nallowed_origins = [\"*\", \"ftp://a.example\"]"), "cors.allowed_origins[1]"),
-        ("token with a space", s("[admin]\ntoken = \"two words\""), "admin.token"),
-        ("token with non-ASCII", s("[admin]\ntoken = \"s€cret\""), "admin.token"),
+        ("token with a space", s("[admin]\ntoken = \"two words\""), "admin.token is a secret"),
+        ("token with non-ASCII", s("[admin]\ntoken = \"s€cret\""), "admin.token is a secret"),
         ("moving the ConfigMap", s("[config_reload]\nconfigmap = \"other\""), "config_reload.configmap"),
         ("moving the data key", s("[config_reload]\nkey = \"other.toml\""), "config_reload.key"),
         ("moving the namespace", s("[config_reload]\nnamespace = \"other\""), "config_reload.namespace"),

@@ -145,11 +145,10 @@ fn restart_annotation(deployment: &str) -> Option<String> {
     deployment.lines().find_map(|l| l.trim().strip_prefix("brokkr.io/restart-only-config: ").map(str::to_owned))
 }
 
-#[tokio::test]
-async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_it_when_asked() {
-    let home = tempfile::tempdir().expect("tempdir");
-    // A different valid value (its declared example) for every setting the chart renders into broker.toml, as
-    // values.yaml's generated `config` block lists them: a new setting is covered without editing this test.
+/// A different valid value (its declared example) for every setting the chart renders into broker.toml, as
+/// values.yaml's generated `config` block lists them, as `--set` arguments: a new setting is covered without
+/// editing the tests.
+fn example_edits() -> Vec<(&'static str, String)> {
     let values = std::fs::read_to_string(chart_dir().join("values.yaml")).expect("values.yaml");
     let config_block = values.split("\nconfig:\n").nth(1).expect("a config block");
     let edits: Vec<(&str, String)> = config_block
@@ -167,6 +166,37 @@ async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_
         })
         .collect();
     assert!(edits.len() >= 8, "{edits:?}");
+    edits
+}
+
+/// The `broker.toml` of the rendered ConfigMap.
+fn rendered_document(rendered: &str) -> String {
+    let configmap = documents_of_kind(rendered, "ConfigMap").concat();
+    let body = configmap.split("broker.toml: |").nth(1).expect("a broker.toml key");
+    let lines: Vec<&str> = body.lines().skip(1).take_while(|l| l.starts_with("    ") || l.is_empty()).collect();
+    lines.iter().map(|l| l.strip_prefix("    ").unwrap_or(l)).collect::<Vec<_>>().join("\n")
+}
+
+#[tokio::test]
+async fn the_rendered_configmap_is_a_document_the_broker_accepts_with_every_setting_changed() {
+    // Found by the rollout test: Helm's toToml writes every number as a float (`history = 20.0`), which a count
+    // setting refused, so every broker rejected the chart's own ConfigMap.
+    let home = tempfile::tempdir().expect("tempdir");
+    let mut sets = vec![String::new()];
+    sets.extend(example_edits().into_iter().map(|(_, set)| set));
+    for set in sets {
+        let args: Vec<&str> = if set.is_empty() { Vec::new() } else { vec!["--set", set.as_str()] };
+        let document = rendered_document(&template(home.path(), &args).await.ok("helm template"));
+        let layer = brokkr_config::layers::LayerText { origin: format!("chart with {set}"), text: document.clone() };
+        let built = brokkr_config::ConfigLayers::new().build(Some(&layer));
+        assert!(built.is_ok(), "{set}: {:?}\n{document}", built.err());
+    }
+}
+
+#[tokio::test]
+async fn live_settings_never_change_the_pod_template_and_restart_only_ones_roll_it_when_asked() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let edits = example_edits();
     let live_keys: BTreeMap<&str, bool> = Settings::default().fields().into_iter().map(|f| (f.key, f.live)).collect();
     for restart_on_change in ["false", "true"] {
         let flag = format!("restartOnConfigChange={restart_on_change}");
@@ -210,4 +240,45 @@ async fn every_alert_passes_its_promtool_unit_tests() {
             .any(|after| after.lines().take(3).any(|l| l.trim() == "exp_alerts:"));
         assert!(fires, "{alert} has no promtool case that expects it to fire");
     }
+}
+
+#[tokio::test]
+async fn the_admin_token_is_a_mounted_file_that_follows_the_secret_and_never_an_environment_variable() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let secret = ["--set", "admin.existingSecret=brokkr-admin", "--set", "admin.existingSecretKey=api-token"];
+    let with_webhook = [&secret[..], &["--set", "webhook.enabled=true"]].concat();
+    for args in [&secret[..], &with_webhook[..]] {
+        let rendered = template(home.path(), args).await.ok("helm template");
+        let deployment = deployment(&rendered);
+        let expected = [
+            "- name: BROKKR__ADMIN__TOKEN_FILE\n              value: /var/run/secrets/brokkr/admin/token\n",
+            "- name: admin-token\n              mountPath: /var/run/secrets/brokkr/admin\n              readOnly: true\n",
+            "secretName: \"brokkr-admin\"\n            items:\n              - key: \"api-token\"\n                path: token\n",
+        ];
+        for expected in expected {
+            assert!(deployment.contains(expected), "{args:?}: {expected} in {deployment}");
+        }
+        // A subPath mount is never updated by the kubelet, and a variable is fixed for the container's life.
+        for refused in ["subPath:", "secretKeyRef", "name: BROKKR__ADMIN__TOKEN\n"] {
+            assert!(!rendered.contains(refused), "{args:?}: {refused} in {rendered}");
+        }
+    }
+    let without = deployment(&template(home.path(), &[]).await.ok("helm template"));
+    assert!(!without.contains("admin-token") && !without.contains("TOKEN"), "{without}");
+}
+
+#[tokio::test]
+async fn the_pod_guard_is_refused_without_a_service_account_of_its_own() {
+    // Found by review: the Role's `patch pods` would go to a shared ServiceAccount (`default`), and the policy would
+    // deny every other workload's Pod updates under it.
+    let home = tempfile::tempdir().expect("tempdir");
+    let shared = ["--set", "podStatus.enabled=true", "--set", "serviceAccount.create=false"];
+    let refused = template(home.path(), &shared).await;
+    assert_ne!(refused.code, Some(0), "rendered with a shared ServiceAccount");
+    assert!(refused.stderr.contains("serviceAccount.create=true"), "{}", refused.stderr);
+    let off = template(home.path(), &[]).await.ok("helm template");
+    assert!(documents_of_kind(&off, "ValidatingAdmissionPolicy").is_empty() && !off.contains("resources: [pods]"));
+    let on = template(home.path(), &["--set", "podStatus.enabled=true"]).await.ok("helm template");
+    assert_eq!(documents_of_kind(&on, "ValidatingAdmissionPolicy").len(), 1);
+    assert!(on.contains("resources: [pods]\n    verbs: [patch]"), "the Role's rule");
 }

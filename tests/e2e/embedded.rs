@@ -54,10 +54,11 @@ async fn until_line(lines: &mut Lines<BufReader<ChildStdout>>, wanted: &str, tim
 async fn the_embedded_example_follows_its_own_configmap_under_its_own_names() {
     let binary = example_binary();
     let cluster = Cluster::start("shop").await;
-    write_shop(&cluster, "[greeting]\ntext = \"hej\"\n[payment]\nkey = \"pk-live-9000\"").await;
+    write_shop(&cluster, "[greeting]\ntext = \"hej\"").await;
     let mut child = tokio::process::Command::from(brokkr_testenv::child_command(&binary))
         .arg(cluster.plane.admin_kubeconfig())
         .env("POD_NAMESPACE", &cluster.namespace)
+        .env("SHOP__PAYMENT__KEY", "pk-live-9000")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -71,15 +72,17 @@ async fn the_embedded_example_follows_its_own_configmap_under_its_own_names() {
         Some("greeting: hej"),
         "the start-up read put the ConfigMap in force"
     );
-    // A new payment key is restart-only: reported, never shown, and not applied.
-    write_shop(&cluster, "[greeting]\ntext = \"god dag\"\n[payment]\nkey = \"pk-live-9001\"").await;
+    // A payment key in the ConfigMap is refused, named with the shop's variable and never shown.
+    write_shop(&cluster, "[greeting]\ntext = \"hi\"\n[payment]\nkey = \"pk-live-9001\"").await;
+    let secret = until_line(&mut lines, "payment.key is a secret", wait).await;
+    write_shop(&cluster, "[greeting]\ntext = \"god dag\"").await;
     let edit = until_line(&mut lines, "greeting: god dag", wait).await;
     write_shop(&cluster, "[greeting]\ntext = \"\"").await;
     let refused = until_line(&mut lines, "greeting.text: must not be empty", wait).await;
 
-    let all = [start, edit, refused].concat().join("\n");
+    let all = [start, secret, edit, refused].concat().join("\n");
     assert!(all.contains("shop audit: greeting.text hej -> god dag"), "its own audit log: {all}");
-    assert!(all.contains("RestartRequired { keys: [\"payment.key\"] }"), "a changed secret is reported: {all}");
+    assert!(all.contains("SHOP__PAYMENT__KEY") && !all.contains("greeting: hi"), "the secret is refused: {all}");
     assert!(!all.contains("pk-live"), "and never shown: {all}");
 
     // Events are published beside the audit record, not before it: wait for the rejection's.

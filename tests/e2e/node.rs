@@ -25,6 +25,8 @@ use serde_json::Value;
 const IMAGE_REPOSITORY: &str = "localhost/brokkr/broker";
 const IMAGE_TAG: &str = "e2e";
 const WAIT: Duration = Duration::from_secs(120);
+/// The admin token the Secret is rotated to.
+const ROTATED_TOKEN: &str = "node-rotated-t0ken-9c1e";
 
 /// Polls `check` until it gives a value, for at most `timeout`.
 async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
@@ -54,10 +56,16 @@ async fn broker_pods(pods: &Api<Pod>) -> Vec<Pod> {
 }
 
 /// The admin status, read through the pod's own HTTP port (the pods use the host network: the node's IP).
-async fn pod_status(http: &reqwest::Client) -> Option<Value> {
+async fn pod_status(http: &reqwest::Client, token: &str) -> Option<Value> {
     let url = format!("http://{NODE_IP}:8080/api/v1/admin/config");
-    let response = http.get(url).bearer_auth(ADMIN_TOKEN).send().await.ok()?;
+    let response = http.get(url).bearer_auth(token).send().await.ok()?;
     response.json().await.ok()
+}
+
+/// The status code the pod's admin API answers to `token`.
+async fn admin_code(http: &reqwest::Client, token: &str) -> Option<u16> {
+    let url = format!("http://{NODE_IP}:8080/api/v1/admin/config");
+    Some(http.get(url).bearer_auth(token).send().await.ok()?.status().as_u16())
 }
 
 /// What the kernel says of the broker's process: the runtime, not the pod spec, decides these.
@@ -157,6 +165,8 @@ async fn run_on_a_real_node() {
         host_network.to_str().expect("path"),
         "-f",
         values_file.to_str().expect("path"),
+        "--set",
+        "podStatus.enabled=true",
         "--wait",
         "--timeout=120s",
     ];
@@ -190,9 +200,10 @@ async fn run_on_a_real_node() {
 
     // Its status through its own port: the chart's ConfigMap in force.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().expect("client");
+    let token = ADMIN_TOKEN;
     let rv = configmap_version(&w).await;
     eventually("the pod runs the chart's ConfigMap", WAIT, || async {
-        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+        pod_status(&http, token).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
     })
     .await;
 
@@ -218,7 +229,7 @@ async fn run_on_a_real_node() {
     let rv = configmap_version(&w).await;
     let started = std::time::Instant::now();
     let status = eventually("the pod applies the edit", WAIT, || async {
-        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+        pod_status(&http, token).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
     })
     .await;
     let took = started.elapsed();
@@ -227,6 +238,31 @@ async fn run_on_a_real_node() {
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example", "{status}");
     assert!(status["generation"].as_u64() > Some(0), "applied live as a new generation: {status}");
     assert_eq!(broker_pods(&pods).await[0].metadata.name.as_deref(), Some(pod_name.as_str()), "not rolled");
+    // The pod says so on its own Pod, with the token the kubelet projected, through the chart's admission policy.
+    eventually("the pod's annotations show the edit", WAIT, || async {
+        let pod = pods.get(&pod_name).await.ok()?;
+        let annotations = pod.metadata.annotations.unwrap_or_default();
+        (annotations.get(brokkr_reload::pod_status::IN_FORCE) == Some(&rv)).then_some(())
+    })
+    .await;
+
+    // README, "Rotate the admin token": the Secret replaced in place; the kubelet updates the mounted file and
+    // the running pod takes the new token, the old one still accepted (the overlap), without a restart.
+    let secret = ["-n", NAMESPACE, "create", "secret", "generic", "brokkr-admin", "--dry-run=client", "-o", "yaml"];
+    let literal = format!("--from-literal=token={ROTATED_TOKEN}");
+    let manifest = w.kubectl(&[&secret[..], &[literal.as_str()]].concat()).await.ok("render the new Secret");
+    let started = std::time::Instant::now();
+    w.kubectl_with(&["apply", "-f", "-"], &manifest).await.ok("kubectl apply the new Secret");
+    let took = eventually("the pod accepts the new token", WAIT, || async {
+        // A request that gets no answer (the client's 5 s timeout on a loaded machine) is no refusal.
+        assert_ne!(admin_code(&http, ADMIN_TOKEN).await, Some(401), "the old token was refused mid-rotation");
+        (admin_code(&http, ROTATED_TOKEN).await == Some(200)).then(|| started.elapsed())
+    })
+    .await;
+    println!("e2e real pod: Secret applied -> new admin token accepted in {} ms (kubelet sync 10 s)", took.as_millis());
+    assert_eq!(admin_code(&http, ADMIN_TOKEN).await, Some(200), "inside the overlap (5 min by default)");
+    assert_eq!(broker_pods(&pods).await[0].metadata.name.as_deref(), Some(pod_name.as_str()), "not restarted");
+    let token = ROTATED_TOKEN;
 
     // `kubectl rollout restart`: the old pod stops being ready, drains and exits within its grace period; the new
     // one starts on the same ConfigMap.
@@ -281,6 +317,8 @@ async fn run_on_a_real_node() {
     assert_eq!(exit, Some(0), "the broker exits cleanly on SIGTERM");
     let log = last_log.into_inner().expect("lock");
     assert!(log.contains("SIGTERM received") && log.contains("draining before shutdown"), "{log}");
+    assert!(log.contains("admin token rotated"), "the rotation is logged: {log}");
+    assert!(!log.contains(ADMIN_TOKEN) && !log.contains(ROTATED_TOKEN), "a token in the pod's log");
 
     let new = eventually("the new pod is Ready", WAIT, || async {
         broker_pods(&pods)
@@ -290,11 +328,12 @@ async fn run_on_a_real_node() {
     })
     .await;
     let status = eventually("the new pod runs the ConfigMap", WAIT, || async {
-        pod_status(&http).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
+        pod_status(&http, token).await.filter(|s| s["source"]["resource_version"] == rv.as_str())
     })
     .await;
     assert_eq!(status["generation"], 0, "read at start-up: {status}");
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example");
+    assert_eq!(admin_code(&http, ADMIN_TOKEN).await, Some(401), "a new pod knows only the token it read");
     println!("e2e rollout restart: new pod {} Ready", new.metadata.name.unwrap_or_default());
 
     // Uninstalled, the pods stop and the runtime removes their containers; stopped, the node leaves nothing on this

@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 
 /// The admin token every test broker uses.
-pub const ADMIN_TOKEN: &str = "e2e-admin-token";
+pub const ADMIN_TOKEN: &str = "e2e-admin-token-0001";
 
 /// A binary the tests run: the path in `env` if set (scripts/test.sh builds them first), else `cargo build <build>`
 /// with the profile of this test binary, so that a `--release` run tests release binaries; `file` is its path below
@@ -47,6 +47,16 @@ pub fn broker_binary() -> PathBuf {
     BINARY
         .get_or_init(|| {
             built_binary("BROKKR_BROKER_BIN", "brokkr-broker", &["-p", "brokkr-broker", "--bin", "brokkr-broker"])
+        })
+        .clone()
+}
+
+/// The `kubectl-brokkr` plugin the tests run: `BROKKR_PLUGIN_BIN`, else built.
+pub fn plugin_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            built_binary("BROKKR_PLUGIN_BIN", "kubectl-brokkr", &["-p", "brokkr-broker", "--bin", "kubectl-brokkr"])
         })
         .clone()
 }
@@ -132,6 +142,20 @@ impl Broker {
         response.json().await.expect("status is JSON")
     }
 
+    /// The status code of the admin status with `token` as the bearer token; `None` if the broker does not answer.
+    pub async fn admin_code(&self, token: &str) -> Option<u16> {
+        let request = self.http.get(self.url("/api/v1/admin/config")).bearer_auth(token);
+        Some(request.timeout(Duration::from_secs(5)).send().await.ok()?.status().as_u16())
+    }
+
+    /// The admin status JSON with `token` as the bearer token.
+    pub async fn status_with(&self, token: &str) -> Value {
+        let response = self.http.get(self.url("/api/v1/admin/config")).bearer_auth(token).send().await;
+        let response = response.expect("admin status answers");
+        assert_eq!(response.status(), 200, "admin status");
+        response.json().await.expect("status is JSON")
+    }
+
     /// The admin status JSON, or `None` if the broker does not answer.
     pub async fn status_if_up(&self) -> Option<Value> {
         let request = self.http.get(self.url("/api/v1/admin/config")).bearer_auth(ADMIN_TOKEN);
@@ -149,6 +173,12 @@ impl Broker {
             .await
             .expect("answers");
         (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The admin API's reload history.
+    pub async fn history(&self) -> Value {
+        let response = self.http.get(self.url("/api/v1/admin/config/history")).bearer_auth(ADMIN_TOKEN).send().await;
+        response.expect("history answers").json().await.expect("history is JSON")
     }
 
     /// The `/metrics` text.

@@ -12,7 +12,8 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 
 use crate::{Broker, Cluster, broker::ADMIN_TOKEN, cluster::BROKER_USER};
 
-/// Planted in restart-only writes as `admin.token`; it must never come out anywhere.
+/// Planted as `admin.token` in half of the invalid writes (a ConfigMap may not set a secret); it must never come out
+/// anywhere.
 pub const PLANTED: &str = "chaos-planted-secret-5d2b";
 
 /// How long after the faults stop the final valid version must be in force: debounce (1 s) + twice (a re-list can
@@ -25,9 +26,10 @@ pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(170);
 pub enum Step {
     /// Write a valid document (live change of `cors.max_age` to this many seconds).
     Valid(u32),
-    /// Write a document that must be rejected.
-    Invalid,
-    /// Write a valid document that also changes restart-only keys and plants a secret.
+    /// Write a document that must be rejected: odd values by validation, even ones because it sets a secret (which
+    /// is planted in it).
+    Invalid(u32),
+    /// Write a valid document that also changes restart-only keys.
     RestartOnly(u32),
     /// Delete the ConfigMap (the next write re-creates it).
     Delete,
@@ -83,7 +85,7 @@ impl Schedule {
         let steps = (0..steps)
             .map(|_| match rng.random_range(0..100) {
                 0..25 => Step::Valid(value()),
-                25..35 => Step::Invalid,
+                25..35 => Step::Invalid(value()),
                 35..40 => Step::RestartOnly(value()),
                 40..44 => Step::Delete,
                 44..50 => Step::MetadataOnly,
@@ -133,15 +135,18 @@ pub async fn run(schedule: &Schedule) -> Result<Outcome, String> {
             Step::Valid(v) => {
                 valid_versions.insert(cluster.apply_config(&document(v)).await, true);
             }
-            Step::Invalid => {
-                let rv =
-                    cluster.apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"").await;
-                valid_versions.insert(rv, false);
+            Step::Invalid(v) => {
+                let text = if v % 2 == 1 {
+                    "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"".to_owned()
+                } else {
+                    format!("[config_reload]\ndebounce = \"1s\"\n[admin]\ntoken = \"{PLANTED}\"")
+                };
+                valid_versions.insert(cluster.apply_config(&text).await, false);
             }
             Step::RestartOnly(v) => {
                 let text = format!(
                     "[config_reload]\ndebounce = \"1s\"\nenabled = false\n[cors]\nmax_age = \"{v}s\"\n\
-                     [admin]\ntoken = \"{PLANTED}\""
+                     [log]\nformat = \"json\""
                 );
                 valid_versions.insert(cluster.apply_config(&text).await, true);
             }

@@ -1,28 +1,28 @@
-//! The admin API: configuration status and on-demand reload, behind the `admin.token` bearer token.
+//! The admin API: configuration status and on-demand reload, behind the admin bearer token (see `admin_token`).
 
 use std::future::{Ready, ready};
 
+use crate::{admin_token::AdminToken, listeners::StartupFallback};
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, get, http::StatusCode, http::header, post, web,
 };
 use brokkr_config::ReloadableConfig;
-use brokkr_reload::{ReloadNow, Subsystem};
+use brokkr_reload::{
+    ReloadNow, Subsystem,
+    history::{ReloadHistory, ReloadRecord},
+};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 
-use crate::listeners::StartupFallback;
-
-/// Registers `/api/v1/admin/config` and `/api/v1/admin/config/reload`.
+/// Registers `/api/v1/admin/config`, `…/config/history` and `…/config/reload`.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(status).service(reload);
+    cfg.service(status).service(history).service(reload);
 }
 
 /// Why an admin request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    /// No `admin.token` is configured, or the request did not present it.
-    #[error("admin API needs Authorization: Bearer <admin.token>")]
+    /// No admin token is in force, or the request did not present it.
+    #[error("admin API needs Authorization: Bearer <admin token>")]
     Unauthorized,
 }
 
@@ -38,7 +38,8 @@ impl ResponseError for AdminError {
     }
 }
 
-/// Extractor that admits only requests presenting `admin.token`; any other request gets `401`.
+/// Extractor that admits only requests presenting the admin token (or, during an overlap, the one it replaced);
+/// any other request gets `401`.
 #[derive(Debug, Clone, Copy)]
 pub struct Admin;
 
@@ -47,17 +48,17 @@ impl FromRequest for Admin {
     type Future = Ready<Result<Self, AdminError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let token = req.app_data::<web::Data<AdminToken>>();
         let config = req.app_data::<web::Data<ReloadableConfig>>();
-        ready(if config.is_some_and(|c| authorized(req, c)) { Ok(Admin) } else { Err(AdminError::Unauthorized) })
+        let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
+        let accepted = match (token, config, presented) {
+            (Some(token), Some(config), Some(presented)) => {
+                token.accepts(presented, config.current().settings.admin.token_overlap)
+            }
+            _ => false,
+        };
+        ready(if accepted { Ok(Admin) } else { Err(AdminError::Unauthorized) })
     }
-}
-
-/// True when `admin.token` is set and the request presents it as a bearer token.
-fn authorized(req: &HttpRequest, config: &ReloadableConfig) -> bool {
-    let snapshot = config.current();
-    let expected = snapshot.settings.admin.token.expose();
-    let presented = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
-    presented.is_some_and(|presented| !expected.is_empty() && tokens_match(expected, presented))
 }
 
 /// The token of an `Authorization` value `<scheme> <token>` whose scheme is `Bearer` in any case: RFC 7235 makes
@@ -66,13 +67,6 @@ fn bearer_token(value: &str) -> Option<&str> {
     let (scheme, rest) = value.split_once(' ')?;
     let token = rest.trim_start_matches(' ');
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// Compares SHA-256 digests in constant time, so the time taken reveals neither the token nor its length.
-fn tokens_match(expected: &str, presented: &str) -> bool {
-    let expected = Sha256::digest(expected.as_bytes());
-    let presented = Sha256::digest(presented.as_bytes());
-    expected.as_slice().ct_eq(presented.as_slice()).into()
 }
 
 /// The settings as JSON; a secret serializes as `<redacted>` (see `brokkr_config::Secret`).
@@ -97,6 +91,7 @@ async fn status(
     config: web::Data<ReloadableConfig>,
     subsystem: web::Data<Subsystem>,
     fallback: Option<web::Data<Option<StartupFallback>>>,
+    token: web::Data<AdminToken>,
 ) -> HttpResponse {
     let now = config.current();
     let last = config.last_reload();
@@ -114,8 +109,20 @@ async fn status(
         "shadowed_by_env": last.as_ref().map(|l| l.shadowed_by_env.clone()).unwrap_or_default(),
         "startup_fallback": fallback.as_ref().and_then(|f| f.as_ref().as_ref()),
         "watcher": watcher_json(&subsystem),
+        "admin_token": token.status(now.settings.admin.token_overlap),
         "settings": redacted_settings(&config),
     }))
+}
+
+/// `GET /api/v1/admin/config/history`: the last reloads, oldest first, redacted as the audit lines are.
+#[get("/api/v1/admin/config/history")]
+async fn history(_: Admin, history: Option<web::Data<ReloadHistory>>) -> HttpResponse {
+    /// Serialized as it is, without a JSON tree in between.
+    #[derive(serde::Serialize)]
+    struct History {
+        records: Vec<ReloadRecord>,
+    }
+    HttpResponse::Ok().json(History { records: history.map(|h| h.records()).unwrap_or_default() })
 }
 
 /// `POST /api/v1/admin/config/reload`: re-reads the ConfigMap now, bypassing the debounce.

@@ -22,6 +22,10 @@ pub enum Command {
     CheckConfig {
         /// The file to check.
         file: PathBuf,
+        /// Judge it as the ConfigMap's document, as the reload and the webhook do (a secret, or a change of a key
+        /// that locates the ConfigMap or must match the pod, is refused), instead of as the `--config` file.
+        #[arg(long)]
+        configmap: bool,
     },
     /// Regenerate the settings' documentation (README table, chart values and schema) from their declarations;
     /// without `--write`, exit 1 when a file is out of date.
@@ -49,4 +53,9 @@ pub struct ServeArgs {
     /// accepting (give endpoints time to stop routing to the pod; keep it under terminationGracePeriodSeconds).
     #[arg(long, value_name = "DURATION", env = "BROKKR_DRAIN_DELAY", default_value = "5s", value_parser = humantime::parse_duration)]
     pub drain_delay: Duration,
+    /// Write what is in force as `config.brokkr.io/` annotations on the broker's own Pod (`POD_NAME`), for
+    /// `kubectl brokkr`. Needs `patch` on Pods and the chart's admission policy, which `podStatus.enabled` adds
+    /// and which sets this; off, the broker sends no such request.
+    #[arg(long, env = "BROKKR_POD_STATUS")]
+    pub pod_status: bool,
 }

@@ -1,6 +1,7 @@
 //! The Brokkr broker: an actix-web server whose CORS, log filter and reload timers follow its ConfigMap live.
 
 pub mod admin;
+pub mod admin_token;
 pub mod admission;
 pub mod check;
 pub mod cli;
@@ -10,10 +11,13 @@ pub mod hold;
 pub mod http;
 pub mod listeners;
 pub mod logging;
+pub mod mounted_file;
+pub mod plugin;
 pub mod report;
 pub mod review;
 pub mod serve;
 pub mod settings_docs;
 pub mod shutdown;
 pub mod tls;
+pub mod token_file;
 pub mod webhook;

@@ -16,7 +16,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { file } => brokkr_broker::check::run(&file),
+        Command::CheckConfig { file, configmap } => brokkr_broker::check::run(&file, configmap),
         Command::SettingsDocs { write, root } => brokkr_broker::settings_docs::run(&root, write),
     }
 }

@@ -1,17 +1,22 @@
 //! `serve`: wires configuration, logging, metrics, the hot-reload subsystem and the HTTP server together.
 
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
-use brokkr_config::{ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef, layers::ENV_PREFIX};
+use brokkr_config::{
+    ConfigError, ConfigLayers, ReloadableConfig, SecretsElsewhere, Settings, SourceRef, layers::ENV_PREFIX,
+};
 use brokkr_reload::{
-    ConfigMapSource, Environment, Options, Plan, ReloadMetrics, Subsystem, plan,
+    ConfigMapSource, Environment, Options, Plan, ReloadMetrics, Subsystem,
+    history::ReloadHistory,
+    plan,
     registration::{ApiAccess, connect},
     reload_log::AUDIT_TARGET,
-    startup::{STARTUP_READ_TIMEOUT, Startup, read_startup},
+    startup::{STARTUP_READ_TIMEOUT, Startup, read_startup, startup_record},
 };
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
 use crate::{
+    admin_token::{AdminToken, TokenMetrics},
     admission::{ConfigMapReviewer, ReviewMetrics},
     cli::ServeArgs,
     cors,
@@ -36,6 +41,11 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     }
     let layers = layers.with_env(settings_from_env()?)?;
     let boot = layers.build(None)?.settings;
+    let mut registry = Registry::default();
+    // The token read from admin.token_file is in no layer: the layers are told of it, so no document shows it.
+    let elsewhere = SecretsElsewhere::default();
+    let layers = layers.with_secrets_elsewhere(elsewhere.clone());
+    let token = AdminToken::new(&boot.admin, elsewhere, TokenMetrics::register(&mut registry));
     let env = Environment::from_process(args.kubeconfig.clone());
     let plan = plan(&boot, &env);
     let options = Options::default();
@@ -56,10 +66,12 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     if let (Some(fallback), Some(source)) = (&fallback, &source) {
         report_fallback(fallback, access.as_ref(), source);
     }
+    token.describe_start();
     let config = ReloadableConfig::starting(settings.clone(), source);
+    record_startup(&options.history, &config, startup.as_ref());
     actix::spawn(logging::follow(&config, filter));
+    actix::spawn(token.clone().follow(config.clone()));
 
-    let mut registry = Registry::default();
     let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
     let webhook = match listeners.webhook {
@@ -81,6 +93,9 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         None => None,
     };
     let access = access.filter(|_| settings.config_reload.enabled);
+    if let Some(pod) = access.as_ref().and_then(|a| a.pod.clone()).filter(|_| args.pod_status) {
+        actix::spawn(pod.publish(options.history.clone(), config.clone()));
+    }
     let subsystem = Subsystem::start(access, config.clone(), layers, metrics, &options);
     shutdown::reload_on_sighup(hangups, subsystem.clone());
 
@@ -88,7 +103,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let server_err = |source| BrokerError::Server { addr: listen, source };
     let draining = web::Data::new(shutdown::Draining::default());
     let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
-    let fallback = web::Data::new(fallback);
+    let (fallback, token) = (web::Data::new(fallback), web::Data::new(token));
+    let history = web::Data::new(options.history.clone());
     let app_draining = draining.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -97,6 +113,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             .app_data(registry.clone())
             .app_data(app_draining.clone())
             .app_data(fallback.clone())
+            .app_data(token.clone())
+            .app_data(history.clone())
             .wrap(from_fn(cors::middleware))
             // No route reads a body; an unread chunked one must not hold the connection.
             .wrap(from_fn(hold::payload_until_answered))
@@ -145,6 +163,13 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// The history's first record (see [`startup_record`]), when start-up read the ConfigMap at all.
+fn record_startup(history: &ReloadHistory, config: &ReloadableConfig, startup: Option<&Startup>) {
+    if let Some(record) = startup.and_then(|startup| startup_record(startup, config)) {
+        history.record(record, config.current().settings.config_reload.history);
+    }
+}
+
 /// Logs how the webhook server ended; before shutdown began, any end is an error (reviews now fail).
 fn report_webhook_end(ended: Result<std::io::Result<()>, tokio::task::JoinError>, shutting_down: bool) {
     match ended {
@@ -191,7 +216,7 @@ fn log_start(
             "start-up configuration includes the ConfigMap"
         ),
         Some(Startup::Absent) => warn!("ConfigMap not found at start-up; starting on the file and the environment"),
-        Some(Startup::Invalid(error)) => error!(
+        Some(Startup::Invalid { error, .. }) => error!(
             target: AUDIT_TARGET,
             reason = %crate::report::chain(error),
             "ConfigMap is invalid at start-up; starting on the file and the environment"
@@ -204,9 +229,6 @@ fn log_start(
     }
     if startup.is_some() && !settings.config_reload.enabled {
         info!("config_reload.enabled is false in the ConfigMap; no watch is started");
-    }
-    if settings.admin.token.is_empty() {
-        warn!("admin.token is not set: the admin API is locked and answers 401");
     }
 }
 

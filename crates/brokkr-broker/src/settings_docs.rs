@@ -50,9 +50,9 @@ pub enum DocsError {
 const SET_BY_CHART: &[(&str, &str)] = &[
     ("server.listen", "the chart sets `BROKKR__SERVER__LISTEN` to `0.0.0.0:<ports.http>`"),
     (
-        "admin.token",
-        "the chart sets `BROKKR__ADMIN__TOKEN` from key `admin.existingSecretKey` of the Secret \
-         `admin.existingSecret`, when that is set",
+        "admin.token_file",
+        "with `admin.existingSecret` set, the chart mounts key `admin.existingSecretKey` of that Secret read-only \
+         at `/var/run/secrets/brokkr/admin/token` and sets `BROKKR__ADMIN__TOKEN_FILE` to it",
     ),
     (
         "config_reload.namespace",
@@ -81,6 +81,7 @@ const SET_BY_CHART: &[(&str, &str)] = &[
 fn schema_refinement(key: &str) -> Option<Json> {
     match key {
         "log.format" => Some(json!({"type": "string", "enum": ["text", "json"]})),
+        "config_reload.history" => Some(json!({"type": "integer", "minimum": 1, "maximum": 100})),
         "cors.allowed_origins" => Some(json!({
             "type": "array",
             "items": {"type": "string", "pattern": "^(\\*|https?://[^/?#\\s]+)$"},

@@ -1,11 +1,9 @@
 //! The webhook's serving certificate, read from files and read again when they change, without a restart.
 
 use std::{
-    fs,
-    os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, PoisonError, Weak},
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use prometheus_client::{metrics::gauge::Gauge, registry::Registry};
@@ -18,6 +16,8 @@ use rustls::{
     sign::CertifiedKey,
 };
 use tracing::{debug, info, warn};
+
+use crate::mounted_file::{self, Stamp, stamp};
 
 /// Why the certificate files could not be used. The previous certificate, if any, stays in use.
 #[derive(Debug, thiserror::Error)]
@@ -68,10 +68,6 @@ pub enum TlsError {
     Config(#[source] rustls::Error),
 }
 
-/// What identifies one version of a file without reading it: kubelet replaces a mounted Secret's files by
-/// swapping a symlink, and cert-manager or an operator may rewrite them in place; either changes one of these.
-type Stamp = (Option<SystemTime>, u64, u64, u64);
-
 /// The largest certificate or key file read: a wrong path (a log, an image) must not stall the handshake.
 const MAX_FILE: u64 = 1024 * 1024;
 
@@ -111,14 +107,7 @@ impl CertificateGauge {
 }
 
 fn read_capped(key: &'static str, path: &Path) -> Result<Vec<u8>, TlsError> {
-    use std::io::Read;
-    let error = |source| TlsError::Read { key, path: path.to_owned(), source };
-    let mut bytes = Vec::new();
-    fs::File::open(path).and_then(|f| f.take(MAX_FILE + 1).read_to_end(&mut bytes)).map_err(error)?;
-    if bytes.len() as u64 > MAX_FILE {
-        return Err(error(std::io::Error::other(format!("larger than {MAX_FILE} bytes"))));
-    }
-    Ok(bytes)
+    mounted_file::read_capped(path, MAX_FILE).map_err(|source| TlsError::Read { key, path: path.to_owned(), source })
 }
 
 /// Refuses a leaf certificate outside its validity window now; returns its NotAfter (Unix seconds).
@@ -139,10 +128,6 @@ fn check_validity(path: &Path, leaf: &CertificateDer<'_>) -> Result<i64, TlsErro
         return Err(invalid(format!("expired at {}", validity.not_after)));
     }
     Ok(validity.not_after.timestamp())
-}
-
-fn stamp(path: &Path) -> Option<Stamp> {
-    fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len(), m.ino(), m.dev()))
 }
 
 /// Serves the certificate in `cert_file`/`key_file`, checking at every TLS handshake whether the files changed

@@ -160,11 +160,13 @@ fn no_answer_ever_shows_the_admin_token() {
     let f = fixture(&[]);
     // The running token is quoted back inside another setting: validation refuses it, and must not show it.
     let quoting = format!("[log]\nlevel = \"info,{TOKEN}=debug\"");
-    // A new token in the ConfigMap is a restart-only change: its warning must redact both values.
+    // A token in the ConfigMap is denied (anyone with `view` could read it), naming the key, never the value.
     let replacing = "[admin]\ntoken = \"another-secret-token\"".to_owned();
-    for document in [quoting, replacing] {
+    for (document, reason) in [(quoting, "log.level"), (replacing, "admin.token is a secret")] {
         let response = f.reviewer.review(&request("UPDATE", "brokkr", "brokkr-broker", broker_toml(&document)));
+        assert!(!response.allowed, "{reason}");
         let text = serde_json::to_string(&response.into_review()).expect("serializes");
+        assert!(text.contains(reason), "{text}");
         assert!(!text.contains(TOKEN) && !text.contains("another-secret-token"), "{text}");
     }
 }

@@ -3,10 +3,15 @@
 use std::process::Command;
 
 fn check(toml: &str) -> (i32, String, String) {
+    check_with(toml, &[])
+}
+
+fn check_with(toml: &str, flags: &[&str]) -> (i32, String, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("broker.toml");
     std::fs::write(&file, toml).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_brokkr-broker")).arg("check-config").arg(&file).output().expect("runs");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_brokkr-broker"));
+    let out = command.arg("check-config").args(flags).arg(&file).output().expect("runs");
     let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (out.status.code().unwrap_or(-1), text(out.stdout), text(out.stderr))
 }
@@ -32,4 +37,20 @@ fn every_mistake_of_a_file_is_reported_at_once() {
     let (code, _, stderr) = check("[cors]\nmax_age = \"2d\"\n[config_reload]\nresync_interval = \"1s\"");
     assert_eq!(code, 1);
     assert!(stderr.contains("cors.max_age") && stderr.contains("config_reload.resync_interval"), "{stderr}");
+}
+
+#[test]
+fn as_a_configmap_document_a_secret_or_a_moved_fixed_key_is_refused() {
+    // Found by review: the runbook checks a fixed ConfigMap document with check-config, which judged it as the
+    // --config file, where the token is allowed; every broker would then refuse the document.
+    let token = "[log]\nlevel = \"debug\"\n[admin]\ntoken = \"t0ps3cret-t0ps3cret\"";
+    assert_eq!(check(token).0, 0, "a --config file may hold the token");
+    let (code, _, stderr) = check_with(token, &["--configmap"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("admin.token is a secret") && !stderr.contains("t0ps3cret"), "{stderr}");
+    let (code, _, stderr) = check_with("[server]\nlisten = \"127.0.0.1:1\"", &["--configmap"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("server.listen"), "{stderr}");
+    let (code, stdout, _) = check_with("[log]\nlevel = \"debug\"", &["--configmap"]);
+    assert_eq!(code, 0, "{stdout}");
 }

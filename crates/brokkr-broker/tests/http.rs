@@ -9,8 +9,11 @@ use actix_web::{
     test::{self, TestRequest},
     web,
 };
-use brokkr_broker::{cors, http};
-use brokkr_config::{ConfigLayers, ReloadableConfig, Settings, layers::LayerText};
+use brokkr_broker::{
+    admin_token::{AdminToken, TokenMetrics},
+    cors, http,
+};
+use brokkr_config::{ConfigLayers, ReloadableConfig, SecretsElsewhere, Settings, layers::LayerText};
 use brokkr_reload::{ReloadMetrics, Subsystem};
 use prometheus_client::registry::Registry;
 use serde_json::Value;
@@ -36,6 +39,11 @@ macro_rules! app {
             App::new()
                 .app_data(web::Data::new($config.clone()))
                 .app_data(web::Data::new(Subsystem::<Settings>::disabled()))
+                .app_data(web::Data::new(AdminToken::new(
+                    &$config.current().settings.admin,
+                    SecretsElsewhere::default(),
+                    TokenMetrics::default(),
+                )))
                 .app_data(web::Data::new(registry))
                 .wrap(from_fn(cors::middleware))
                 .configure(http::routes)

@@ -61,6 +61,9 @@ fn secret_not_shown<S: AppSettings>(s: &S, secret: &str) -> Result<()> {
     }
 }
 
+/// The most reloads a history may keep: each holds its changed values, up to 1 KiB each, old and new.
+pub const MAX_HISTORY: usize = 100;
+
 /// The reload section's own checks: names that locate the ConfigMap, and timings that keep the reload alive (a
 /// resync of 0 s would fire without pause; a debounce of a century would never apply an edit).
 fn reload_problems(r: &ReloadSettings, section: &str) -> Vec<ConfigError> {
@@ -89,6 +92,9 @@ fn reload_problems(r: &ReloadSettings, section: &str) -> Vec<ConfigError> {
         )));
     }
     results.push(within(&key("resync_interval"), r.resync_interval, secs(10), secs(86_400)));
+    if !(1..=MAX_HISTORY).contains(&r.history) {
+        results.push(Err(invalid(key("history"), format!("is {}; from 1 to {MAX_HISTORY} are allowed", r.history))));
+    }
     results.into_iter().filter_map(Result::err).collect()
 }
 

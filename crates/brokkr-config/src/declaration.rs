@@ -151,7 +151,7 @@ macro_rules! declare {
     };
 }
 
-/// A settings type's declaration table: its own [`crate::declare!`] lines, then the seven settings of its
+/// A settings type's declaration table: its own [`crate::declare!`] lines, then the eight settings of its
 /// [`crate::ReloadSettings`] section `section` (where the ConfigMap is and how reloads are timed), declared once
 /// here for every application.
 ///
@@ -180,6 +180,9 @@ macro_rules! declarations {
                 "longest a change waits under constant churn (at least `debounce`, at most 1 h)"),
             $crate::declare!($section.resync_interval, Live, $crate::declaration::show::duration, r#""10m""#,
                 "period of the full re-read that catches a silent watch (10 s to 24 h)"),
+            $crate::declare!($section.history, Live, $crate::declaration::show::display, "50",
+                "how many reloads the admin API's history keeps, newest last (1 to 100); a resync that finds the \
+                version in force is not recorded, a manual reload always is"),
         ]
     };
 }
@@ -242,7 +245,28 @@ pub const DECLARATIONS: &[Declaration<Settings>] = declarations![config_reload;
         r#""an-example-token""#,
         "bearer token of the admin API (a secret: never logged, shown as `<redacted>`); visible ASCII only, so it can \
          be sent in a header; a document that puts its value into another setting is rejected; empty locks the admin \
-         API"
+         API unless `admin.token_file` is set; under 16 bytes is warned about at start. The ConfigMap may not set it (anyone with the `view` role can read a \
+         ConfigMap): use `admin.token_file`, or the environment. Set at most one of the two"
+    ),
+    declare!(
+        admin.token_file,
+        Fixed("must match the pod's mounts"),
+        path,
+        r#""/var/run/secrets/brokkr/admin/token""#,
+        "file that holds the admin token, such as a key of a mounted Secret (one trailing newline is ignored); read at \
+         start, then checked once a second (and read once a minute), so a rotated Secret (the kubelet's `..data` \
+         swap) or a file written anew is in force within about a second, without a restart. A file that is missing, \
+         empty, shorter than 16 bytes, over 4 KiB, not a regular file or not visible ASCII keeps the token in force; that is logged, without the value, and shown by \
+         `brokkr_admin_token_file_valid` and the admin status. Empty: not used"
+    ),
+    declare!(
+        admin.token_overlap,
+        Live,
+        duration,
+        r#""30s""#,
+        "how long a replaced token is still accepted after `admin.token_file` changes, so that clients switch over \
+         without a lock-out (0 to 1 h). A change shortens an overlap that is running, never lengthens it: `0s` ends \
+         it at once (a leaked token)"
     ),
     declare!(
         log.level,

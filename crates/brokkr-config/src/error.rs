@@ -43,6 +43,18 @@ pub enum ConfigError {
         /// What is wrong with the value (never the value of a secret).
         reason: String,
     },
+    /// The ConfigMap sets a secret: anyone with the `view` role can read a ConfigMap, so it is refused whatever
+    /// its value (which is never shown).
+    #[error(
+        "{key} is a secret, and anyone with the `view` role can read a ConfigMap, so the ConfigMap may not set it; \
+         {instead}"
+    )]
+    SecretInConfigMap {
+        /// The dotted key path.
+        key: String,
+        /// Where the secret belongs instead (`mount it from a Secret and set admin.token_file, …`).
+        instead: String,
+    },
     /// An environment variable named like a setting cannot be used.
     #[error("environment variable {var}: {reason}")]
     Env {
@@ -157,7 +169,7 @@ impl ConfigError {
     #[must_use]
     pub fn key(&self) -> Option<&str> {
         match self {
-            Self::Field { key, .. } | Self::Invalid { key, .. } => Some(key),
+            Self::Field { key, .. } | Self::Invalid { key, .. } | Self::SecretInConfigMap { key, .. } => Some(key),
             Self::Several(errors) => errors.first().and_then(Self::key),
             _ => None,
         }

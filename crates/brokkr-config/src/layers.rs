@@ -4,7 +4,7 @@ use std::{fmt, marker::PhantomData, path::Path};
 
 use toml::{Table, Value};
 
-use crate::{AppSettings, ConfigError, Result, Settings};
+use crate::{AppSettings, ConfigError, Result, Settings, secret::SecretsElsewhere};
 
 /// Prefix of the broker's environment variables that set a key: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = <Settings as AppSettings>::ENV_PREFIX;
@@ -62,18 +62,24 @@ impl fmt::Debug for EnvEntry {
 pub struct ConfigLayers<S = Settings> {
     file: Table,
     env: Vec<EnvEntry>,
+    elsewhere: SecretsElsewhere,
     settings: PhantomData<fn() -> S>,
 }
 
 impl<S> Clone for ConfigLayers<S> {
     fn clone(&self) -> Self {
-        Self { file: self.file.clone(), env: self.env.clone(), settings: PhantomData }
+        Self {
+            file: self.file.clone(),
+            env: self.env.clone(),
+            elsewhere: self.elsewhere.clone(),
+            settings: PhantomData,
+        }
     }
 }
 
 impl<S> Default for ConfigLayers<S> {
     fn default() -> Self {
-        Self { file: Table::new(), env: Vec::new(), settings: PhantomData }
+        Self { file: Table::new(), env: Vec::new(), elsewhere: SecretsElsewhere::default(), settings: PhantomData }
     }
 }
 
@@ -114,6 +120,13 @@ impl<S: AppSettings> ConfigLayers<S> {
         // Fail at start-up, not at the first reload, when the file itself is wrong.
         self.build(None)?;
         Ok(self)
+    }
+
+    /// Treats the secrets `elsewhere` holds (a token read from a file) as secrets in force in every build.
+    #[must_use]
+    pub fn with_secrets_elsewhere(mut self, elsewhere: SecretsElsewhere) -> Self {
+        self.elsewhere = elsewhere;
+        self
     }
 
     /// Adds every `<ENV_PREFIX>SECTION__KEY` variable among `vars` (`BROKKR__SECTION__KEY` for the broker) as the
@@ -166,11 +179,12 @@ impl<S: AppSettings> ConfigLayers<S> {
         self.build_over(configmap, None)
     }
 
-    /// As [`ConfigLayers::build`], with the secrets of `running` (the settings in force, whose secrets an earlier
-    /// ConfigMap may have set, and which a document may not repeat) treated as secrets too: refused in any setting
-    /// that is shown, and redacted from an error before the error is cut to its byte limit.
+    /// As [`ConfigLayers::build`], with the secrets of `running` (the settings in force) and those held elsewhere
+    /// ([`ConfigLayers::with_secrets_elsewhere`]) treated as secrets too: refused in any setting that is shown, and
+    /// redacted from an error before the error is cut to its byte limit.
     pub fn build_over(&self, configmap: Option<&LayerText>, running: Option<&S>) -> Result<Candidate<S>> {
-        let in_force = running.map(AppSettings::secret_values).unwrap_or_default();
+        let mut in_force = running.map(AppSettings::secret_values).unwrap_or_default();
+        in_force.extend(self.elsewhere.values());
         self.build_unredacted(configmap, &in_force).map_err(|error| {
             let configmap = configmap
                 .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
@@ -207,6 +221,7 @@ impl<S: AppSettings> ConfigLayers<S> {
         let mut merged = defaults_without_secrets::<S>();
         merge(&mut merged, &self.file);
         let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
+        refuse_secrets::<S>(&configmap)?;
         let sets_fixed_keys = sets_fixed_keys::<S>(&configmap);
         merge(&mut merged, &configmap);
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
@@ -280,6 +295,29 @@ fn refuse_fixed_changes<S: AppSettings>(settings: &S, without_configmap: &S) -> 
         }),
         None => Ok(()),
     }
+}
+
+/// A ConfigMap can be read by anyone with the `view` role: one that sets a secret is refused, whatever the value.
+fn refuse_secrets<S: AppSettings>(configmap: &Table) -> Result<()> {
+    let set = |(section, key): &(&str, &str)| {
+        configmap.get(*section).and_then(Value::as_table).is_some_and(|t| t.contains_key(*key))
+    };
+    let Some((section, key)) = secret_keys::<S>().find(set) else {
+        return Ok(());
+    };
+    let (key, variable) = (format!("{section}.{key}"), format!("{}{}", S::ENV_PREFIX, env_name(section, key)));
+    let file_key = format!("{key}_file");
+    let instead = if S::DECLARATIONS.iter().any(|d| d.key == file_key) {
+        format!("mount it from a Secret and set {file_key} to the mounted file (or set {variable}, without {file_key})")
+    } else {
+        format!("set it with --config or {variable}")
+    };
+    Err(ConfigError::SecretInConfigMap { key, instead })
+}
+
+/// `SECTION__KEY`, the part of an environment variable's name after the prefix.
+fn env_name(section: &str, key: &str) -> String {
+    format!("{section}__{key}").to_ascii_uppercase()
 }
 
 /// `(section, key)` of every secret setting.

@@ -54,22 +54,27 @@ fn malformed_toml_gives_position_but_never_the_text() {
 }
 
 #[test]
-fn no_truncation_or_corruption_of_a_document_panics() {
-    // Non-ASCII where it is valid (comments), so cuts land inside characters; the document
-    // itself is valid, so every corruption is checked against a full build, not an early rejection.
-    let doc = "# ünïcödé\n[log]\nlevel = \"info,brokkr=debug\" # ünïcödé\n[cors]\nallowed_origins = [\"https://xn--4ca.example\", \"*\"]\n\
-               max_age = \"1m 30s\"\n[config_reload]\ndebounce = \"2s\"\nmax_wait = \"10s\"\n[admin]\ntoken = \"s3cret-t0ken\"\n";
-    ConfigLayers::new()
-        .build(Some(&LayerText { origin: "cm".into(), text: doc.into() }))
-        .expect("the intact document is valid");
+fn no_truncation_or_corruption_of_a_document_panics_or_shows_a_secret_in_it() {
+    // Non-ASCII where it is valid (comments), so cuts land inside characters. The first document is valid, so
+    // its corruptions meet a full build; the second sets the token, which a ConfigMap may not, and a corruption
+    // that hides `token` from that refusal (a broken header moves it into another section) must not show it.
+    let body = "# ünïcödé\n[log]\nlevel = \"info,brokkr=debug\" # ünïcödé\n[cors]\nallowed_origins = [\"https://xn--4ca.example\", \"*\"]\n\
+               max_age = \"1m 30s\"\n[config_reload]\ndebounce = \"2s\"\nmax_wait = \"10s\"\n";
+    let valid = format!("{body}[admin]\ntoken_overlap = \"1m\"\n");
+    let with_secret = format!("{body}[admin]\ntoken = \"s3cret-t0ken\"\n");
     let layers = ConfigLayers::new();
-    for (i, _) in doc.char_indices() {
-        for junk in ["", "\"", "[", "]]", "=", "\u{0}", "ü", "\n[[x]]\n", "\\u{zz}", "'''", "\"\"\""] {
-            let corrupted = format!("{}{junk}{}", &doc[..i], &doc[i..]);
-            for text in [corrupted.as_str(), &doc[..i]] {
-                let layer = LayerText { origin: "cm".into(), text: text.into() };
-                if let Err(e) = layers.build(Some(&layer)) {
-                    assert!(!e.to_string().contains("s3cret"), "{e}");
+    layers.build(Some(&text("cm", &valid))).expect("the intact document is valid");
+    let refused = layers.build(Some(&text("cm", &with_secret))).expect_err("a ConfigMap may not set the token");
+    assert!(matches!(refused, ConfigError::SecretInConfigMap { .. }), "{refused:?}");
+    for doc in [valid, with_secret] {
+        for (i, _) in doc.char_indices() {
+            for junk in ["", "\"", "[", "]]", "=", "\u{0}", "ü", "\n[[x]]\n", "\\u{zz}", "'''", "\"\"\""] {
+                let corrupted = format!("{}{junk}{}", &doc[..i], &doc[i..]);
+                for text in [corrupted.as_str(), &doc[..i]] {
+                    let layer = LayerText { origin: "cm".into(), text: text.into() };
+                    if let Err(e) = layers.build(Some(&layer)) {
+                        assert!(!e.to_string().contains("s3cret"), "{e}");
+                    }
                 }
             }
         }
@@ -228,13 +233,13 @@ fn a_token_pasted_into_a_setting_that_is_shown_is_rejected() {
 }
 
 #[test]
-fn the_token_in_force_may_not_be_pasted_into_a_shown_setting_by_a_document_that_sets_another() {
-    // The token in force came from the file; a document sets a new one (restart-only) and pastes the old one
-    // into log.level, which is live and shown: refused, and never quoted in part.
+fn the_token_in_force_may_not_be_pasted_into_a_shown_setting() {
+    // The token in force came from the file; a document pastes it into log.level, which is live and shown:
+    // refused, and never quoted in part.
     let layers =
         ConfigLayers::new().with_file_text(&text("file", "[admin]\ntoken = \"old-t0ken-1234\"")).expect("valid");
     let running = layers.build(None).expect("valid").settings;
-    let doc = "[admin]\ntoken = \"new-t0ken-5678\"\n[log]\nlevel = \"info,old-t0ken-1234=debug\"";
+    let doc = "[log]\nlevel = \"info,old-t0ken-1234=debug\"";
     let err = layers.build_over(Some(&text("cm", doc)), Some(&running)).expect_err("refused");
     assert_eq!(err.key(), Some("log.level"), "{err}");
     assert!(!err.to_string().contains("old-t0ken"), "{err}");

@@ -7,6 +7,7 @@
 
 mod app;
 mod checks;
+mod count;
 pub mod declaration;
 mod duration;
 pub mod error;
@@ -23,5 +24,5 @@ pub use error::{ConfigError, Result};
 pub use layers::{Candidate, ConfigLayers};
 pub use log_filter::parse_log_filter;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
-pub use secret::Secret;
+pub use secret::{Secret, SecretsElsewhere};
 pub use settings::{Change, FieldInfo, LogFormat, ReloadSettings, Settings};

@@ -6,7 +6,10 @@
 //! compare with the value in force (a change is reported, without either value), and serialize to a redacted form
 //! for the admin API.
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{Arc, PoisonError, RwLock},
+};
 
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -60,6 +63,39 @@ impl Serialize for Secret {
 impl From<&str> for Secret {
     fn from(value: &str) -> Self {
         Self::new(value)
+    }
+}
+
+/// Whether every byte of `token` is visible ASCII, as a bearer token sent in an HTTP header must be.
+#[must_use]
+pub fn is_visible_ascii(token: &str) -> bool {
+    token.bytes().all(|b| (0x21..=0x7E).contains(&b))
+}
+
+/// Secrets in force that no settings layer holds, such as the admin token read from `admin.token_file`: a document
+/// may not copy them into a shown setting, and no error shows them. One handle is shared by whoever reads the file
+/// (it calls [`SecretsElsewhere::set`]) and every [`crate::ConfigLayers`] clone that builds documents.
+#[derive(Clone, Default)]
+pub struct SecretsElsewhere(Arc<RwLock<Vec<Secret>>>);
+
+impl SecretsElsewhere {
+    /// Replaces the secrets in force (the current token and, during an overlap, the previous one).
+    pub fn set(&self, secrets: Vec<Secret>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = secrets;
+    }
+
+    /// The values that are set, for the checks that must find them (never to show them).
+    #[must_use]
+    pub fn values(&self) -> Vec<String> {
+        let secrets = self.0.read().unwrap_or_else(PoisonError::into_inner);
+        secrets.iter().filter(|s| !s.is_empty()).map(|s| s.expose().to_owned()).collect()
+    }
+}
+
+/// Shows how many secrets it holds, never them.
+impl fmt::Debug for SecretsElsewhere {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretsElsewhere(<{} held>)", self.values().len())
     }
 }
 

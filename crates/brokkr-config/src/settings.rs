@@ -38,12 +38,24 @@ impl Default for ServerSettings {
     }
 }
 
-/// `[admin]`: restart-only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// `[admin]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminSettings {
-    /// Bearer token of the admin API; empty locks the admin API. A secret: its `Debug` and `Serialize` redact it.
+    /// Restart-only: bearer token of the admin API; empty locks the admin API unless `token_file` is set. A secret:
+    /// its `Debug` and `Serialize` redact it, and the ConfigMap may not set it.
     pub token: Secret,
+    /// Fixed: file that holds the token (a mounted Secret's key), read again when it changes; empty: not used.
+    pub token_file: PathBuf,
+    /// Dynamic: how long the previous token is still accepted after `token_file` changes.
+    #[serde(with = "crate::duration")]
+    pub token_overlap: Duration,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        Self { token: Secret::default(), token_file: PathBuf::new(), token_overlap: Duration::from_secs(300) }
+    }
 }
 
 /// `[log]`.
@@ -112,6 +124,9 @@ pub struct ReloadSettings {
     /// Dynamic: period of the full re-read that catches a silent watch.
     #[serde(with = "crate::duration")]
     pub resync_interval: Duration,
+    /// Dynamic: how many reloads the history keeps (the admin API's `…/config/history`).
+    #[serde(deserialize_with = "crate::count::deserialize")]
+    pub history: usize,
 }
 
 impl Default for ReloadSettings {
@@ -124,6 +139,7 @@ impl Default for ReloadSettings {
             debounce: Duration::from_secs(5),
             max_wait: Duration::from_secs(20),
             resync_interval: Duration::from_secs(300),
+            history: 20,
         }
     }
 }
@@ -221,17 +237,28 @@ mod tests {
         // A candidate that differs from the running settings in every key (each declaration's example): after keeping
         // restart-only values, exactly the live keys may still differ. Catches an example equal to its default, and
         // a restart-only setting that `keep` does not copy.
+        // Each example is valid on its own (some exclude each other: `admin.token` and `admin.token_file`).
         let running = Settings::default();
         let mut document = toml::Table::new();
         for d in DECLARATIONS {
             let (section, key) = d.key.split_once('.').expect("section.key");
             let mut parsed: toml::Table = format!("v = {}", d.example).parse().expect("the example is TOML");
             let value = parsed.remove("v").expect("a value");
+            let mut alone = toml::Table::new();
+            alone.insert(
+                section.to_owned(),
+                toml::Value::Table([(key.to_owned(), value.clone())].into_iter().collect()),
+            );
+            let alone: Settings = toml::Value::Table(alone).try_into().expect("the example has the right type");
+            crate::checks::check(&alone, &[]).unwrap_or_else(|e| panic!("{}'s example is not valid: {e}", d.key));
             let section = document.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             section.as_table_mut().expect("a section").insert(key.to_owned(), value);
         }
         let candidate: Settings = toml::Value::Table(document).try_into().expect("every example has the right type");
-        crate::checks::check(&candidate, &[]).expect("every example is a valid value");
+        // Together too, for the rules across keys (`max_wait` at least `debounce`), but for the one that excludes.
+        let mut together = candidate.clone();
+        together.admin.token = Settings::default().admin.token;
+        crate::checks::check(&together, &[]).expect("the examples are valid together");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);
         let differing: Vec<_> = diff(&running, &kept).into_iter().map(|c| c.key).collect();

@@ -19,15 +19,16 @@ pub fn floor_boundary(text: &str, max: usize) -> usize {
     end
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, with `…` and the number of bytes left out appended
-/// when anything was cut (the result is then at most `max` + 24 bytes).
+/// `text` cut to at most `max` bytes on a character boundary, with `… (cut)` appended when anything was cut (the
+/// result is then at most `max` + 10 bytes). No count of the bytes left out: errors are cut after secrets are
+/// redacted from them, so the count would tell a document's author whether, and how long, a guessed secret was.
 #[must_use]
 pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
     if text.len() <= max {
         return Cow::Borrowed(text);
     }
     let end = floor_boundary(text, max);
-    Cow::Owned(format!("{}… ({} more bytes)", &text[..end], text.len() - end))
+    Cow::Owned(format!("{}… (cut)", &text[..end]))
 }
 
 /// `value` as an error quotes it: Debug-quoted, at most [`QUOTE_LIMIT`] bytes of it and its size.
@@ -47,7 +48,7 @@ mod tests {
     fn short_text_is_kept_and_long_text_is_cut_on_a_character() {
         assert_eq!(clip("abc", 3), "abc");
         let cut = clip("ééé", 3);
-        assert_eq!(cut, "é… (4 more bytes)");
+        assert_eq!(cut, "é… (cut)");
         let long = "ü".repeat(100_000);
         assert!(clip(&long, ERROR_LIMIT).len() <= ERROR_LIMIT + 24);
     }

@@ -55,7 +55,7 @@ fn check_origin(key: &str, origin: &str, secrets: &[String]) -> Result<()> {
 
 /// A bearer token must fit in an HTTP header: visible ASCII only. The reason never shows the value, a secret.
 fn check_token(token: &str) -> Result<()> {
-    if !token.bytes().all(|b| (0x21..=0x7E).contains(&b)) {
+    if !crate::secret::is_visible_ascii(token) {
         return Err(invalid(
             "admin.token",
             "contains a character that cannot be sent in an HTTP header (only visible ASCII is allowed); \
@@ -162,6 +162,16 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
     }
     let secs = Duration::from_secs;
     check(within("cors.max_age", s.cors.max_age, Duration::ZERO, secs(86_400)));
+    if !s.admin.token_file.as_os_str().is_empty() {
+        check(check_path("admin.token_file", &s.admin.token_file));
+        if !s.admin.token.is_empty() {
+            check(Err(invalid(
+                "admin.token_file",
+                "is set and so is admin.token: set one of them (admin.token_file, to rotate the token without a restart)",
+            )));
+        }
+    }
+    check(within("admin.token_overlap", s.admin.token_overlap, Duration::ZERO, secs(3600)));
     check(check_path("webhook.cert_file", &s.webhook.cert_file));
     check(check_path("webhook.key_file", &s.webhook.key_file));
     match errors.len() {

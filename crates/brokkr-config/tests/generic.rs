@@ -72,11 +72,22 @@ fn the_reload_section_is_range_checked_for_every_settings_type() {
 
 #[test]
 fn a_secret_may_not_be_copied_into_a_shown_setting_whatever_the_settings_type() {
-    let layers = ConfigLayers::<Shop>::default();
-    let error = build(&layers, "[payment]\nkey = \"pk-live-12345678\"\n[greeting]\ntext = \"pk-live-12345678\"")
-        .expect_err("the key would be logged as the greeting");
+    let layers = ConfigLayers::<Shop>::default()
+        .with_env([("SHOP__PAYMENT__KEY".to_owned(), "pk-live-12345678".to_owned())])
+        .expect("valid");
+    let error =
+        build(&layers, "[greeting]\ntext = \"pk-live-12345678\"").expect_err("the key would be logged as the greeting");
     assert_eq!(error.key(), Some("greeting.text"), "{error}");
     assert!(!error.to_string().contains("pk-live"), "{error}");
+}
+
+#[test]
+fn the_configmap_may_not_set_a_secret_whatever_the_settings_type() {
+    let error = build(&ConfigLayers::<Shop>::default(), "[payment]\nkey = \"pk-live-12345678\"")
+        .expect_err("anyone who can view the ConfigMap would read the key");
+    assert_eq!(error.key(), Some("payment.key"), "{error}");
+    let text = error.to_string();
+    assert!(text.contains("SHOP__PAYMENT__KEY") && !text.contains("pk-live"), "{text}");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! A real local Kubernetes control plane for tests: etcd and kube-apiserver as processes, with RBAC identities,
 //! an audit log, and an API server that can be stopped and restarted — envtest for kube-rs — plus a TCP proxy that
-//! breaks connections to it on command, and the helpers every crate's tests share ([`CapturedLog`]).
+//! breaks connections to it on command, and the helpers every crate's tests share ([`CapturedLog`], [`SecretVolume`]).
 
 mod assets;
 mod captured_log;
@@ -13,6 +13,7 @@ pub mod oci;
 mod pki;
 mod process;
 mod proxy;
+mod secret_volume;
 
 pub use assets::assets_dir;
 pub use captured_log::CapturedLog;
@@ -22,3 +23,4 @@ pub use netns::NetNs;
 pub use node::Node;
 pub use process::child_command;
 pub use proxy::{FaultProxy, Faults};
+pub use secret_volume::SecretVolume;

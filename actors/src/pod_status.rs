@@ -1,0 +1,184 @@
+//! What a replica has in force, as annotations on its own Pod, so that `kubectl get pods` and `kubectl brokkr`
+//! show it without a port-forward or a token. Written once per change of what they say, never per resync of the
+//! same version; the chart's ValidatingAdmissionPolicy lets a replica change only these annotations of its own Pod.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use brokkr_config::{AppSettings, ConfigSnapshot, ReloadableConfig, text::clip};
+use k8s_openapi::api::core::v1::Pod;
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+use serde_json::json;
+use tracing::{debug, error, warn};
+
+use crate::history::{ReloadHistory, ReloadRecord};
+
+/// Prefix of every annotation a replica writes on its Pod.
+pub const ANNOTATION_PREFIX: &str = "config.brokkr.io/";
+
+/// The resourceVersion of the ConfigMap whose settings are in force.
+pub const IN_FORCE: &str = "config.brokkr.io/resource-version";
+/// Hash of the live settings in force.
+pub const HASH: &str = "config.brokkr.io/hash";
+/// Generation in force.
+pub const GENERATION: &str = "config.brokkr.io/generation";
+/// The resourceVersion of the last document judged (applied, rejected or found unchanged).
+pub const SEEN: &str = "config.brokkr.io/seen";
+/// `applied`, `rejected`, `restart-required`, or `unread` (started without reading the ConfigMap).
+pub const OUTCOME: &str = "config.brokkr.io/outcome";
+/// Why it was rejected, or which keys wait for a restart; empty otherwise.
+pub const REASON: &str = "config.brokkr.io/reason";
+/// When the last outcome happened (RFC 3339).
+pub const AT: &str = "config.brokkr.io/at";
+
+/// The longest reason written, in bytes: annotations are stored with the Pod and read by every `kubectl get`.
+pub const REASON_LIMIT: usize = 256;
+
+/// The longest wait between two attempts of a write the API server did not answer or failed.
+const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// The wait after a write the API server refused (403 without the Role, 404 for a wrong `POD_NAME`, 422): it will
+/// not change by itself soon, and a fleet retrying it every minute is load for nothing.
+const REFUSED_RETRY: Duration = Duration::from_secs(600);
+
+/// The shortest time between two writes of one replica: edits applied faster than this (a debounce of 100 ms)
+/// are coalesced, and only the newest state is written.
+pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Who writes the annotations, in the Pod's `managedFields`.
+const FIELD_MANAGER: &str = "brokkr-broker";
+
+/// `value` as it is written into an annotation: a control or format character (a terminal escape sequence, a
+/// newline, a bidi override) that a ConfigMap's author put into an error message is escaped, so that `kubectl
+/// describe` and `kubectl brokkr` print the text as it is.
+#[must_use]
+pub fn sanitized(value: &str) -> String {
+    let hidden = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
+    };
+    value.chars().flat_map(|c| if hidden(c) { c.escape_unicode().collect::<Vec<_>>() } else { vec![c] }).collect()
+}
+
+/// The annotations that say `record`, with `in_force` the snapshot in force after it.
+#[must_use]
+pub fn annotations<S>(record: &ReloadRecord, in_force: &ConfigSnapshot<S>) -> BTreeMap<String, String> {
+    let (outcome, reason) = match (record.outcome, &record.error) {
+        ("rejected", error) => ("rejected", error.clone().unwrap_or_default()),
+        ("unread", error) => ("unread", error.clone().unwrap_or_default()),
+        _ if !record.restart_required.is_empty() => {
+            ("restart-required", format!("waiting for a restart: {}", record.restart_required.join(", ")))
+        }
+        _ => ("applied", String::new()),
+    };
+    let in_force_version = in_force.source.as_ref().and_then(|s| s.resource_version.clone()).unwrap_or_default();
+    [
+        (IN_FORCE, in_force_version),
+        (HASH, in_force.hash.clone()),
+        (GENERATION, in_force.generation.to_string()),
+        (SEEN, record.resource_version.clone().unwrap_or_default()),
+        (OUTCOME, outcome.to_owned()),
+        (REASON, clip(&sanitized(&reason), REASON_LIMIT).into_owned()),
+        (AT, humantime::format_rfc3339_seconds(record.at).to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// Writes the annotations of one Pod: the broker's own, named by `POD_NAME`.
+#[derive(Clone)]
+pub struct PodStatus {
+    pods: Api<Pod>,
+    name: String,
+}
+
+impl std::fmt::Debug for PodStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodStatus").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl PodStatus {
+    /// The Pod `name` in `namespace`.
+    #[must_use]
+    pub fn new(client: Client, namespace: &str, name: &str) -> Self {
+        Self { pods: Api::namespaced(client, namespace), name: name.to_owned() }
+    }
+
+    /// Follows `history` until the broker stops: after each record, the annotations are written if they differ
+    /// from the last ones written, at most every [`MIN_WRITE_INTERVAL`]. A failed write is tried again (1 s,
+    /// doubling up to a minute) with what is current then; a refused one (no right to patch, no such Pod, the
+    /// policy's denial) after [`REFUSED_RETRY`], said once at WARN. First, a dry run checks that the admission
+    /// policy would refuse a change of the Pod's labels: if it would not, the guard is missing, and nothing is
+    /// written (said at ERROR).
+    pub async fn publish<S: AppSettings>(self, history: ReloadHistory, config: ReloadableConfig<S>) {
+        self.until_guarded().await;
+        let mut records = history.subscribe();
+        let mut written: Option<BTreeMap<String, String>> = None;
+        let (mut retry, mut refused) = (Duration::from_secs(1), None::<String>);
+        loop {
+            let record = records.borrow_and_update().clone();
+            let wanted = record.map(|r| annotations(&r, &config.current()));
+            if let Some(wanted) = wanted.filter(|w| written.as_ref() != Some(w)) {
+                let patch = Patch::Merge(json!({ "metadata": { "annotations": wanted } }));
+                let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+                match self.pods.patch(&self.name, &params, &patch).await {
+                    Ok(_) => {
+                        debug!(pod = %self.name, "configuration state written to the Pod's annotations");
+                        (written, retry, refused) = (Some(wanted), Duration::from_secs(1), None);
+                        tokio::time::sleep(MIN_WRITE_INTERVAL).await;
+                    }
+                    Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404 | 422) => {
+                        // Publishing was asked for (`--pod-status`), so any refusal is a misconfiguration: the Role
+                        // without `patch` on Pods, a wrong POD_NAME, or the policy's denial.
+                        if refused.as_deref() != Some(status.message.as_str()) {
+                            warn!(pod = %self.name, reason = %status.message, retry_in = ?REFUSED_RETRY, "the API server refuses the annotations of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
+                        }
+                        refused = Some(status.message.clone());
+                        tokio::time::sleep(REFUSED_RETRY).await;
+                        continue;
+                    }
+                    Err(error) => {
+                        warn!(pod = %self.name, %error, retry_in = ?retry, "could not annotate the broker's own Pod");
+                        tokio::time::sleep(retry).await;
+                        retry = (retry * 2).min(MAX_RETRY);
+                        continue;
+                    }
+                }
+            }
+            if records.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused (a dry run
+    /// is judged by admission but stored nowhere). A policy created with the chart is enforced a few seconds after
+    /// it is stored, so an admitted change is tried again: every 2 s for a minute, then said at ERROR and tried
+    /// every [`REFUSED_RETRY`].
+    async fn until_guarded(&self) {
+        let patch = Patch::Merge(json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } }));
+        let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let started = tokio::time::Instant::now();
+        let mut said = false;
+        // Refused: by the policy (as it should be), or by RBAC or for a missing Pod, which `publish` reports.
+        while self.pods.patch(&self.name, &params, &patch).await.is_ok() {
+            let waited = started.elapsed();
+            if waited < Duration::from_secs(60) {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+            if !said {
+                error!(pod = %self.name, "the admission policy that limits the broker to its own Pod's annotations is not in force (a dry-run label change was admitted); not writing the Pod's annotations until it is");
+                said = true;
+            }
+            tokio::time::sleep(REFUSED_RETRY).await;
+        }
+        if said {
+            warn!(pod = %self.name, "the admission policy is in force now; writing the Pod's annotations");
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! The Pod-annotation publisher against a mocked API server, under paused time: it writes nothing until the
+//! admission policy refuses a dry-run label change, writes only the newest state after a failure, backs off, and
+//! waits long after a refusal instead of stopping.
+
+use std::time::Duration;
+
+use brokkr_config::{ReloadableConfig, Settings};
+use brokkr_reload::{
+    history::{ReloadHistory, ReloadRecord},
+    messages::Trigger,
+    pod_status::{MIN_WRITE_INTERVAL, PodStatus},
+};
+use http::{Request, Response, StatusCode};
+use kube::{Client, client::Body};
+use tokio::time::Instant;
+
+type Handle = tower_test::mock::Handle<Request<Body>, Response<Body>>;
+
+const POD: &str = "{\"apiVersion\":\"v1\",\"kind\":\"Pod\",\"metadata\":{\"name\":\"broker-a\"}}";
+
+fn status(code: u16, message: &str) -> Response<Body> {
+    let body = format!(
+        "{{\"apiVersion\":\"v1\",\"kind\":\"Status\",\"status\":\"Failure\",\"code\":{code},\"message\":\"{message}\"}}"
+    );
+    Response::builder()
+        .status(StatusCode::from_u16(code).expect("code"))
+        .body(Body::from(body.into_bytes()))
+        .expect("a response")
+}
+
+fn ok() -> Response<Body> {
+    Response::builder().body(Body::from(POD.as_bytes().to_vec())).expect("a response")
+}
+
+/// The next request: whether it is a dry run, and its body.
+async fn next(handle: &mut Handle, answer: Response<Body>) -> (bool, String, Instant) {
+    // Bounded (in paused time): a publisher that gave up would otherwise leave the test waiting forever.
+    let next = tokio::time::timeout(Duration::from_secs(3600), handle.next_request()).await;
+    let (request, respond) = next.expect("a request within the hour").expect("a request");
+    let uri = request.uri().to_string();
+    assert!(uri.starts_with("/api/v1/namespaces/brokkr/pods/broker-a?"), "{uri}");
+    let body = request.into_body().collect_bytes().await.expect("body");
+    respond.send_response(answer);
+    (uri.contains("dryRun=All"), String::from_utf8_lossy(&body).into_owned(), Instant::now())
+}
+
+fn record(rv: &str, max_age: &str) -> ReloadRecord {
+    let mut record = ReloadRecord::new(Trigger::Watch, "applied", Vec::new());
+    record.resource_version = Some(rv.to_owned());
+    record.hash = max_age.to_owned();
+    record
+}
+
+#[tokio::test(start_paused = true)]
+async fn it_waits_for_the_guard_writes_the_newest_state_backs_off_and_never_gives_up() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let history = ReloadHistory::default();
+    history.record(record("1", "a"), 20);
+    let config = ReloadableConfig::new(Settings::default());
+    let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
+    tokio::spawn(publisher.publish(history.clone(), config));
+
+    // The policy is not enforced yet: the dry run is admitted, and tried again 2 s later, until it is refused.
+    let (dry, body, first) = next(&mut handle, ok()).await;
+    assert!(dry && body.contains("labels"), "{body}");
+    let (dry, _, second) = next(&mut handle, status(403, "denied by ValidatingAdmissionPolicy")).await;
+    assert!(dry && second - first >= Duration::from_secs(2));
+
+    // The first write fails; meanwhile a newer record arrives: the retry writes the newest state only.
+    let (dry, body, failed_at) = next(&mut handle, status(500, "etcd is slow")).await;
+    assert!(!dry && body.contains("\"config.brokkr.io/seen\":\"1\""), "{body}");
+    history.record(record("2", "b"), 20);
+    let (_, body, retried_at) = next(&mut handle, ok()).await;
+    assert!(body.contains("\"config.brokkr.io/seen\":\"2\"") && !body.contains("\"1\""), "{body}");
+    assert!(retried_at - failed_at >= Duration::from_secs(1), "backed off");
+
+    // Two records in quick succession: written at most every MIN_WRITE_INTERVAL, the newest one.
+    history.record(record("3", "c"), 20);
+    history.record(record("4", "d"), 20);
+    let (_, body, written_at) = next(&mut handle, ok()).await;
+    assert!(written_at - retried_at >= MIN_WRITE_INTERVAL, "{:?}", written_at - retried_at);
+    assert!(body.contains("\"config.brokkr.io/seen\":\"4\""), "{body}");
+
+    // A refusal (the Pod is gone, say) is tried again after minutes, not every second, and not abandoned.
+    tokio::time::sleep(MIN_WRITE_INTERVAL).await;
+    history.record(record("5", "e"), 20);
+    let (_, _, refused_at) = next(&mut handle, status(404, "pods broker-a not found")).await;
+    let (_, body, again_at) = next(&mut handle, ok()).await;
+    assert!(again_at - refused_at >= Duration::from_secs(600), "{:?}", again_at - refused_at);
+    assert!(body.contains("\"config.brokkr.io/seen\":\"5\""), "{body}");
+}

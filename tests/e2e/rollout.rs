@@ -1,0 +1,235 @@
+//! Watching a config rollout on a real API server: three brokers on Pod objects, each with a token bound to its
+//! Pod, annotate their own Pods; `kubectl brokkr rollout-status` (run through kubectl, with only the `view` role)
+//! waits for an edit, fails at once on a rejection and names a stopped broker on timeout; the chart's admission
+//! policy lets a broker change only its own `config.brokkr.io/` annotations.
+
+use std::{collections::BTreeMap, path::Path};
+
+use brokkr_e2e::{
+    Broker,
+    broker::plugin_binary,
+    chart::{NAMESPACE, RELEASE, Walkthrough},
+};
+use brokkr_reload::pod_status::{IN_FORCE, OUTCOME, SEEN};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::{
+    Api,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
+
+const PODS: [&str; 3] = ["broker-a", "broker-b", "broker-c"];
+const OPERATOR: &str = "operator";
+
+/// `kubectl args…` with the operator's kubeconfig and the plugin on `PATH`: (exit code, stdout).
+async fn kubectl_brokkr(w: &Walkthrough, kubeconfig: &Path, args: &[&str]) -> (i32, String) {
+    let plugin_dir = plugin_binary().parent().expect("plugin folder").to_owned();
+    let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let output = tokio::process::Command::new(w.cluster.plane.bin().join("kubectl"))
+        .args(args)
+        .env("KUBECONFIG", kubeconfig)
+        .env("PATH", path)
+        .output()
+        .await
+        .expect("run kubectl");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+}
+
+/// A Pod object like the Deployment's, marked Ready by hand (no kubelet runs here).
+async fn create_ready_pod(pods: &Api<Pod>, name: &str) {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "labels": { "app.kubernetes.io/name": "brokkr-broker", "app.kubernetes.io/instance": RELEASE },
+            "annotations": { "team": "platform" },
+        },
+        "spec": { "serviceAccountName": RELEASE, "containers": [{ "name": "broker", "image": "brokkr/broker" }] },
+    }))
+    .expect("a Pod");
+    pods.create(&PostParams::default(), &pod).await.expect("create Pod");
+    let ready = json!({ "status": { "conditions": [{ "type": "Ready", "status": "True" }] } });
+    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready)).await.expect("mark Ready");
+}
+
+async fn annotations(pods: &Api<Pod>, name: &str) -> BTreeMap<String, String> {
+    pods.get(name).await.expect("the Pod").metadata.annotations.unwrap_or_default()
+}
+
+async fn set_document(w: &Walkthrough, toml: &str) -> String {
+    let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let patch = json!({ "data": { "broker.toml": toml } });
+    let cm = configmaps.patch(RELEASE, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("edit");
+    cm.metadata.resource_version.expect("resourceVersion")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own_pod() {
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    let install = ["install", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE];
+    let settings = ["--set", "podStatus.enabled=true", "--set", "config.config_reload.debounce=1s"];
+    let resync = ["--set", "config.config_reload.resync_interval=10s"];
+    w.helm(&[&install[..], &settings[..], &resync[..]].concat()).await.ok("helm install");
+    let pods = Api::<Pod>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let mut brokers: Vec<Option<Broker>> = Vec::new();
+    let mut kubeconfigs = Vec::new();
+    for name in PODS {
+        create_ready_pod(&pods, name).await;
+        let bound = ["-n", NAMESPACE, "create", "token", RELEASE, "--bound-object-kind", "Pod"];
+        let token = w.kubectl(&[&bound[..], &["--bound-object-name", name]].concat()).await.ok("pod-bound token");
+        let kubeconfig = w.cluster.plane.token_kubeconfig(name, token.trim()).expect("kubeconfig");
+        let env = [("POD_NAME", name), ("BROKKR__CONFIG_RELOAD__CONFIGMAP", RELEASE), ("BROKKR_POD_STATUS", "true")];
+        brokers.push(Some(Broker::start(&kubeconfig, NAMESPACE, &env, w.cluster.plane.dir()).await));
+        kubeconfigs.push(kubeconfig);
+    }
+    // The operator has the `view` role only: its rules, that is. `view` itself is filled by the aggregation
+    // controller of kube-controller-manager, which does not run here; `system:aggregate-to-view` holds the rules.
+    let view = "--clusterrole=system:aggregate-to-view";
+    w.kubectl(&["create", "clusterrolebinding", "operator-view", view, "--user", OPERATOR]).await.ok("bind view");
+    let operator = w.cluster.plane.user_kubeconfig(OPERATOR).expect("operator kubeconfig");
+    let operator = operator.as_path();
+
+    // Each broker writes its state at start-up; `rollout-status` then says the current version runs everywhere.
+    let (code, out) = kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE]).await;
+    assert_eq!(code, 0, "{out}");
+    let (code, table) = kubectl_brokkr(&w, operator, &["brokkr", "status", "-n", NAMESPACE]).await;
+    assert_eq!(code, 0, "{table}");
+    assert!(table.contains("POD") && table.contains("RESOURCE-VERSION") && table.contains("OUTCOME"), "{table}");
+    assert!(PODS.iter().all(|p| table.lines().any(|l| l.starts_with(p) && l.contains("applied"))), "{table}");
+
+    // An edit: rollout-status exits 0 once all three run it, and not before.
+    let audit_before = pod_patches(&w);
+    // README, "Watching a change roll out".
+    let upgrade = ["upgrade", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE, "--reuse-values"];
+    w.helm(&[&upgrade[..], &["--set", "config.cors.max_age=2m"]].concat()).await.ok("helm upgrade");
+    let started = std::time::Instant::now();
+    let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let rv = configmaps.get(RELEASE).await.expect("ConfigMap").metadata.resource_version.expect("resourceVersion");
+    let (code, out) =
+        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
+    println!(
+        "e2e kubectl brokkr rollout-status: all 3 replicas on the edit after {} ms",
+        started.elapsed().as_millis()
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("all 3 ready replicas run resourceVersion {rv}")), "{out}");
+    for name in PODS {
+        assert_eq!(annotations(&pods, name).await[IN_FORCE], rv, "{name} runs it when rollout-status returns");
+    }
+    let writes = pod_patches(&w) - audit_before;
+    println!("e2e pod annotation writes for one applied edit: {writes} for 3 replicas");
+    assert_eq!(writes, 3, "one write per replica per outcome");
+    // Resyncs (every 10 s here) that find the version in force write nothing.
+    let first = brokers[0].as_ref().expect("broker-a");
+    let unchanged = "brokkr_config_reloads_total{outcome=\"unchanged\"}";
+    let before = first.metric(unchanged).await.unwrap_or_default();
+    first
+        .wait_until("a resync", std::time::Duration::from_secs(30), |b| async move {
+            b.metric(unchanged).await.unwrap_or_default() > before
+        })
+        .await;
+    assert_eq!(pod_patches(&w) - audit_before, 3, "a resync of the version in force wrote to a Pod");
+
+    // A rejected edit: non-zero at once, with the reason; the replicas keep the last good version.
+    let rejected = set_document(&w, "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"").await;
+    let (code, out) =
+        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("rejected") && out.contains("cors.max_age"), "{out}");
+    // Every replica judges it before the next edit, which its debounce would otherwise coalesce with this one.
+    let waiter = brokers[0].as_ref().expect("broker-a");
+    for name in PODS {
+        let (pods, rejected) = (&pods, &rejected);
+        let what = format!("{name} judges the rejected version");
+        waiter
+            .wait_until(&what, std::time::Duration::from_secs(30), |_| async move {
+                annotations(pods, name).await.get(SEEN) == Some(rejected)
+            })
+            .await;
+    }
+    let mut refusals = 0;
+    for name in PODS {
+        let said = annotations(&pods, name).await;
+        if said[SEEN] == rejected && said[OUTCOME] == "rejected" {
+            assert_eq!(said[IN_FORCE], rv, "{name} keeps the last good version");
+            refusals += 1;
+        }
+    }
+    assert_eq!(refusals, 3, "every replica rejected it");
+
+    // A stopped broker: the rollout times out, naming it, and only it.
+    brokers[2] = None;
+    let rv = set_document(&w, "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"3m\"").await;
+    let (code, out) =
+        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "8s"]).await;
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("timed out") && out.contains("broker-c"), "{out}");
+    assert!(!out.contains("broker-a (") && !out.contains("broker-b ("), "only the stopped one lags: {out}");
+    for name in ["broker-a", "broker-b"] {
+        assert_eq!(annotations(&pods, name).await[IN_FORCE], rv, "{name}");
+    }
+
+    // The history of a broker: start-up first, then each edit by the watch, the rejection with its reason.
+    let history = brokers[0].as_ref().expect("broker-a").history().await;
+    let records = history["records"].as_array().expect("records");
+    let triggers: Vec<&str> = records.iter().filter_map(|r| r["trigger"].as_str()).collect();
+    assert_eq!(triggers.first(), Some(&"start-up"), "{history}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["outcome"] == "rejected" && r["error"].as_str().is_some_and(|e| e.contains("cors.max_age")))
+    );
+    assert!(records.iter().any(|r| r["trigger"] == "watch" && r["outcome"] == "applied"), "{history}");
+
+    // The guard, through the API server's admission: broker-a's own token.
+    let client = brokkr_testenv::ControlPlane::client_for(&kubeconfigs[0]).await.expect("broker-a's client");
+    let as_a = Api::<Pod>::namespaced(client, NAMESPACE);
+    let merge = |value: serde_json::Value| Patch::Merge(value);
+    let attempts = [
+        ("broker-b", json!({ "metadata": { "annotations": { "config.brokkr.io/outcome": "applied" } } }), false),
+        ("broker-a", json!({ "metadata": { "annotations": { "config.brokkr.io/other": "x" } } }), false),
+        ("broker-a", json!({ "metadata": { "annotations": { "config.brokkr.io/reason": "x".repeat(2000) } } }), false),
+        ("broker-a", json!({ "metadata": { "finalizers": ["example.com/hold"] } }), false),
+        ("broker-a", json!({ "metadata": { "labels": { "app.kubernetes.io/name": "other" } } }), false),
+        ("broker-a", json!({ "spec": { "activeDeadlineSeconds": 60 } }), false),
+        ("broker-a", json!({ "metadata": { "annotations": { "team": "someone-else" } } }), false),
+        ("broker-a", json!({ "metadata": { "annotations": { "team": null } } }), false),
+        ("broker-a", json!({ "metadata": { "annotations": { "config.brokkr.io/reason": "" } } }), true),
+    ];
+    for (pod, patch, allowed) in attempts {
+        let result = as_a.patch(pod, &PatchParams::default(), &merge(patch.clone())).await;
+        match result {
+            Ok(_) => assert!(allowed, "{pod} {patch} was admitted"),
+            // Refused by the chart's policy, not by RBAC (which lets the broker patch any Pod here).
+            Err(kube::Error::Api(status)) => {
+                assert!(
+                    !allowed && status.code == 403 && status.message.contains("a broker may change only"),
+                    "{status:?}"
+                );
+            }
+            Err(error) => panic!("{pod} {patch}: {error}"),
+        }
+    }
+    // A token of the same ServiceAccount that is bound to no Pod may change no Pod at all.
+    let unbound = w.kubectl(&["-n", NAMESPACE, "create", "token", RELEASE]).await.ok("unbound token");
+    let unbound = w.cluster.plane.token_kubeconfig("unbound", unbound.trim()).expect("kubeconfig");
+    let client = brokkr_testenv::ControlPlane::client_for(&unbound).await.expect("client");
+    let patch = json!({ "metadata": { "annotations": { "config.brokkr.io/reason": "" } } });
+    let refused =
+        Api::<Pod>::namespaced(client, NAMESPACE).patch("broker-a", &PatchParams::default(), &merge(patch)).await;
+    assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403), "{refused:?}");
+    assert_eq!(annotations(&pods, "broker-a").await["team"], "platform", "the other annotations are intact");
+}
+
+/// How many PATCH requests on Pods the audit log holds from the brokers' ServiceAccount.
+fn pod_patches(w: &Walkthrough) -> usize {
+    let user = format!("system:serviceaccount:{NAMESPACE}:{RELEASE}");
+    w.cluster
+        .plane
+        .requests_by(&user)
+        .iter()
+        .filter(|e| e["verb"] == "patch" && e["objectRef"]["resource"] == "pods" && e["stage"] == "ResponseComplete")
+        .count()
+}
