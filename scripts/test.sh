@@ -31,11 +31,11 @@ echo "using $KUBEBUILDER_ASSETS"
 step "helm and promtool for the chart tests (built once with Go into ~/.cache/brokkr/tools, or BROKKR_HELM/BROKKR_PROMTOOL)"
 echo "using $(scripts/chart-tools.sh)"
 
-step "containerd, runc and CNI plugins for the real-node tests (Debian packages, installed once)"
+step "containerd, runc and CNI plugins for the real-node tests, nftables for the vanished-server test (Debian packages, installed once)"
 if ! command -v containerd >/dev/null || ! command -v runc >/dev/null || ! command -v ctr >/dev/null ||
   [[ ! -x /usr/lib/cni/loopback ]] || ! command -v nsenter >/dev/null || ! command -v unshare >/dev/null ||
-  ! command -v ip >/dev/null; then
-  packages=(containerd runc containernetworking-plugins util-linux iproute2)
+  ! command -v ip >/dev/null || ! command -v nft >/dev/null; then
+  packages=(containerd runc containernetworking-plugins util-linux iproute2 nftables)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}" ||
     { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"; }
 fi

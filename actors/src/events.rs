@@ -1,7 +1,5 @@
 //! Kubernetes Events on the ConfigMap about each reload; publishing never blocks or fails a reload.
 
-use std::time::Duration;
-
 use brokkr_config::{ReloadOutcome, SourceRef};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::{
@@ -115,7 +113,7 @@ impl KubeReloadEvents {
         actix::spawn(async move {
             for event in events {
                 let publish = recorder.publish(&event, &reference);
-                match tokio::time::timeout(Duration::from_secs(10), publish).await {
+                match tokio::time::timeout(crate::transport::REQUEST_TIMEOUT, publish).await {
                     Ok(Ok(())) => {}
                     Ok(Err(error)) => debug!(%error, reason = %event.reason, "could not record Event"),
                     Err(_) => debug!(reason = %event.reason, "recording Event timed out"),

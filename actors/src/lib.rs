@@ -23,6 +23,7 @@ pub mod source;
 pub mod startup;
 pub mod status;
 pub mod supervisor;
+pub mod transport;
 mod version_order;
 pub mod watcher;
 

@@ -13,7 +13,10 @@ use kube::{
 use serde_json::json;
 use tracing::{debug, error, warn};
 
-use crate::history::{ReloadHistory, ReloadRecord};
+use crate::{
+    history::{ReloadHistory, ReloadRecord},
+    transport::REQUEST_TIMEOUT,
+};
 
 /// Prefix of every annotation a replica writes on its Pod.
 pub const ANNOTATION_PREFIX: &str = "config.brokkr.io/";
@@ -125,7 +128,7 @@ impl PodStatus {
             if let Some(wanted) = wanted.filter(|w| written.as_ref() != Some(w)) {
                 let patch = Patch::Merge(json!({ "metadata": { "annotations": wanted } }));
                 let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-                match self.pods.patch(&self.name, &params, &patch).await {
+                match self.patch(&params, &patch).await {
                     Ok(_) => {
                         debug!(pod = %self.name, "configuration state written to the Pod's annotations");
                         (written, retry, refused) = (Some(wanted), Duration::from_secs(1), None);
@@ -155,6 +158,17 @@ impl PodStatus {
         }
     }
 
+    /// One patch of the Pod, given up after [`REQUEST_TIMEOUT`] (then an error like any failed connection).
+    async fn patch(&self, params: &PatchParams, patch: &Patch<serde_json::Value>) -> Result<Pod, kube::Error> {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.pods.patch(&self.name, params, patch)).await {
+            Ok(patched) => patched,
+            Err(_) => Err(kube::Error::Service(Box::new(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {}", humantime::format_duration(REQUEST_TIMEOUT)),
+            )))),
+        }
+    }
+
     /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused (a dry run
     /// is judged by admission but stored nowhere). A policy created with the chart is enforced a few seconds after
     /// it is stored, so an admitted change is tried again: every 2 s for a minute, then said at ERROR and tried
@@ -165,7 +179,7 @@ impl PodStatus {
         let started = tokio::time::Instant::now();
         let mut said = false;
         // Refused: by the policy (as it should be), or by RBAC or for a missing Pod, which `publish` reports.
-        while self.pods.patch(&self.name, &params, &patch).await.is_ok() {
+        while self.patch(&params, &patch).await.is_ok() {
             let waited = started.elapsed();
             if waited < Duration::from_secs(60) {
                 tokio::time::sleep(Duration::from_secs(2)).await;

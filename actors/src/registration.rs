@@ -6,15 +6,11 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
 };
 
 use actix::{Actor, Addr};
 use brokkr_config::{AppSettings, ConfigLayers, ReloadableConfig, Settings};
-use kube::{
-    Client,
-    config::{KubeConfigOptions, Kubeconfig},
-};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::{
     config_actor::ConfigActor,
@@ -26,6 +22,7 @@ use crate::{
     source::{ConfigMapSource, KubeConfigMapSource},
     status::{WatcherState, WatcherStatus},
     supervisor::WatcherSupervisor,
+    transport::{self, ApiProtocol},
 };
 
 const SERVICE_ACCOUNT_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
@@ -137,11 +134,6 @@ pub fn plan<S: AppSettings>(settings: &S, env: &Environment) -> Plan {
     Plan::Enabled { namespace, connection }
 }
 
-/// The client-side read timeout of every API request: longer than a healthy watch can be silent
-/// ([`crate::source::WATCH_TIMEOUT_SECS`]), so it only ends requests whose connection died. Counted from the
-/// request's last write, so time a pooled connection sat idle does not count.
-pub const API_READ_TIMEOUT: Duration = Duration::from_secs(20);
-
 /// A connection to the API server for the broker's ConfigMap; connecting makes no request.
 #[derive(Clone)]
 pub struct ApiAccess {
@@ -153,6 +145,8 @@ pub struct ApiAccess {
     pub connection: Connection,
     /// The broker's own Pod (`POD_NAME`), whose annotations say what is in force; `None` outside a pod.
     pub pod: Option<PodStatus>,
+    /// The HTTP version the API server answers in.
+    pub protocol: ApiProtocol,
 }
 
 impl std::fmt::Debug for ApiAccess {
@@ -173,7 +167,7 @@ pub async fn connect<S: AppSettings>(
     let Plan::Enabled { namespace, connection } = plan else {
         return Ok(None);
     };
-    let mut kube_config = match connection {
+    let kube_config = match connection {
         Connection::InCluster => kube::Config::incluster().map_err(RegistrationError::InCluster)?,
         Connection::Kubeconfig(paths) => {
             let kubeconfig = load_kubeconfig(paths)?;
@@ -182,10 +176,8 @@ pub async fn connect<S: AppSettings>(
                 .map_err(|source| RegistrationError::Kubeconfig { path: paths.clone(), source })?
         }
     };
-    kube_config.read_timeout = Some(API_READ_TIMEOUT);
-    kube_config.reset_reader_on_write = true;
     let namespace = namespace.clone().unwrap_or_else(|| kube_config.default_namespace.clone());
-    let client = Client::try_from(kube_config).map_err(RegistrationError::Client)?;
+    let (client, protocol) = transport::client(kube_config).map_err(RegistrationError::Client)?;
     let name = &settings.reload().configmap;
     let source = Arc::new(KubeConfigMapSource::new(client.clone(), &namespace, name));
     // The Pod's own namespace, which `config_reload.namespace` may not be.
@@ -193,7 +185,7 @@ pub async fn connect<S: AppSettings>(
     let pod_namespace = pod_namespace.unwrap_or_else(|| namespace.clone());
     let pod = env.pod_name.as_deref().map(|pod| PodStatus::new(client.clone(), &pod_namespace, pod));
     let events = Arc::new(KubeReloadEvents::new(client, &options.event_controller, env.pod_name.clone()));
-    Ok(Some(ApiAccess { source, events, connection: connection.clone(), pod }))
+    Ok(Some(ApiAccess { source, events, connection: connection.clone(), pod, protocol }))
 }
 
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
@@ -204,11 +196,18 @@ pub struct Subsystem<S: AppSettings = Settings> {
     pub watcher: WatcherStatus,
     /// True once a configuration is in force.
     pub ready: Arc<AtomicBool>,
+    /// The HTTP version the API server answers in (unknown when disabled or registered on another source).
+    pub protocol: ApiProtocol,
 }
 
 impl<S: AppSettings> Clone for Subsystem<S> {
     fn clone(&self) -> Self {
-        Self { config_actor: self.config_actor.clone(), watcher: self.watcher.clone(), ready: self.ready.clone() }
+        Self {
+            config_actor: self.config_actor.clone(),
+            watcher: self.watcher.clone(),
+            ready: self.ready.clone(),
+            protocol: self.protocol.clone(),
+        }
     }
 }
 
@@ -220,6 +219,7 @@ impl<S: AppSettings> Subsystem<S> {
             config_actor: None,
             watcher: WatcherStatus::new(WatcherState::Disabled),
             ready: Arc::new(AtomicBool::new(true)),
+            protocol: ApiProtocol::default(),
         }
     }
 
@@ -234,7 +234,10 @@ impl<S: AppSettings> Subsystem<S> {
         options: &Options,
     ) -> Self {
         match access {
-            Some(access) => Self::register(access.source, config, layers, metrics, Some(access.events), options),
+            Some(access) => Self {
+                protocol: access.protocol,
+                ..Self::register(access.source, config, layers, metrics, Some(access.events), options)
+            },
             None => Self::disabled(),
         }
     }
@@ -261,7 +264,7 @@ impl<S: AppSettings> Subsystem<S> {
         let debounce = DebounceActor::new(config, config_actor.clone().recipient(), metrics.clone()).start();
         let watcher = WatcherStatus::new(WatcherState::Listing);
         WatcherSupervisor::new(source, debounce.recipient(), metrics, watcher.clone()).start();
-        Self { config_actor: Some(config_actor), watcher, ready }
+        Self { config_actor: Some(config_actor), watcher, ready, protocol: ApiProtocol::default() }
     }
 
     /// Whether a configuration is in force.

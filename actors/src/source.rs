@@ -11,15 +11,27 @@ use kube::{
 
 use crate::messages::{ConfigMapState, ConfigMapVersion};
 
-/// Server-side timeout of every watch request, in seconds. The API server ends a healthy watch after this long and
-/// kube-runtime resumes it from the last resourceVersion (no re-list); kube's client-side idle timer
-/// (this + 5 s) ends a watch whose connection died silently, so a dead connection costs at most 20 s instead of
-/// 295 s. The price is one watch request per replica every 15 s while idle.
-pub const WATCH_TIMEOUT_SECS: u32 = 15;
+/// Shortest server-side timeout of a watch request, in seconds. Each watch stream (each replica, and again after
+/// each restart) draws its timeout from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`], as client-go's
+/// reflector does from 5–10 minutes, so replicas started together do not re-watch together. The API server ends
+/// a healthy watch after that long and kube-runtime resumes it from the last resourceVersion or bookmark (no
+/// re-list): about 0.2 watch requests per minute per idle replica. A dead connection is noticed by the
+/// transport ([`crate::transport`]), not by short watches; kube-runtime's idle timer (timeout + 5 s) is the
+/// backstop when nothing else can tell (HTTP/1.1 through a proxy that holds the connection open).
+pub const WATCH_TIMEOUT_MIN_SECS: u32 = 240;
+/// Longest server-side timeout of a watch request, in seconds (see [`WATCH_TIMEOUT_MIN_SECS`]).
+pub const WATCH_TIMEOUT_MAX_SECS: u32 = 340;
 
-/// The longest any single read of the ConfigMap (resync, on demand, start-up) may take before it is given up.
-/// Dropping the request also drops its connection, so a dead pooled connection is not reused.
-pub const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// A watch timeout drawn uniformly from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`].
+#[must_use]
+pub fn random_watch_timeout() -> u32 {
+    fastrand::u32(WATCH_TIMEOUT_MIN_SECS..=WATCH_TIMEOUT_MAX_SECS)
+}
+
+/// The longest any single read of the ConfigMap (resync, on demand) may take before it is given up: the bound of
+/// every request ([`crate::transport::REQUEST_TIMEOUT`]). Over HTTP/1.1 dropping the request also drops its
+/// connection; over HTTP/2 the connection is shared and closed by its unanswered PING.
+pub const READ_TIMEOUT: Duration = crate::transport::REQUEST_TIMEOUT;
 
 /// Why a bounded read of the ConfigMap failed.
 #[derive(Debug, thiserror::Error)]
@@ -79,9 +91,10 @@ impl KubeConfigMapSource {
 
 impl ConfigMapSource for KubeConfigMapSource {
     fn watch(&self) -> WatchStream {
-        // A field selector, never a label selector: RBAC can then limit the broker to this one object.
+        // A field selector, never a label selector: RBAC can then limit the broker to this one object. Bookmarks
+        // are on (kube-runtime's default), so a resume after the timeout starts from a recent version.
         let config =
-            watcher::Config::default().fields(&format!("metadata.name={}", self.name)).timeout(WATCH_TIMEOUT_SECS);
+            watcher::Config::default().fields(&format!("metadata.name={}", self.name)).timeout(random_watch_timeout());
         watcher(self.api.clone(), config).boxed()
     }
 

@@ -1,9 +1,11 @@
 //! Faults a real API server and network produce: a Role without `watch` must not make the broker spin, and a
-//! silently dead connection (a NAT that dropped its state) must not leave an edit unapplied for minutes.
+//! silently dead connection (a proxy that holds it open, a server that vanished) must not leave an edit unapplied
+//! for minutes, over HTTP/2 and, within the bound it allows, over HTTP/1.1.
 
 use std::time::{Duration, Instant};
 
-use brokkr_e2e::{Cluster, cluster::BROKER_USER};
+use brokkr_e2e::{Broker, Cluster, cluster::BROKER_USER};
+use brokkr_reload::source::WATCH_TIMEOUT_MAX_SECS;
 use brokkr_testenv::FaultProxy;
 
 const DEBOUNCE: Duration = Duration::from_secs(1);
@@ -33,26 +35,59 @@ async fn without_watch_permission_the_broker_backs_off_instead_of_spinning() {
     assert!(status["watcher"]["error"].as_str().is_some_and(|e| e.contains("403") || e.contains("forbidden")));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silently_dead_connection_is_noticed_and_the_edit_applied_within_45_s() {
-    let cluster = Cluster::with_config("deadconn", "[config_reload]\ndebounce = \"1s\"").await;
-    let proxy = FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy");
-    let broker = cluster.start_broker_via(&proxy, &[]).await;
+/// How the test kills every connection open at the time.
+#[derive(Clone, Copy, Debug)]
+enum Death {
+    /// An L4 proxy that holds the connection open and swallows every byte: its kernel still acknowledges.
+    Freeze,
+    /// The server's machine is gone: no data, no acknowledgement, no FIN or RST (packets dropped).
+    Vanish,
+}
+
+/// Kills the connections `broker` has through `proxy` by `death`, edits the ConfigMap (`max_age` = `minutes`),
+/// and returns the edit's resourceVersion and how long it took to be in force, waiting at most `limit`.
+async fn edit_after(
+    cluster: &Cluster,
+    proxy: &FaultProxy,
+    broker: &Broker,
+    death: Death,
+    minutes: u32,
+    limit: Duration,
+) -> (String, Duration) {
+    match death {
+        Death::Freeze => proxy.freeze(),
+        Death::Vanish => proxy.vanish().expect("the vanish fault needs nft and root"),
+    }
+    let killed = Instant::now();
+    let rv =
+        cluster.apply_config(&format!("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"{minutes}m\"")).await;
+    broker.wait_for_version(&rv, limit).await;
+    (rv, killed.elapsed())
+}
+
+/// Waits until `broker`'s watch holds, and returns the HTTP version its API connection speaks.
+async fn watching(broker: &Broker) -> String {
     broker
         .wait_until("the watch holds", Duration::from_secs(30), |b| async move {
             b.status().await["watcher"]["state"] == "watching"
         })
         .await;
+    broker.status().await["watcher"]["protocol"].as_str().unwrap_or("unknown").to_owned()
+}
 
-    // Every open connection now swallows bytes both ways and never closes; new connections work.
-    proxy.freeze();
-    let frozen = Instant::now();
-    let rv = cluster.apply_config("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"1m\"").await;
-    broker.wait_for_version(&rv, Duration::from_secs(120)).await;
-    let took = frozen.elapsed();
-    println!("e2e dead connection -> edit applied: {} ms", took.as_millis());
-    // 15 s watch timeout + 5 s idle margin, at worst once more for a dead pooled connection, then a re-list.
-    assert!(took <= Duration::from_secs(45) + DEBOUNCE + Duration::from_secs(5), "applied only after {took:?}");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_dead_connection_is_noticed_by_ping_and_the_edit_applied_within_45_s() {
+    let cluster = Cluster::with_config("deadconn", "[config_reload]\ndebounce = \"1s\"").await;
+    let proxy = FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy");
+    let broker = cluster.start_broker_via(&proxy, &[]).await;
+    for (round, death) in [Death::Freeze, Death::Vanish].into_iter().enumerate() {
+        assert_eq!(watching(&broker).await, "HTTP/2", "the API server offers h2 and the broker takes it");
+        let minutes = u32::try_from(round).expect("two rounds") + 1;
+        let (_, took) = edit_after(&cluster, &proxy, &broker, death, minutes, Duration::from_secs(120)).await;
+        println!("e2e HTTP/2, every connection dead ({death:?}) -> edit applied: {} ms", took.as_millis());
+        // PING after 20 s of silence, 10 s for its answer, then a re-list on a new connection.
+        assert!(took <= Duration::from_secs(45) + DEBOUNCE, "{death:?}: applied only after {took:?}");
+    }
 
     // With every connection dead (old and new), an on-demand reload answers 502 once its read times out (10 s),
     // instead of waiting forever.
@@ -64,4 +99,45 @@ async fn a_silently_dead_connection_is_noticed_and_the_edit_applied_within_45_s(
     assert_eq!(code, 502, "{report}");
     assert!(took >= Duration::from_secs(9) && took <= Duration::from_secs(20), "answered after {took:?}");
     proxy.blackhole(false);
+}
+
+/// An API server that offers only HTTP/1.1 (`--disable-http2-serving`): no PINGs. TCP keepalive with
+/// `TCP_USER_TIMEOUT` notices a vanished server in 45 s; a proxy that freezes the connection still answers the
+/// probes, so only the watch's own end (its timeout, 240–340 s, + kube-runtime's 5 s idle margin) notices it. A
+/// broker that talks to the server directly keeps its quiet watch all along: no read timeout cuts it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http1_a_vanished_server_is_noticed_in_45_s_and_a_frozen_proxy_within_the_watch_timeout() {
+    let cluster = Cluster::start_with("http1", &["--disable-http2-serving"]).await;
+    cluster.grant_broker_role().await;
+    cluster.apply_config("[config_reload]\ndebounce = \"1s\"").await;
+    let (vanishing, freezing) = (
+        FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy"),
+        FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy"),
+    );
+    let brokers = [
+        cluster.start_broker_via(&vanishing, &[]).await,
+        cluster.start_broker_via(&freezing, &[]).await,
+        cluster.start_broker(&[]).await,
+    ];
+    for broker in &brokers {
+        assert_eq!(watching(broker).await, "HTTP/1.1", "the API server offers only HTTP/1.1");
+    }
+    let [after_vanish, after_freeze, direct] = &brokers;
+
+    freezing.freeze();
+    let (rv, took) = edit_after(&cluster, &vanishing, after_vanish, Death::Vanish, 1, Duration::from_secs(120)).await;
+    println!("e2e HTTP/1.1, server vanished -> edit applied: {} ms", took.as_millis());
+    assert!(took <= Duration::from_secs(45) + DEBOUNCE, "applied only after {took:?}");
+
+    let limit = Duration::from_secs(u64::from(WATCH_TIMEOUT_MAX_SECS) + 5) + DEBOUNCE + Duration::from_secs(15);
+    // Frozen before the edit, so the time is counted from the edit, as the vanish round's is.
+    let took = took + after_freeze.wait_for_version(&rv, limit).await;
+    println!("e2e HTTP/1.1, connection frozen by a proxy -> edit applied: {} ms", took.as_millis());
+    assert!(took <= limit, "applied only after {took:?}");
+
+    let status = direct.status().await;
+    println!("e2e HTTP/1.1, direct broker after {} s: {}", took.as_secs(), status["watcher"]);
+    assert_eq!(status["watcher"]["restarts"], 0, "a quiet HTTP/1.1 watch was cut: {status}");
+    assert_eq!(status["watcher"]["state"], "watching", "{status}");
+    assert_eq!(status["source"]["resource_version"], rv.as_str(), "{status}");
 }

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use brokkr_e2e::Cluster;
+use brokkr_reload::source::WATCH_TIMEOUT_MAX_SECS;
 
 const DEBOUNCE: &str = "[config_reload]\ndebounce = \"1s\"\n";
 
@@ -30,15 +31,18 @@ async fn a_watch_resumed_after_etcd_compaction_gets_410_gone_relists_and_applies
     let revision = cluster.plane.compact_etcd().await.expect("compaction");
     println!("e2e etcd compacted at revision {revision}");
 
-    // The API server ends every watch after 15 s; kube-runtime resumes it from the compacted resourceVersion.
+    // The API server ends the watch at its timeout (240–340 s, drawn per watch stream); kube-runtime resumes it from
+    // the compacted resourceVersion. etcd sends no bookmarks that could move it past the compaction.
     let gone = |l: &serde_json::Value| {
         l["message"] == "ConfigMap watch failed"
             && l["error"].as_str().is_some_and(|e| e.contains("410") || e.contains("too old") || e.contains("Expired"))
     };
     broker
-        .wait_until("the resumed watch is answered 410 Gone", Duration::from_secs(45), |b| async move {
-            b.log_lines().iter().any(gone)
-        })
+        .wait_until(
+            "the resumed watch is answered 410 Gone",
+            Duration::from_secs(u64::from(WATCH_TIMEOUT_MAX_SECS) + 30),
+            |b| async move { b.log_lines().iter().any(gone) },
+        )
         .await;
     broker
         .wait_until("the watch is back after a re-list", Duration::from_secs(30), |b| async move {

@@ -17,9 +17,10 @@ use crate::{Broker, Cluster, broker::ADMIN_TOKEN, cluster::BROKER_USER};
 pub const PLANTED: &str = "chaos-planted-secret-5d2b";
 
 /// How long after the faults stop the final valid version must be in force: debounce (1 s) + twice (a re-list can
-/// land on a second half-open pooled connection) a dead connection's detection (20 s) and the watcher's backoff cap
-/// with jitter (60 s), + slack for a loaded machine. Half-open connections are not cleared when the faults stop.
-pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(170);
+/// land on a second connection frozen before the first was noticed) a dead connection's detection (HTTP/2 PING:
+/// 20 s of silence + 10 s) and the watcher's backoff cap with jitter (60 s), + slack for a loaded machine.
+/// Half-open connections are not cleared when the faults stop.
+pub const CONVERGENCE_BOUND: Duration = Duration::from_secs(210);
 
 /// One step of a schedule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

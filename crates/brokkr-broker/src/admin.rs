@@ -81,6 +81,8 @@ fn watcher_json(subsystem: &Subsystem) -> Value {
         "state": state.name(),
         "restarts": restarts,
         "error": state.error(),
+        // HTTP/2 (dead connections noticed by PING) or HTTP/1.1 (TCP keepalive, then the watch's timeout).
+        "protocol": subsystem.protocol.name(),
     })
 }
 

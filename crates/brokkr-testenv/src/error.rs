@@ -38,6 +38,9 @@ pub enum Error {
     /// A client could not be created.
     #[error("failed to create a client")]
     Client(#[source] kube::Error),
+    /// `nft` refused a rule set of the fault proxy (the rules and its message).
+    #[error("nft failed: {0}")]
+    Netfilter(String),
     /// etcd's JSON gateway refused or did not answer a request.
     #[error("etcd request failed: {0}")]
     Etcd(String),

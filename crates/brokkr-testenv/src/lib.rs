@@ -14,6 +14,7 @@ mod pki;
 mod process;
 mod proxy;
 mod secret_volume;
+mod vanish;
 
 pub use assets::assets_dir;
 pub use captured_log::CapturedLog;

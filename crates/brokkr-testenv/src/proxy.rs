@@ -1,4 +1,5 @@
-//! A TCP proxy in front of one upstream address that breaks connections on command: freeze, blackhole, pause, reset.
+//! A TCP proxy in front of one upstream address that breaks connections on command: freeze, vanish, blackhole,
+//! pause, reset.
 
 // Hand-written: no maintained crate offers these switches, and `copy_bidirectional` cannot check them per chunk.
 
@@ -22,7 +23,7 @@ use tokio::{
     task::{JoinHandle, JoinSet},
 };
 
-use crate::{Result, error::io};
+use crate::{Result, error::io, vanish::Vanish};
 
 /// Bytes read (and forwarded) at a time.
 const CHUNK: usize = 8 * 1024;
@@ -51,6 +52,8 @@ pub struct FaultProxy {
     addr: SocketAddr,
     shared: Arc<Shared>,
     accept: JoinHandle<()>,
+    /// The packet filter of [`FaultProxy::vanish`], removed with the proxy.
+    vanish: Mutex<Option<Vanish>>,
 }
 
 impl FaultProxy {
@@ -69,7 +72,7 @@ impl FaultProxy {
             to_clients: AtomicU64::new(0),
         });
         let accept = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
-        Ok(Self { addr, shared, accept })
+        Ok(Self { addr, shared, accept, vanish: Mutex::default() })
     }
 
     /// The address clients connect to.
@@ -91,6 +94,28 @@ impl FaultProxy {
         for connection in self.shared.connections().values() {
             connection.frozen.store(true, Ordering::SeqCst);
         }
+    }
+
+    /// Makes every connection open now vanish, as when the server's machine is switched off: the proxy stops
+    /// forwarding it, and the kernel drops every packet between the client and the proxy on it, both ways (an
+    /// nftables rule on its ports). Unlike [`FaultProxy::freeze`], nothing answers the client any more, not even
+    /// TCP acknowledgements or keepalive probes, and no FIN or RST is sent. Connections accepted later work
+    /// normally. Needs root and `nft`; the rules go with the proxy.
+    pub fn vanish(&self) -> Result<()> {
+        let clients: Vec<u16> = self
+            .shared
+            .connections()
+            .values()
+            .map(|connection| {
+                connection.frozen.store(true, Ordering::SeqCst);
+                connection.client_port
+            })
+            .collect();
+        let mut vanish = self.vanish.lock().unwrap_or_else(PoisonError::into_inner);
+        if vanish.is_none() {
+            *vanish = Some(Vanish::new(self.addr.port())?);
+        }
+        vanish.as_mut().map_or(Ok(()), |vanish| vanish.drop_connections(&clients))
     }
 
     /// While on, every connection, open or new, swallows bytes in both directions (as [`FaultProxy::freeze`]).
@@ -157,6 +182,7 @@ impl Drop for FaultProxy {
     fn drop(&mut self) {
         // The accept loop owns every connection's task, so aborting it aborts them all.
         self.accept.abort();
+        self.vanish.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 }
 
@@ -181,10 +207,10 @@ impl Shared {
     }
 
     /// Adds a connection to the registry; it leaves when the returned registration is dropped.
-    fn register(self: &Arc<Self>) -> Registration {
+    fn register(self: &Arc<Self>, client_port: u16) -> Registration {
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
         let (reset, _) = watch::channel(false);
-        let connection = Arc::new(Connection { frozen: AtomicBool::new(false), reset });
+        let connection = Arc::new(Connection { frozen: AtomicBool::new(false), reset, client_port });
         self.connections().insert(id, Arc::clone(&connection));
         Registration { shared: Arc::clone(self), id, connection }
     }
@@ -207,6 +233,8 @@ struct Connection {
     frozen: AtomicBool,
     /// Set by [`FaultProxy::reset_all`]: close abruptly.
     reset: watch::Sender<bool>,
+    /// The client's port, which [`FaultProxy::vanish`] filters on.
+    client_port: u16,
 }
 
 impl Connection {
@@ -251,8 +279,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             accepted = listener.accept() => accepted,
             Some(_) = connections.join_next() => continue,
         };
-        let client = match accepted {
-            Ok((client, _)) => client,
+        let (client, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "fault proxy could not accept a connection");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -265,7 +293,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             drop(client);
             continue;
         }
-        connections.spawn(serve(shared.register(), client, faults.pause));
+        connections.spawn(serve(shared.register(peer.port()), client, faults.pause));
     }
 }
 

@@ -34,8 +34,9 @@ pub async fn churn(configmaps: usize, seconds: u64) {
     let broker = cluster.start_broker_via(&proxy, &[]).await;
     broker.wait_for_configmap().await;
     let window = Duration::from_secs(seconds);
-    // The broker's own watch parameters (`brokkr_reload::source::WATCH_TIMEOUT_SECS` is 15), outside the proxy.
-    let probe = WatchProbe::start(Api::namespaced(cluster.admin.clone(), &cluster.namespace), CONFIGMAP, 15).await;
+    // The broker's own watch parameters (a timeout drawn as `brokkr_reload::source` draws it), outside the proxy.
+    let timeout = brokkr_reload::source::random_watch_timeout();
+    let probe = WatchProbe::start(Api::namespaced(cluster.admin.clone(), &cluster.namespace), CONFIGMAP, timeout).await;
     tokio::time::sleep(SETTLE).await;
     eprintln!("phase A: {seconds} s without other ConfigMaps");
     let quiet = churn_window(&cluster, &proxy, &probe, &broker, window, &AtomicU64::new(0)).await;

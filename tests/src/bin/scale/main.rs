@@ -16,7 +16,7 @@ use brokkr_e2e::{
 use tokio::task::JoinSet;
 
 const USAGE: &str = "usage: scale idle [SECONDS=60] | scale churn [CONFIGMAPS=10000] [SECONDS=60] | \
-                     scale fleet [SIZES=1,10,50] [EDITS=20]";
+                     scale fleet [SIZES=1,10,50] [EDITS=20] [IDLE_SECONDS=600]";
 
 /// Before a measurement window, so that start-up requests are over and the watch is established.
 const SETTLE: Duration = Duration::from_secs(10);
@@ -29,8 +29,8 @@ const WRITERS: usize = 16;
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a whole fleet may take from the first spawn until every broker is ready.
 const FLEET_READY_TIMEOUT: Duration = Duration::from_secs(120);
-/// The idle window of each fleet size.
-const FLEET_IDLE: Duration = Duration::from_secs(60);
+/// The idle window of each fleet size unless given: long enough for two to three watch timeouts (240–340 s).
+const FLEET_IDLE_SECS: u64 = 600;
 /// How long one edit may take to reach every broker of a fleet.
 const EDIT_TIMEOUT: Duration = Duration::from_secs(60);
 /// A broker without hot reload makes no API request: the runtime's own baseline.
@@ -53,7 +53,7 @@ async fn main() {
             if sizes.contains(&0) {
                 usage_error("a fleet size must be at least 1");
             }
-            fleet(&sizes, arg(&args, 2, 20)).await;
+            fleet(&sizes, arg(&args, 2, 20), Duration::from_secs(arg(&args, 3, FLEET_IDLE_SECS))).await;
         }
         _ => usage_error("which mode?"),
     }
@@ -124,7 +124,7 @@ async fn idle(seconds: u64) {
 }
 
 /// For each size N, a fresh control plane with N brokers on one ConfigMap: edit propagation, idle load, memory.
-async fn fleet(sizes: &[usize], edits: u32) {
+async fn fleet(sizes: &[usize], edits: u32, idle: Duration) {
     measure::print_header(&format!("scale fleet: {sizes:?} brokers on one ConfigMap, {edits} edits each"));
     println!(
         "Each edit changes `cors.max_age`; the document sets `config_reload.debounce = \"100ms\"` so that the 5 s \
@@ -132,25 +132,26 @@ async fn fleet(sizes: &[usize], edits: u32) {
          client) until the broker's JSON log line \"configuration applied\" for that generation (the brokers are \
          polled every {} ms only to know that all have applied). p99 is the \
          nearest rank (with 20 edits, the maximum). Idle requests: audit events of `{BROKER_USER}` completed in a \
-         {} s window after a {} s settle, divided by N. RSS: sum of VmRSS at the end of that window. All ready: \
+         {} s window after a {} s settle, divided by N and by the window's minutes (watches: those with verb \
+         `watch`). RSS: sum of VmRSS at the end of that window. All ready: \
          from the first spawn until every broker's `/readyz` answered 200.\n",
         POLL.as_millis(),
-        FLEET_IDLE.as_secs(),
+        idle.as_secs(),
         SETTLE.as_secs()
     );
     println!(
         "| N | all applied p50 ms | p99 ms | max ms | first applied p50 ms | idle requests/broker/min | \
-         total RSS MiB | RSS per broker MiB | all ready s |"
+         idle watch requests/broker/min | total RSS MiB | RSS per broker MiB | all ready s |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &n in sizes {
         eprintln!("fleet of {n}: starting");
-        println!("{}", fleet_row(n, edits).await);
+        println!("{}", fleet_row(n, edits, idle).await);
     }
 }
 
 /// Measures a fleet of `n` brokers on a fresh control plane, which it stops afterwards; returns its table row.
-async fn fleet_row(n: usize, edits: u32) -> String {
+async fn fleet_row(n: usize, edits: u32, idle: Duration) -> String {
     let cluster = Cluster::with_config(&format!("fleet-{n}"), &document(0)).await;
     warm_up(&cluster).await;
     let kubeconfig = cluster.broker_kubeconfig();
@@ -163,14 +164,20 @@ async fn fleet_row(n: usize, edits: u32) -> String {
     }
 
     tokio::time::sleep(SETTLE).await;
-    eprintln!("fleet of {n}: {} s idle", FLEET_IDLE.as_secs());
+    eprintln!("fleet of {n}: {} s idle", idle.as_secs());
     let pids: Vec<u32> = brokers.iter().map(|broker| pid(broker)).collect();
-    let requests_before = cluster.plane.requests_by(BROKER_USER).len();
-    let usage = measure::observe(&pids, FLEET_IDLE).await.expect("read the brokers' /proc files");
-    let requests = cluster.plane.requests_by(BROKER_USER).len().saturating_sub(requests_before);
-    let idle_for = usage.first().map_or(FLEET_IDLE, |u| u.elapsed);
+    let counts = |cluster: &Cluster| {
+        let requests = cluster.plane.requests_by(BROKER_USER);
+        (requests.len(), requests.iter().filter(|e| e["verb"] == "watch").count())
+    };
+    let (requests_before, watches_before) = counts(&cluster);
+    let usage = measure::observe(&pids, idle).await.expect("read the brokers' /proc files");
+    let (requests, watches) = counts(&cluster);
+    let (requests, watches) = (requests.saturating_sub(requests_before), watches.saturating_sub(watches_before));
+    let idle_for = usage.first().map_or(idle, |u| u.elapsed);
     let broker_time = idle_for * u32::try_from(n).expect("a fleet size fits in u32");
     let requests_per_broker_min = per_sec(requests as u64, broker_time) * 60.0;
+    let watches_per_broker_min = per_sec(watches as u64, broker_time) * 60.0;
     let total_rss: u64 = usage.iter().map(|u| u.rss_final).sum();
 
     eprintln!("fleet of {n}: {edits} edits");
@@ -210,7 +217,7 @@ async fn fleet_row(n: usize, edits: u32) -> String {
     drop(brokers);
     drop(cluster);
     format!(
-        "| {n} | {} | {} | {} | {} | {requests_per_broker_min:.1} | {:.1} | {:.1} | {:.1} |",
+        "| {n} | {} | {} | {} | {} | {requests_per_broker_min:.2} | {watches_per_broker_min:.2} | {:.1} | {:.1} | {:.1} |",
         percentile(&all_applied, 0.5).as_millis(),
         percentile(&all_applied, 0.99).as_millis(),
         percentile(&all_applied, 1.0).as_millis(),

@@ -1,0 +1,137 @@
+//! The HTTP stack under the kube `Client`: HTTP/2 PINGs and TCP keepalive notice a dead API connection.
+//!
+//! kube's own stack (`Client::try_from(Config)`) speaks HTTP/1.1 only and sets no TCP keepalive, so a connection
+//! that died without FIN or RST is noticed only when the watch ends at its timeout. This stack is kube's, built as
+//! kube's `custom_client` examples do, with three differences: ALPN offers `h2` (then `http/1.1`); the HTTP/2
+//! connection sends a PING after [`PING_AFTER_SILENCE`] without a frame from the server and closes when no answer
+//! comes within [`PING_TIMEOUT`] (client-go does the same with 30 s + 15 s); every TCP socket has keepalive probes
+//! and `TCP_USER_TIMEOUT`, the floor when the server or a proxy offers only HTTP/1.1.
+//!
+//! Kept from kube's stack, in its order: base URI, retry of 429/503/504 (when `default_retry`), authentication
+//! (tokens, refreshed files and exec plugins; client certificates through TLS), extra and impersonation headers,
+//! TLS from the kubeconfig or the service account (including kube's re-read of a rotated in-cluster CA), the
+//! server-name override, and the connect, read and write timeouts. Dropped, each because the broker does not use
+//! it: HTTP and SOCKS proxies (the features are not compiled in, so kube refused them already; the stack says
+//! so rather than connecting directly), gzip (not compiled in either), kube's DEBUG tracing spans, and
+//! `valid_until` (the expiry of an exec plugin's client certificate, which kube only reports and nothing here reads).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+
+use hyper_timeout::TimeoutConnector;
+use hyper_util::{
+    client::legacy::{Client as HyperClient, connect::HttpConnector},
+    rt::{TokioExecutor, TokioTimer},
+};
+use kube::{
+    Client,
+    client::{ConfigExt, retry::RetryPolicy},
+};
+use tower::{BoxError, ServiceBuilder, retry::RetryLayer};
+
+use crate::source::WATCH_TIMEOUT_MAX_SECS;
+
+/// Silence on an HTTP/2 connection after which the client sends a PING. Reads of any frame (events, bookmarks,
+/// PING answers) restart the count, so a busy connection sends none. Shorter than client-go's 30 s so that
+/// detection plus a re-list fits in 45 s.
+pub const PING_AFTER_SILENCE: Duration = Duration::from_secs(20);
+/// How long a PING may go unanswered before the connection, and every request on it, is closed.
+pub const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Idle time of a TCP socket before the kernel sends its first keepalive probe.
+pub const TCP_KEEPALIVE_IDLE: Duration = Duration::from_secs(15);
+/// Time between keepalive probes.
+pub const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// Unanswered keepalive probes before the kernel gives up on the connection.
+pub const TCP_KEEPALIVE_RETRIES: u32 = 3;
+/// How long sent data or keepalive probes may stay unacknowledged before the kernel closes the connection with
+/// `ETIMEDOUT` (Linux `TCP_USER_TIMEOUT`): a peer that vanished is noticed in this long even over HTTP/1.1.
+pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
+/// The read timeout of every connection, counted from its last read or write: a backstop only, longer than the
+/// longest watch (+ kube-runtime's 5 s idle margin), so a quiet HTTP/1.1 watch is never cut by it. Each request
+/// the broker makes has its own, shorter bound; over HTTP/2 the PINGs keep the connection read.
+pub const SOCKET_READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_MAX_SECS as u64 + 30);
+
+/// How long any single request of the broker's (a read, an Event, a Pod annotation) may take before it is given
+/// up. A request on a dead HTTP/2 connection fails sooner, when the PING goes unanswered.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which HTTP version the API server's last answer came in, for the admin status: liveness differs (PINGs on
+/// HTTP/2, only TCP keepalive and the watch's own timeout on HTTP/1.1).
+#[derive(Debug, Clone, Default)]
+pub struct ApiProtocol(Arc<AtomicU8>);
+
+impl ApiProtocol {
+    const HTTP_1: u8 = 1;
+    const HTTP_2: u8 = 2;
+
+    fn record(&self, version: http::Version) {
+        let seen = if version == http::Version::HTTP_2 { Self::HTTP_2 } else { Self::HTTP_1 };
+        self.0.store(seen, Ordering::Relaxed);
+    }
+
+    /// `"HTTP/2"`, `"HTTP/1.1"`, or `None` before the first answer.
+    #[must_use]
+    pub fn name(&self) -> Option<&'static str> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::HTTP_2 => Some("HTTP/2"),
+            Self::HTTP_1 => Some("HTTP/1.1"),
+            _ => None,
+        }
+    }
+}
+
+/// A kube `Client` for `config` over the stack described above, and where it records the HTTP version in use.
+pub fn client(config: kube::Config) -> Result<(Client, ApiProtocol), kube::Error> {
+    if config.proxy_url.is_some() {
+        // As before: kube names the missing feature (or the unsupported scheme).
+        return Client::try_from(config).map(|client| (client, ApiProtocol::default()));
+    }
+    let mut tcp = HttpConnector::new();
+    tcp.enforce_http(false);
+    tcp.set_nodelay(true);
+    tcp.set_keepalive(Some(TCP_KEEPALIVE_IDLE));
+    tcp.set_keepalive_interval(Some(TCP_KEEPALIVE_INTERVAL));
+    tcp.set_keepalive_retries(Some(TCP_KEEPALIVE_RETRIES));
+    tcp.set_tcp_user_timeout(Some(TCP_USER_TIMEOUT));
+
+    let mut tls =
+        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config.rustls_client_config()?).https_or_http();
+    if let Some(name) = &config.tls_server_name {
+        let name = rustls::pki_types::ServerName::try_from(name.clone())
+            .map_err(|e| kube::Error::RustlsTls(kube::client::RustlsTlsError::InvalidServerName(e)))?;
+        tls = tls.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(name));
+    }
+    let mut connector = TimeoutConnector::new(tls.enable_all_versions().wrap_connector(tcp));
+    connector.set_connect_timeout(config.connect_timeout);
+    connector.set_read_timeout(Some(SOCKET_READ_TIMEOUT));
+    connector.set_write_timeout(config.write_timeout);
+    connector.set_reset_reader_on_write(true);
+
+    let http = HyperClient::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .http2_keep_alive_interval(PING_AFTER_SILENCE)
+        .http2_keep_alive_timeout(PING_TIMEOUT)
+        .http2_keep_alive_while_idle(true)
+        .build(connector);
+
+    let protocol = ApiProtocol::default();
+    let seen = protocol.clone();
+    let service = ServiceBuilder::new()
+        .layer(config.base_uri_layer())
+        .option_layer(config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
+        .option_layer(config.auth_layer()?)
+        .layer(config.extra_headers_layer()?)
+        .map_response(move |response: http::Response<hyper::body::Incoming>| {
+            seen.record(response.version());
+            response
+        })
+        .map_err(BoxError::from)
+        .service(http);
+    Ok((Client::new(service, config.default_namespace), protocol))
+}

@@ -1,0 +1,81 @@
+//! The broker's own HTTP stack keeps what kube's stack does: base URI, a token re-read from its file, impersonation
+//! and extra headers; and it reports the HTTP version the server answered in.
+
+use std::{io::Write as _, sync::Arc};
+
+use brokkr_reload::{
+    messages::ConfigMapState,
+    source::{
+        ConfigMapSource, KubeConfigMapSource, WATCH_TIMEOUT_MAX_SECS, WATCH_TIMEOUT_MIN_SECS, random_watch_timeout,
+    },
+    transport,
+};
+use http::{HeaderName, HeaderValue};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+    sync::mpsc,
+};
+
+const CONFIGMAP: &str = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"brokkr","namespace":"ns","resourceVersion":"7"},"data":{"broker.toml":""}}"#;
+
+/// Answers every request on 127.0.0.1 with `CONFIGMAP` over HTTP/1.1 and sends each request's head to the channel.
+async fn server() -> (String, mpsc::UnboundedReceiver<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}/prefix", listener.local_addr().expect("address"));
+    let (heads, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let heads = heads.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0_u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).to_lowercase());
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{CONFIGMAP}",
+                    CONFIGMAP.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, received)
+}
+
+#[tokio::test]
+async fn the_custom_stack_keeps_base_uri_token_file_impersonation_and_extra_headers() {
+    let (url, mut heads) = server().await;
+    let mut token = tempfile::NamedTempFile::new().expect("token file");
+    write!(token, "first-token-value").expect("write the token");
+    let mut config = kube::Config::new(url.parse().expect("url"));
+    config.auth_info.token_file = Some(token.path().display().to_string());
+    config.auth_info.impersonate = Some("someone".into());
+    config.headers = vec![(HeaderName::from_static("x-brokkr-test"), HeaderValue::from_static("yes"))];
+    let (client, protocol) = transport::client(config).expect("client");
+    assert_eq!(protocol.name(), None, "no answer yet");
+
+    let source: Arc<dyn ConfigMapSource> = Arc::new(KubeConfigMapSource::new(client, "ns", "brokkr"));
+    let ConfigMapState::Present(version) = source.read().await.expect("read") else { panic!("present") };
+    assert_eq!(version.resource_version.as_deref(), Some("7"));
+    let head = heads.recv().await.expect("a request");
+    assert!(head.starts_with("get /prefix/api/v1/namespaces/ns/configmaps/brokkr "), "{head}");
+    assert!(head.contains("authorization: bearer first-token-value\r\n"), "{head}");
+    assert!(head.contains("impersonate-user: someone\r\n"), "{head}");
+    assert!(head.contains("x-brokkr-test: yes\r\n"), "{head}");
+    assert_eq!(protocol.name(), Some("HTTP/1.1"), "a plain-HTTP server answers in HTTP/1.1");
+}
+
+#[test]
+fn watch_timeouts_are_spread_over_the_whole_range() {
+    let drawn: Vec<u32> = (0..2000).map(|_| random_watch_timeout()).collect();
+    assert!(drawn.iter().all(|t| (WATCH_TIMEOUT_MIN_SECS..=WATCH_TIMEOUT_MAX_SECS).contains(t)), "{drawn:?}");
+    let (low, high) = (drawn.iter().min().copied(), drawn.iter().max().copied());
+    // 2000 draws from 101 values: each end is missed with probability (100/101)^2000, about 2e-9.
+    assert_eq!((low, high), (Some(WATCH_TIMEOUT_MIN_SECS), Some(WATCH_TIMEOUT_MAX_SECS)));
+}
