@@ -120,8 +120,12 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             .wrap(from_fn(hold::payload_until_answered))
             .configure(http::routes)
     })
-    // Any pod can reach this port: bound its connections (actix's default is 25,600 per worker).
+    // Any pod can reach this port: bound its connections (actix's default is 25,600 per worker), and serve one
+    // request per connection: actix times only the first request head of a connection, so a kept-alive one could
+    // trickle its next head for ever and, 2 048 times over, shut out the liveness probe. Probes and scrapes open a
+    // connection per request anyway (the kubelet's probes do).
     .max_connections(HTTP_MAX_CONNECTIONS)
+    .keep_alive(actix_web::http::KeepAlive::Disabled)
     .disable_signals()
     .shutdown_timeout(shutdown::SHUTDOWN_TIMEOUT.as_secs())
     .listen(listeners.http)

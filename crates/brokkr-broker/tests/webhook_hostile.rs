@@ -286,3 +286,28 @@ async fn clients_that_hold_large_bodies_leave_room_for_a_real_review() {
     assert!(statuses.iter().all(|s| *s == 503 || *s == 408), "{statuses:?}");
     println!("a real review beside five stalled 3.5 MB bodies: {} ms, they got {statuses:?}", latency.as_millis());
 }
+
+#[actix_rt::test]
+async fn a_kept_alive_connection_that_trickles_its_next_request_is_closed_on_the_http_port() {
+    // actix times only the first request head of a connection: after one answered request, a single byte of the
+    // next one clears the keep-alive timer and starts no head timer, so the connection is held for ever. 2 048 of
+    // them (1 024 per worker) take every slot of the HTTP port, and the liveness probe on it fails.
+    let broker = Broker::start().await;
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        let mut http = tokio::net::TcpStream::connect(broker.http).await.expect("connect");
+        http.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("a request");
+        assert_eq!(read_status(&mut http).await, 200, "the probe is answered");
+        // The first byte of a next request (it may find the connection closed already).
+        drop(http.write_all(b"G").await);
+        held.push(http);
+    }
+    let closed = futures::future::join_all(held.iter_mut().map(|http| async move {
+        let mut rest = Vec::new();
+        drop(http.read_to_end(&mut rest).await);
+    }));
+    assert!(
+        tokio::time::timeout(Duration::from_secs(15), closed).await.is_ok(),
+        "a connection that trickles its second request stays open"
+    );
+}
