@@ -44,7 +44,7 @@ pub enum RegistrationError {
     InCluster(#[source] kube::config::InClusterError),
     /// A client could not be built from the configuration.
     #[error("failed to create Kubernetes client")]
-    Client(#[source] kube::Error),
+    Client(#[source] transport::TransportError),
 }
 
 /// What the process knows about where it runs. Read once, injectable in tests.

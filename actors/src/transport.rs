@@ -10,10 +10,15 @@
 //! Kept from kube's stack, in its order: base URI, retry of 429/503/504 (when `default_retry`), authentication
 //! (tokens, refreshed files and exec plugins; client certificates through TLS), extra and impersonation headers,
 //! TLS from the kubeconfig or the service account (including kube's re-read of a rotated in-cluster CA), the
-//! server-name override, and the connect, read and write timeouts. Dropped, each because the broker does not use
-//! it: HTTP and SOCKS proxies (the features are not compiled in, so kube refused them already; the stack says
-//! so rather than connecting directly), gzip (not compiled in either), kube's DEBUG tracing spans, and
-//! `valid_until` (the expiry of an exec plugin's client certificate, which kube only reports and nothing here reads).
+//! server-name override, and the connect and write timeouts. Added: every response's head must arrive within
+//! [`REQUEST_TIMEOUT`] (kube-runtime's list and watch start have no bound of their own, and a frozen pooled
+//! HTTP/1.1 connection or a server that answers PINGs but not the request would hold them), `TCP_NODELAY`, and
+//! a pool timer (idle connections closed after 90 s). Dropped, each because the broker does not use it: HTTP
+//! and SOCKS proxies (the features are not compiled in, so kube refused them already; a kubeconfig that names
+//! one is refused here too, rather than connected around), gzip (not compiled in either), kube's tracing layer
+//! (DEBUG spans, and an ERROR line per 5xx or failed request: the watcher, resync and Event paths log their own
+//! failures at WARN, once per failure), and `valid_until` (the expiry of an exec plugin's client certificate,
+//! which kube only reports and nothing here reads).
 
 use std::{
     sync::{
@@ -30,9 +35,9 @@ use hyper_util::{
 };
 use kube::{
     Client,
-    client::{ConfigExt, retry::RetryPolicy},
+    client::{Body, ConfigExt, retry::RetryPolicy},
 };
-use tower::{BoxError, ServiceBuilder, retry::RetryLayer};
+use tower::{BoxError, Service, ServiceBuilder, retry::RetryLayer, timeout::TimeoutLayer};
 
 use crate::source::WATCH_TIMEOUT_MAX_SECS;
 
@@ -57,7 +62,8 @@ pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SOCKET_READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_MAX_SECS as u64 + 30);
 
 /// How long any single request of the broker's (a read, an Event, a Pod annotation) may take before it is given
-/// up. A request on a dead HTTP/2 connection fails sooner, when the PING goes unanswered.
+/// up, and how long any response's head (a watch's included) may take to arrive. A request on a dead HTTP/2
+/// connection fails sooner, when the PING goes unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which HTTP version the API server's last answer came in, for the admin status: liveness differs (PINGs on
@@ -85,11 +91,29 @@ impl ApiProtocol {
     }
 }
 
+/// Why the client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The kubeconfig names a proxy (`proxy-url`); only its scheme is shown, as the URL may hold credentials.
+    #[error(
+        "the kubeconfig names a {0} proxy (proxy-url), which the broker does not support: it connects to the API server directly"
+    )]
+    Proxy(String),
+    /// kube could not set up TLS, authentication or headers from the configuration.
+    #[error("failed to set up the connection to the API server")]
+    Kube(#[source] kube::Error),
+}
+
+impl From<kube::Error> for TransportError {
+    fn from(error: kube::Error) -> Self {
+        Self::Kube(error)
+    }
+}
+
 /// A kube `Client` for `config` over the stack described above, and where it records the HTTP version in use.
-pub fn client(config: kube::Config) -> Result<(Client, ApiProtocol), kube::Error> {
-    if config.proxy_url.is_some() {
-        // As before: kube names the missing feature (or the unsupported scheme).
-        return Client::try_from(config).map(|client| (client, ApiProtocol::default()));
+pub fn client(config: kube::Config) -> Result<(Client, ApiProtocol), TransportError> {
+    if let Some(proxy) = &config.proxy_url {
+        return Err(TransportError::Proxy(proxy.scheme_str().unwrap_or("schemeless").to_owned()));
     }
     let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
@@ -119,7 +143,19 @@ pub fn client(config: kube::Config) -> Result<(Client, ApiProtocol), kube::Error
         .http2_keep_alive_timeout(PING_TIMEOUT)
         .http2_keep_alive_while_idle(true)
         .build(connector);
+    client_over(&config, http)
+}
 
+/// kube's layers for `config` (and the response-head bound) over the HTTP service `http`: what [`client`] builds
+/// on its hyper client, and tests on a mock.
+pub fn client_over<S, B>(config: &kube::Config, http: S) -> Result<(Client, ApiProtocol), TransportError>
+where
+    S: Service<http::Request<Body>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let protocol = ApiProtocol::default();
     let seen = protocol.clone();
     let service = ServiceBuilder::new()
@@ -127,11 +163,11 @@ pub fn client(config: kube::Config) -> Result<(Client, ApiProtocol), kube::Error
         .option_layer(config.default_retry.then(|| RetryLayer::new(RetryPolicy::server_retry())))
         .option_layer(config.auth_layer()?)
         .layer(config.extra_headers_layer()?)
-        .map_response(move |response: http::Response<hyper::body::Incoming>| {
+        .map_response(move |response: http::Response<B>| {
             seen.record(response.version());
             response
         })
-        .map_err(BoxError::from)
+        .layer(TimeoutLayer::new(REQUEST_TIMEOUT))
         .service(http);
-    Ok((Client::new(service, config.default_namespace), protocol))
+    Ok((Client::new(service, config.default_namespace.clone()), protocol))
 }

@@ -1,16 +1,19 @@
-//! The broker's own HTTP stack keeps what kube's stack does: base URI, a token re-read from its file, impersonation
-//! and extra headers; and it reports the HTTP version the server answered in.
+//! The broker's own HTTP stack keeps what kube's stack does: base URI, a token from its file, impersonation and
+//! extra headers; it reports the HTTP version the server answered in, bounds every response's head, and refuses a
+//! proxy it would not use.
 
-use std::{io::Write as _, sync::Arc};
+use std::{io::Write as _, sync::Arc, time::Duration};
 
 use brokkr_reload::{
     messages::ConfigMapState,
     source::{
         ConfigMapSource, KubeConfigMapSource, WATCH_TIMEOUT_MAX_SECS, WATCH_TIMEOUT_MIN_SECS, random_watch_timeout,
     },
-    transport,
+    transport::{self, REQUEST_TIMEOUT},
 };
 use http::{HeaderName, HeaderValue};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::{Api, api::ListParams, client::Body};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
@@ -46,6 +49,38 @@ async fn server() -> (String, mpsc::UnboundedReceiver<String>) {
         }
     });
     (url, received)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_whose_answer_never_comes_fails_after_the_request_timeout() {
+    // A server that takes the request and never answers: a frozen pooled HTTP/1.1 connection, or an HTTP/2 peer
+    // that answers PINGs but not the stream. kube-runtime's list and watch start have no bound of their own.
+    let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(request) = handle.next_request().await {
+            held.push(request);
+        }
+    });
+    let config = kube::Config::new("https://127.0.0.1:6443".parse().expect("url"));
+    let (client, _) = transport::client_over(&config, service).expect("client");
+    let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+    let started = tokio::time::Instant::now();
+    let outcome = tokio::time::timeout(REQUEST_TIMEOUT * 10, api.list(&ListParams::default())).await;
+    let waited = started.elapsed();
+    assert!(matches!(outcome, Ok(Err(_))), "the list must fail, not hang: {outcome:?}");
+    assert!(waited >= REQUEST_TIMEOUT && waited < REQUEST_TIMEOUT + Duration::from_secs(1), "{waited:?}");
+    held.abort();
+}
+
+#[test]
+fn a_kubeconfig_that_names_a_proxy_is_refused_without_showing_it() {
+    let mut config = kube::Config::new("https://127.0.0.1:6443".parse().expect("url"));
+    config.proxy_url = Some("http://user:hunter2@proxy.example:3128".parse().expect("proxy url"));
+    let error = transport::client(config).map(|_| ()).expect_err("a proxy is refused");
+    let shown = format!("{error} {error:?}");
+    assert!(shown.contains("http proxy"), "{shown}");
+    assert!(!shown.contains("hunter2") && !shown.contains("proxy.example"), "{shown}");
 }
 
 #[tokio::test]

@@ -5,10 +5,24 @@
 use std::time::{Duration, Instant};
 
 use brokkr_e2e::{Broker, Cluster, cluster::BROKER_USER};
-use brokkr_reload::source::WATCH_TIMEOUT_MAX_SECS;
+use brokkr_reload::{
+    source::{WATCH_TIMEOUT_MAX_SECS, WATCH_TIMEOUT_MIN_SECS},
+    transport::{PING_TIMEOUT, TCP_KEEPALIVE_IDLE},
+};
 use brokkr_testenv::FaultProxy;
 
 const DEBOUNCE: Duration = Duration::from_secs(1);
+/// The dead-connection tests' document: a 1 s debounce, and no resync within the test, so an edit can only come
+/// through a watch.
+const DOCUMENT: &str = "[config_reload]\ndebounce = \"1s\"\nresync_interval = \"24h\"\n";
+
+/// What brought the version `rv` in force on `broker`, from its reload history.
+async fn trigger_of(broker: &Broker, rv: &str) -> String {
+    let history = broker.history().await;
+    let records = history["records"].as_array().cloned().unwrap_or_default();
+    let record = records.iter().rev().find(|r| r["resource_version"] == rv);
+    record.and_then(|r| r["trigger"].as_str()).unwrap_or("none").to_owned()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_watch_permission_the_broker_backs_off_instead_of_spinning() {
@@ -77,16 +91,19 @@ async fn watching(broker: &Broker) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_http2_a_dead_connection_is_noticed_by_ping_and_the_edit_applied_within_45_s() {
-    let cluster = Cluster::with_config("deadconn", "[config_reload]\ndebounce = \"1s\"").await;
+    let cluster = Cluster::with_config("deadconn", DOCUMENT).await;
     let proxy = FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy");
     let broker = cluster.start_broker_via(&proxy, &[]).await;
     for (round, death) in [Death::Freeze, Death::Vanish].into_iter().enumerate() {
         assert_eq!(watching(&broker).await, "HTTP/2", "the API server offers h2 and the broker takes it");
         let minutes = u32::try_from(round).expect("two rounds") + 1;
-        let (_, took) = edit_after(&cluster, &proxy, &broker, death, minutes, Duration::from_secs(120)).await;
+        let (rv, took) = edit_after(&cluster, &proxy, &broker, death, minutes, Duration::from_secs(120)).await;
         println!("e2e HTTP/2, every connection dead ({death:?}) -> edit applied: {} ms", took.as_millis());
-        // PING after 20 s of silence, 10 s for its answer, then a re-list on a new connection.
+        // PING after 20 s of silence, 10 s for its answer, then a re-list on a new connection: never before the
+        // PING's own timeout, which a test that did not kill the connection would beat.
         assert!(took <= Duration::from_secs(45) + DEBOUNCE, "{death:?}: applied only after {took:?}");
+        assert!(took >= PING_TIMEOUT, "{death:?}: applied after {took:?}, before a PING could have failed");
+        assert_eq!(trigger_of(&broker, &rv).await, "watch", "the restarted watch's list applied it");
     }
 
     // With every connection dead (old and new), an on-demand reload answers 502 once its read times out (10 s),
@@ -109,11 +126,12 @@ async fn over_http2_a_dead_connection_is_noticed_by_ping_and_the_edit_applied_wi
 async fn over_http1_a_vanished_server_is_noticed_in_45_s_and_a_frozen_proxy_within_the_watch_timeout() {
     let cluster = Cluster::start_with("http1", &["--disable-http2-serving"]).await;
     cluster.grant_broker_role().await;
-    cluster.apply_config("[config_reload]\ndebounce = \"1s\"").await;
+    cluster.apply_config(DOCUMENT).await;
     let (vanishing, freezing) = (
         FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy"),
         FaultProxy::start(cluster.plane.apiserver_addr()).await.expect("proxy"),
     );
+    let started = Instant::now();
     let brokers = [
         cluster.start_broker_via(&vanishing, &[]).await,
         cluster.start_broker_via(&freezing, &[]).await,
@@ -128,12 +146,20 @@ async fn over_http1_a_vanished_server_is_noticed_in_45_s_and_a_frozen_proxy_with
     let (rv, took) = edit_after(&cluster, &vanishing, after_vanish, Death::Vanish, 1, Duration::from_secs(120)).await;
     println!("e2e HTTP/1.1, server vanished -> edit applied: {} ms", took.as_millis());
     assert!(took <= Duration::from_secs(45) + DEBOUNCE, "applied only after {took:?}");
+    // TCP keepalive starts probing after 15 s of silence.
+    assert!(took >= TCP_KEEPALIVE_IDLE, "applied after {took:?}, before a keepalive probe could have failed");
+    let edited = Instant::now() - took;
 
     let limit = Duration::from_secs(u64::from(WATCH_TIMEOUT_MAX_SECS) + 5) + DEBOUNCE + Duration::from_secs(15);
     // Frozen before the edit, so the time is counted from the edit, as the vanish round's is.
     let took = took + after_freeze.wait_for_version(&rv, limit).await;
     println!("e2e HTTP/1.1, connection frozen by a proxy -> edit applied: {} ms", took.as_millis());
     assert!(took <= limit, "applied only after {took:?}");
+    // The frozen watch began before `started` was long past, and ends no sooner than its shortest timeout + 5 s.
+    let earliest =
+        (started + Duration::from_secs(u64::from(WATCH_TIMEOUT_MIN_SECS) + 5)).saturating_duration_since(edited);
+    assert!(took >= earliest, "applied after {took:?}, before the frozen watch could have ended ({earliest:?})");
+    assert_eq!(trigger_of(after_freeze, &rv).await, "watch", "the resumed watch applied it, not a resync");
 
     let status = direct.status().await;
     println!("e2e HTTP/1.1, direct broker after {} s: {}", took.as_secs(), status["watcher"]);
