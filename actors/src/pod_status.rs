@@ -172,24 +172,37 @@ impl PodStatus {
     /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused (a dry run
     /// is judged by admission but stored nowhere). A policy created with the chart is enforced a few seconds after
     /// it is stored, so an admitted change is tried again: every 2 s for a minute, then said at ERROR and tried
-    /// every [`REFUSED_RETRY`].
+    /// every [`REFUSED_RETRY`]. Only a refusal ends the check; an API server that does not answer, or answers 5xx
+    /// or 429, says nothing about the policy, and the check is tried again (2 s, doubling up to a minute).
     async fn until_guarded(&self) {
         let patch = Patch::Merge(json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } }));
         let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
         let started = tokio::time::Instant::now();
-        let mut said = false;
-        // Refused: by the policy (as it should be), or by RBAC or for a missing Pod, which `publish` reports.
-        while self.patch(&params, &patch).await.is_ok() {
-            let waited = started.elapsed();
-            if waited < Duration::from_secs(60) {
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
+        let (mut said, mut retry) = (false, Duration::from_secs(2));
+        loop {
+            match self.patch(&params, &patch).await {
+                // Refused: by the policy (as it should be), or by RBAC or for a missing Pod, which `publish` reports.
+                Err(kube::Error::Api(status))
+                    if (400..500).contains(&status.code) && !matches!(status.code, 408 | 429) =>
+                {
+                    break;
+                }
+                Err(error) => {
+                    debug!(pod = %self.name, %error, retry_in = ?retry, "could not check the admission policy; trying again");
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+                Ok(_) if started.elapsed() < Duration::from_secs(60) => {
+                    tokio::time::sleep(Duration::from_secs(2)).await
+                }
+                Ok(_) => {
+                    if !said {
+                        error!(pod = %self.name, "the admission policy that limits the broker to its own Pod's annotations is not in force (a dry-run label change was admitted); not writing the Pod's annotations until it is");
+                        said = true;
+                    }
+                    tokio::time::sleep(REFUSED_RETRY).await;
+                }
             }
-            if !said {
-                error!(pod = %self.name, "the admission policy that limits the broker to its own Pod's annotations is not in force (a dry-run label change was admitted); not writing the Pod's annotations until it is");
-                said = true;
-            }
-            tokio::time::sleep(REFUSED_RETRY).await;
         }
         if said {
             warn!(pod = %self.name, "the admission policy is in force now; writing the Pod's annotations");

@@ -89,3 +89,24 @@ async fn it_waits_for_the_guard_writes_the_newest_state_backs_off_and_never_give
     assert!(again_at - refused_at >= Duration::from_secs(600), "{:?}", again_at - refused_at);
     assert!(body.contains("\"config.brokkr.io/seen\":\"5\""), "{body}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_guard_check_that_fails_for_another_reason_is_tried_again_before_anything_is_written() {
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let history = ReloadHistory::default();
+    history.record(record("1", "a"), 20);
+    let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
+    tokio::spawn(publisher.publish(history.clone(), ReloadableConfig::new(Settings::default())));
+
+    // An API server that cannot answer says nothing about the policy: the dry run is tried again, backing off.
+    let (dry, _, first) = next(&mut handle, status(503, "the API server is shutting down")).await;
+    let (dry_again, _, second) = next(&mut handle, status(500, "etcd request timed out")).await;
+    assert!(dry && dry_again, "still checking the guard");
+    let (dry, _, third) = next(&mut handle, status(429, "too many requests")).await;
+    assert!(dry && second - first >= Duration::from_secs(2) && third - second >= second - first);
+    // Only the policy's refusal ends the check; then the state is written.
+    let (dry, _, _) = next(&mut handle, status(403, "denied by ValidatingAdmissionPolicy")).await;
+    assert!(dry);
+    let (dry, body, _) = next(&mut handle, ok()).await;
+    assert!(!dry && body.contains("\"config.brokkr.io/seen\":\"1\""), "{body}");
+}
