@@ -44,7 +44,7 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 
 /// The wait after a write the API server refused (403 without the Role, 404 for a wrong `POD_NAME`, 422): it will
 /// not change by itself soon, and a fleet retrying it every minute is load for nothing.
-const REFUSED_RETRY: Duration = Duration::from_secs(600);
+pub const REFUSED_RETRY: Duration = Duration::from_secs(600);
 
 /// The shortest time between two writes of one replica: edits applied faster than this (a debounce of 100 ms)
 /// are coalesced, and only the newest state is written.
@@ -52,6 +52,15 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Who writes the annotations, in the Pod's `managedFields`.
 const FIELD_MANAGER: &str = "brokkr-broker";
+
+/// What the API server's message for a ValidatingAdmissionPolicy's denial always holds
+/// ("… ValidatingAdmissionPolicy '<name>' with binding '<binding>' denied request: …").
+const POLICY_DENIAL: &str = "ValidatingAdmissionPolicy";
+
+/// A 4xx that will not change by itself soon (not 408 or 429).
+fn refusal(code: u16) -> bool {
+    (400..500).contains(&code) && !matches!(code, 408 | 429)
+}
 
 /// `value` as it is written into an annotation: a control or format character (a terminal escape sequence, a
 /// newline, a bidi override) that a ConfigMap's author put into an error message is escaped, so that `kubectl
@@ -169,31 +178,40 @@ impl PodStatus {
         }
     }
 
-    /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused (a dry run
-    /// is judged by admission but stored nowhere). A policy created with the chart is enforced a few seconds after
-    /// it is stored, so an admitted change is tried again: every 2 s for a minute, then said at ERROR and tried
-    /// every [`REFUSED_RETRY`]. Only a refusal ends the check; an API server that does not answer, or answers 5xx
-    /// or 429, says nothing about the policy, and the check is tried again (2 s, doubling up to a minute).
+    /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused by a
+    /// ValidatingAdmissionPolicy (a dry run is judged by admission but stored nowhere). A policy created with the
+    /// chart is enforced a few seconds after it is stored, so an admitted change is tried again: every 2 s for a
+    /// minute from the first admission, then said at ERROR and tried every [`REFUSED_RETRY`]. Nothing else ends
+    /// the check: another refusal (RBAC without `patch`, a wrong `POD_NAME`) is said at WARN and asked again after
+    /// [`REFUSED_RETRY`]; an API server that does not answer, or answers 5xx or 429, after 2 s, doubling up to a
+    /// minute.
     async fn until_guarded(&self) {
         let patch = Patch::Merge(json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } }));
         let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-        let started = tokio::time::Instant::now();
-        let (mut said, mut retry) = (false, Duration::from_secs(2));
+        let mut admitted_since: Option<tokio::time::Instant> = None;
+        let (mut said, mut retry, mut refused) = (false, Duration::from_secs(2), None::<String>);
         loop {
             match self.patch(&params, &patch).await {
-                // Refused: by the policy (as it should be), or by RBAC or for a missing Pod, which `publish` reports.
-                Err(kube::Error::Api(status))
-                    if (400..500).contains(&status.code) && !matches!(status.code, 408 | 429) =>
-                {
+                Err(kube::Error::Api(status)) if refusal(status.code) && status.message.contains(POLICY_DENIAL) => {
                     break;
+                }
+                Err(kube::Error::Api(status)) if refusal(status.code) => {
+                    if refused.as_deref() != Some(status.message.as_str()) {
+                        warn!(pod = %self.name, reason = %status.message, retry_in = ?REFUSED_RETRY, "the API server refuses the check of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
+                    }
+                    refused = Some(status.message.clone());
+                    tokio::time::sleep(REFUSED_RETRY).await;
                 }
                 Err(error) => {
                     debug!(pod = %self.name, %error, retry_in = ?retry, "could not check the admission policy; trying again");
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(MAX_RETRY);
                 }
-                Ok(_) if started.elapsed() < Duration::from_secs(60) => {
-                    tokio::time::sleep(Duration::from_secs(2)).await
+                Ok(_)
+                    if admitted_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
+                        < Duration::from_secs(60) =>
+                {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
                 }
                 Ok(_) => {
                     if !said {

@@ -11,7 +11,7 @@
 //! (tokens, refreshed files and exec plugins; client certificates through TLS), extra and impersonation headers,
 //! TLS from the kubeconfig or the service account (including kube's re-read of a rotated in-cluster CA), the
 //! server-name override, and the connect and write timeouts. Added: every response's head must arrive within
-//! [`REQUEST_TIMEOUT`] (kube-runtime's list and watch start have no bound of their own, and a frozen pooled
+//! [`RESPONSE_HEAD_TIMEOUT`] (kube-runtime's list and watch start have no bound of their own, and a frozen pooled
 //! HTTP/1.1 connection or a server that answers PINGs but not the request would hold them), `TCP_NODELAY`, and
 //! a pool timer (idle connections closed after 90 s). Dropped, each because the broker does not use it: HTTP
 //! and SOCKS proxies (the features are not compiled in, so kube refused them already; a kubeconfig that names
@@ -62,9 +62,13 @@ pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 pub const SOCKET_READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_MAX_SECS as u64 + 30);
 
 /// How long any single request of the broker's (a read, an Event, a Pod annotation) may take before it is given
-/// up, and how long any response's head (a watch's included) may take to arrive. A request on a dead HTTP/2
-/// connection fails sooner, when the PING goes unanswered.
+/// up. A request on a dead HTTP/2 connection fails sooner, when the PING goes unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the head of any answer, a list's or a watch's included, may take to arrive: longer than API Priority
+/// and Fairness may queue a request (a quarter of the API server's 60 s request timeout), so a loaded control
+/// plane is not sent the same list again, and short enough that a frozen pooled connection does not hold a
+/// re-list for minutes.
+pub const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Which HTTP version the API server's last answer came in, for the admin status: liveness differs (PINGs on
 /// HTTP/2, only TCP keepalive and the watch's own timeout on HTTP/1.1).
@@ -167,7 +171,7 @@ where
             seen.record(response.version());
             response
         })
-        .layer(TimeoutLayer::new(REQUEST_TIMEOUT))
+        .layer(TimeoutLayer::new(RESPONSE_HEAD_TIMEOUT))
         .service(http);
     Ok((Client::new(service, config.default_namespace.clone()), protocol))
 }

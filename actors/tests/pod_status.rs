@@ -8,7 +8,7 @@ use brokkr_config::{ReloadableConfig, Settings};
 use brokkr_reload::{
     history::{ReloadHistory, ReloadRecord},
     messages::Trigger,
-    pod_status::{MIN_WRITE_INTERVAL, PodStatus},
+    pod_status::{MIN_WRITE_INTERVAL, PodStatus, REFUSED_RETRY},
 };
 use http::{Request, Response, StatusCode};
 use kube::{Client, client::Body};
@@ -104,6 +104,14 @@ async fn a_guard_check_that_fails_for_another_reason_is_tried_again_before_anyth
     assert!(dry && dry_again, "still checking the guard");
     let (dry, _, third) = next(&mut handle, status(429, "too many requests")).await;
     assert!(dry && second - first >= Duration::from_secs(2) && third - second >= second - first);
+    // A refusal by RBAC (a Role still being applied) says nothing about the policy either: asked again later.
+    let (dry, _, rbac) = next(&mut handle, status(403, "pods \"broker-a\" is forbidden: cannot patch resource")).await;
+    let (dry_again, _, after_rbac) = next(&mut handle, status(503, "unavailable")).await;
+    assert!(dry && dry_again && after_rbac - rbac >= REFUSED_RETRY, "{:?}", after_rbac - rbac);
+    // Admitted after an outage longer than the policy's grace minute: still given that minute (every 2 s).
+    let (dry, _, admitted) = next(&mut handle, ok()).await;
+    let (dry_again, _, again) = next(&mut handle, ok()).await;
+    assert!(dry && dry_again && again - admitted < Duration::from_secs(10), "{:?}", again - admitted);
     // Only the policy's refusal ends the check; then the state is written.
     let (dry, _, _) = next(&mut handle, status(403, "denied by ValidatingAdmissionPolicy")).await;
     assert!(dry);

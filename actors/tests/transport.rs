@@ -9,7 +9,7 @@ use brokkr_reload::{
     source::{
         ConfigMapSource, KubeConfigMapSource, WATCH_TIMEOUT_MAX_SECS, WATCH_TIMEOUT_MIN_SECS, random_watch_timeout,
     },
-    transport::{self, REQUEST_TIMEOUT},
+    transport::{self, RESPONSE_HEAD_TIMEOUT},
 };
 use http::{HeaderName, HeaderValue};
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -52,7 +52,7 @@ async fn server() -> (String, mpsc::UnboundedReceiver<String>) {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_whose_answer_never_comes_fails_after_the_request_timeout() {
+async fn a_request_whose_answer_never_comes_fails_after_the_response_head_timeout() {
     // A server that takes the request and never answers: a frozen pooled HTTP/1.1 connection, or an HTTP/2 peer
     // that answers PINGs but not the stream. kube-runtime's list and watch start have no bound of their own.
     let (service, mut handle) = tower_test::mock::pair::<http::Request<Body>, http::Response<Body>>();
@@ -66,10 +66,10 @@ async fn a_request_whose_answer_never_comes_fails_after_the_request_timeout() {
     let (client, _) = transport::client_over(&config, service).expect("client");
     let api: Api<ConfigMap> = Api::namespaced(client, "ns");
     let started = tokio::time::Instant::now();
-    let outcome = tokio::time::timeout(REQUEST_TIMEOUT * 10, api.list(&ListParams::default())).await;
+    let outcome = tokio::time::timeout(RESPONSE_HEAD_TIMEOUT * 10, api.list(&ListParams::default())).await;
     let waited = started.elapsed();
     assert!(matches!(outcome, Ok(Err(_))), "the list must fail, not hang: {outcome:?}");
-    assert!(waited >= REQUEST_TIMEOUT && waited < REQUEST_TIMEOUT + Duration::from_secs(1), "{waited:?}");
+    assert!(waited >= RESPONSE_HEAD_TIMEOUT && waited < RESPONSE_HEAD_TIMEOUT + Duration::from_secs(1), "{waited:?}");
     held.abort();
 }
 

@@ -73,8 +73,7 @@ async fn edit_after(
         Death::Vanish => proxy.vanish().expect("the vanish fault needs nft and root"),
     }
     let killed = Instant::now();
-    let rv =
-        cluster.apply_config(&format!("[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"{minutes}m\"")).await;
+    let rv = cluster.apply_config(&format!("{DOCUMENT}[cors]\nmax_age = \"{minutes}m\"")).await;
     broker.wait_for_version(&rv, limit).await;
     (rv, killed.elapsed())
 }
