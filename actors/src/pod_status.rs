@@ -57,6 +57,9 @@ const FIELD_MANAGER: &str = "brokkr-broker";
 /// ("… ValidatingAdmissionPolicy '<name>' with binding '<binding>' denied request: …").
 const POLICY_DENIAL: &str = "ValidatingAdmissionPolicy";
 
+/// The most bytes of an API server's message (a policy's denial, say) a log line shows, as for other error text.
+const MESSAGE_LIMIT: usize = 512;
+
 /// A 4xx that will not change by itself soon (not 408 or 429).
 fn refusal(code: u16) -> bool {
     (400..500).contains(&code) && !matches!(code, 408 | 429)
@@ -147,14 +150,14 @@ impl PodStatus {
                         // Publishing was asked for (`--pod-status`), so any refusal is a misconfiguration: the Role
                         // without `patch` on Pods, a wrong POD_NAME, or the policy's denial.
                         if refused.as_deref() != Some(status.message.as_str()) {
-                            warn!(pod = %self.name, reason = %status.message, retry_in = ?REFUSED_RETRY, "the API server refuses the annotations of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
+                            warn!(pod = %self.name, reason = %clip(&status.message, MESSAGE_LIMIT), retry_in = ?REFUSED_RETRY, "the API server refuses the annotations of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
                         }
                         refused = Some(status.message.clone());
                         tokio::time::sleep(REFUSED_RETRY).await;
                         continue;
                     }
                     Err(error) => {
-                        warn!(pod = %self.name, %error, retry_in = ?retry, "could not annotate the broker's own Pod");
+                        warn!(pod = %self.name, error = %clip(&error.to_string(), MESSAGE_LIMIT), retry_in = ?retry, "could not annotate the broker's own Pod");
                         tokio::time::sleep(retry).await;
                         retry = (retry * 2).min(MAX_RETRY);
                         continue;
@@ -197,13 +200,13 @@ impl PodStatus {
                 }
                 Err(kube::Error::Api(status)) if refusal(status.code) => {
                     if refused.as_deref() != Some(status.message.as_str()) {
-                        warn!(pod = %self.name, reason = %status.message, retry_in = ?REFUSED_RETRY, "the API server refuses the check of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
+                        warn!(pod = %self.name, reason = %clip(&status.message, MESSAGE_LIMIT), retry_in = ?REFUSED_RETRY, "the API server refuses the check of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
                     }
                     refused = Some(status.message.clone());
                     tokio::time::sleep(REFUSED_RETRY).await;
                 }
                 Err(error) => {
-                    debug!(pod = %self.name, %error, retry_in = ?retry, "could not check the admission policy; trying again");
+                    debug!(pod = %self.name, error = %clip(&error.to_string(), MESSAGE_LIMIT), retry_in = ?retry, "could not check the admission policy; trying again");
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(MAX_RETRY);
                 }

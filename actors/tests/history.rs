@@ -92,11 +92,15 @@ async fn the_history_keeps_the_live_number_of_records_and_never_shows_a_secret()
     h.watch("[config_reload]\nhistory = 5\n[cors]\nmax_age = \"7m\"", "7").await;
     h.watch("[config_reload]\nhistory = 5\n[cors]\nmax_age = \"8m\"", "8").await;
     assert_eq!(h.history.records().len(), 5, "a larger history keeps more from then on");
+    h.watch("[config_reload]\nhistory = 2\n[cors]\nmax_age = \"9m\"", "9").await;
+    let kept: Vec<_> = h.history.records().into_iter().filter_map(|r| r.resource_version).collect();
+    assert_eq!(kept, ["8", "9"], "a smaller history drops the oldest at once");
+    h.watch("[config_reload]\nhistory = 5\n[cors]\nmax_age = \"10m\"", "10").await;
 
     // The token in force pasted into a shown setting: rejected, and neither the record nor its JSON shows it.
-    h.watch(&format!("[cors]\nallowed_origins = [\"https://{TOKEN}.example/\"]"), "9").await;
+    h.watch(&format!("[cors]\nallowed_origins = [\"https://{TOKEN}.example/\"]"), "11").await;
     let huge = format!("[log]\nlevel = \"info,{}=debug\"", "a".repeat(3000));
-    h.watch(&format!("[config_reload]\nhistory = 5\n[cors]\nmax_age = \"8m\"\n{huge}"), "10").await;
+    h.watch(&format!("[config_reload]\nhistory = 5\n[cors]\nmax_age = \"10m\"\n{huge}"), "12").await;
     let json = serde_json::to_string(&h.history.records()).expect("serializes");
     assert!(!json.contains(TOKEN) && !json.contains("t0ken"), "{json}");
     let last = h.history.records().pop().expect("a record");

@@ -205,6 +205,9 @@ impl AdminToken {
     }
 
     /// Checks `admin.token_file` every [`TOKEN_FILE_POLL`] until the broker stops; returns at once without one.
+    /// The `stat` and the read (at most 4 KiB, of a regular file only, opened non-blocking) run on this task's
+    /// thread: a mounted Secret is a local tmpfs. A token file on a network filesystem that stalls would stall
+    /// this thread with it.
     pub async fn follow(self, config: ReloadableConfig) {
         if self.file.is_none() {
             return;

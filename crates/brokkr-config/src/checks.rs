@@ -61,7 +61,7 @@ fn secret_not_shown<S: AppSettings>(s: &S, secret: &str) -> Result<()> {
     }
 }
 
-/// The most reloads a history may keep: each holds its changed values, up to 1 KiB each, old and new.
+/// The most reloads a history may keep: each holds its changed values, up to 256 bytes each, old and new.
 pub const MAX_HISTORY: usize = 100;
 
 /// The reload section's own checks: names that locate the ConfigMap, and timings that keep the reload alive (a
