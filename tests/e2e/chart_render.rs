@@ -282,3 +282,30 @@ async fn the_pod_guard_is_refused_without_a_service_account_of_its_own() {
     assert_eq!(documents_of_kind(&on, "ValidatingAdmissionPolicy").len(), 1);
     assert!(on.contains("resources: [pods]\n    verbs: [patch]"), "the Role's rule");
 }
+
+#[tokio::test]
+async fn the_liveness_probe_asks_over_a_socket_in_the_pod_in_every_option_set() {
+    // Issue 23: on the HTTP port, any pod could fill the connection slots and get the broker restarted.
+    let home = tempfile::tempdir().expect("tempdir");
+    for values in option_sets() {
+        let values = values.to_str().expect("UTF-8 path");
+        let rendered = template(home.path(), &["-f", values]).await.ok(&format!("helm template -f {values}"));
+        let deployment = deployment(&rendered);
+        let liveness = deployment.split("livenessProbe:").nth(1).and_then(|p| p.split("readinessProbe:").next());
+        let liveness = liveness.expect("a liveness probe");
+        assert!(
+            liveness.contains("exec:")
+                && liveness
+                    .contains("command: [/usr/local/bin/brokkr-broker, probe, --socket, /run/brokkr/probe.sock]")
+                && liveness.contains("timeoutSeconds: 2")
+                && !liveness.contains("httpGet"),
+            "{values}: {liveness}"
+        );
+        assert!(
+            deployment.contains("- name: BROKKR_PROBE_SOCKET\n              value: /run/brokkr/probe.sock"),
+            "{values}: serve answers on the socket the probe asks"
+        );
+        assert!(deployment.contains("- name: probe\n              mountPath: /run/brokkr"), "{values}");
+        assert!(deployment.contains("- name: probe\n          emptyDir:"), "{values}: a folder of the pod's own");
+    }
+}

@@ -14,7 +14,7 @@ use brokkr_testenv::{
     oci::{ImageSpec, pack},
 };
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Event, Pod};
 use kube::{
     Api,
     api::ListParams,
@@ -53,6 +53,22 @@ fn is_ready(pod: &Pod) -> bool {
 async fn broker_pods(pods: &Api<Pod>) -> Vec<Pod> {
     let selector = format!("app.kubernetes.io/instance={RELEASE}");
     pods.list(&ListParams::default().labels(&selector)).await.expect("list pods").items
+}
+
+/// The broker container's restart count, how long it has been running, and the messages of the kubelet's
+/// `Unhealthy` Events of the pod.
+async fn probe_record(w: &Walkthrough, pods: &Api<Pod>, pod_name: &str) -> (i32, Duration, Vec<String>) {
+    let pod = pods.get(pod_name).await.expect("the pod");
+    let statuses = pod.status.and_then(|s| s.container_statuses).unwrap_or_default();
+    let restarts = statuses.iter().map(|c| c.restart_count).sum();
+    let started = statuses.iter().find_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.clone());
+    let running_for = started.map_or(Duration::ZERO, |t| {
+        std::time::SystemTime::now().duration_since(std::time::SystemTime::from(t.0)).unwrap_or_default()
+    });
+    let events = Api::<Event>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let fields = format!("involvedObject.name={pod_name},reason=Unhealthy");
+    let unhealthy = events.list(&ListParams::default().fields(&fields)).await.expect("list Events").items;
+    (restarts, running_for, unhealthy.into_iter().filter_map(|e| e.message).collect())
 }
 
 /// The admin status, read through the pod's own HTTP port (the pods use the host network: the node's IP).
@@ -262,6 +278,16 @@ async fn run_on_a_real_node() {
     println!("e2e real pod: Secret applied -> new admin token accepted in {} ms (kubelet sync 10 s)", took.as_millis());
     assert_eq!(admin_code(&http, ADMIN_TOKEN).await, Some(200), "inside the overlap (5 min by default)");
     assert_eq!(broker_pods(&pods).await[0].metadata.name.as_deref(), Some(pod_name.as_str()), "not restarted");
+    // The exec liveness probe (`brokkr-broker probe` over the pod's Unix socket) runs every 10 s from the start;
+    // after three periods it has run at least three times, and never failed: the kubelet records each failure as an
+    // `Unhealthy` Event, and restarts the container after three.
+    let (restarts, liveness_failures) = eventually("three liveness periods", WAIT, || async {
+        let (restarts, running_for, unhealthy) = probe_record(&w, &pods, &pod_name).await;
+        let failures: Vec<_> = unhealthy.into_iter().filter(|m| m.starts_with("Liveness")).collect();
+        (running_for >= Duration::from_secs(31) || restarts > 0 || !failures.is_empty()).then_some((restarts, failures))
+    })
+    .await;
+    assert_eq!((restarts, liveness_failures.as_slice()), (0, &[][..]), "the liveness probe failed");
     let token = ROTATED_TOKEN;
 
     // `kubectl rollout restart`: the old pod stops being ready, drains and exits within its grace period; the new

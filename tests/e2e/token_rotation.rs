@@ -1,6 +1,7 @@
 //! The admin token rotated in the broker binary against a real API server: a Secret volume updated as the kubelet
-//! does it is in force within seconds while requests with the old token keep succeeding, the overlap follows the
-//! ConfigMap live, a broken file keeps the token in force, a ConfigMap may not set the token, and no token shows.
+//! does it is in force within seconds while requests with the old token keep succeeding, the overlap is the
+//! environment's and a ConfigMap may not change it, a broken file keeps the token in force, a ConfigMap may not set
+//! the token, and no token shows.
 
 use std::{
     sync::{
@@ -46,12 +47,16 @@ async fn status_version(broker: &Broker) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rotated_token_file_is_in_force_within_seconds_with_no_lockout_and_no_token_ever_shows() {
-    let cluster =
-        Cluster::with_config("rotation", "[config_reload]\ndebounce = \"1s\"\n[admin]\ntoken_overlap = \"10m\"").await;
+    let cluster = Cluster::with_config("rotation", "[config_reload]\ndebounce = \"1s\"").await;
     let dir = tempfile::tempdir().expect("temp dir");
     let mut volume = SecretVolume::create(dir.path(), "token", format!("{OLD}\n").as_bytes()).expect("volume");
     let file = volume.file();
-    let env = [("BROKKR__ADMIN__TOKEN", ""), ("BROKKR__ADMIN__TOKEN_FILE", file.to_str().expect("UTF-8"))];
+    let env = [
+        ("BROKKR__ADMIN__TOKEN", ""),
+        ("BROKKR__ADMIN__TOKEN_FILE", file.to_str().expect("UTF-8")),
+        // As the chart sets it (admin.tokenOverlap): the environment's, never the ConfigMap's.
+        ("BROKKR__ADMIN__TOKEN_OVERLAP", "20s"),
+    ];
     let broker = Arc::new(cluster.start_broker(&env).await);
     broker.wait_until("ready", Duration::from_secs(30), |b| async move { b.admin_code(OLD).await == Some(200) }).await;
     assert_eq!(broker.admin_code(NEW).await, Some(401));
@@ -87,13 +92,20 @@ async fn a_rotated_token_file_is_in_force_within_seconds_with_no_lockout_and_no_
     assert_eq!(failed, 0, "a request with the old token failed inside the overlap ({sent} sent)");
     assert_eq!(broker.metric("brokkr_admin_token_rotations_total").await, Some(1.0));
 
-    // A leaked token: setting the overlap to 0 in the ConfigMap ends it at once.
-    apply(&cluster, &broker, "[config_reload]\ndebounce = \"1s\"\n[admin]\ntoken_overlap = \"0s\"").await;
-    assert_eq!(broker.admin_code(OLD).await, Some(401), "the overlap is read live");
-    assert_eq!(broker.admin_code(NEW).await, Some(200));
+    // Whoever edits the ConfigMap cannot stretch the overlap (issue 23): the environment's value stays in force,
+    // and the status says the ConfigMap's is shadowed.
+    apply(&cluster, &broker, "[config_reload]\ndebounce = \"1s\"\n[admin]\ntoken_overlap = \"1h\"").await;
+    let status = broker.status_with(NEW).await;
+    assert!(
+        status["shadowed_by_env"].as_array().is_some_and(|keys| keys.iter().any(|k| k == "admin.token_overlap")),
+        "{status}"
+    );
+    assert_eq!(status["settings"]["admin"]["token_overlap"], "20s", "{status}");
+    until_code(&broker, OLD, 401, Duration::from_secs(30)).await;
+    assert!(swapped.elapsed() >= Duration::from_secs(18), "refused before its overlap ended: {:?}", swapped.elapsed());
+    apply(&cluster, &broker, "[config_reload]\ndebounce = \"1s\"").await;
 
-    // With a short overlap, the replaced token works right after the next rotation and stops when it ends.
-    apply(&cluster, &broker, "[config_reload]\ndebounce = \"1s\"\n[admin]\ntoken_overlap = \"20s\"").await;
+    // The next rotation: the replaced token works right after it and stops when the environment's overlap ends.
     volume.publish(THIRD.as_bytes()).expect("the kubelet's update");
     until_code(&broker, THIRD, 200, Duration::from_secs(10)).await;
     let rotated = Instant::now();

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 
 use crate::{
     mounted_file::{Stamp, stamp},
-    token_file::{MIN_TOKEN_BYTES, TokenFileError, read_token},
+    token_file::{TokenFileError, read_token},
 };
 
 /// How often `admin.token_file` is checked: one `stat` a second while nothing changes (and a read every
@@ -75,8 +75,8 @@ impl Token {
     }
 }
 
-/// A token that was replaced, and its overlap: fixed when it was replaced, so that a later edit of
-/// `admin.token_overlap` (the ConfigMap's) can shorten it but never stretch it.
+/// A token that was replaced, and its overlap: fixed when it was replaced. `admin.token_overlap` is itself fixed at
+/// start (file or environment, never the ConfigMap); taking the shorter of the two is a second guard.
 struct Retired {
     token: Token,
     at: Instant,
@@ -126,8 +126,6 @@ enum Outcome {
 #[derive(Clone)]
 pub struct AdminToken {
     file: Option<PathBuf>,
-    /// `admin.token` is set and shorter than [`MIN_TOKEN_BYTES`] (allowed, for compatibility, and warned about).
-    short: bool,
     state: Arc<Mutex<State>>,
     elsewhere: SecretsElsewhere,
     metrics: TokenMetrics,
@@ -148,9 +146,8 @@ impl AdminToken {
     pub fn new(admin: &AdminSettings, elsewhere: SecretsElsewhere, metrics: TokenMetrics) -> Self {
         let file = Some(admin.token_file.clone()).filter(|f| !f.as_os_str().is_empty());
         let current = if file.is_some() { None } else { Token::new(admin.token.clone()) };
-        let short = file.is_none() && !admin.token.is_empty() && admin.token.expose().len() < MIN_TOKEN_BYTES;
         let state = Arc::new(Mutex::new(State { current, ..State::default() }));
-        let token = Self { file, short, state, elsewhere, metrics };
+        let token = Self { file, state, elsewhere, metrics };
         token.refresh(admin.token_overlap);
         token
     }
@@ -196,10 +193,6 @@ impl AdminToken {
             (None, _) if !set => {
                 warn!("admin.token and admin.token_file are not set: the admin API is locked and answers 401");
             }
-            (None, _) if self.short => warn!(
-                "admin.token is shorter than {MIN_TOKEN_BYTES} bytes: easy to guess; use a random one \
-                 (openssl rand -hex 24) in a Secret, through admin.token_file"
-            ),
             (None, _) => {}
         }
     }

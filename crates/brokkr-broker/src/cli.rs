@@ -27,6 +27,13 @@ pub enum Command {
         #[arg(long)]
         configmap: bool,
     },
+    /// Ask the running broker whether it is alive, over its probe socket (the chart's liveness probe); exit 0 when
+    /// it is, 1 with the reason when not.
+    Probe {
+        /// The socket `serve` answers on (its `--probe-socket`).
+        #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
+        socket: PathBuf,
+    },
     /// Regenerate the settings' documentation (README table, chart values and schema) from their declarations;
     /// without `--write`, exit 1 when a file is out of date.
     SettingsDocs {
@@ -58,4 +65,8 @@ pub struct ServeArgs {
     /// and which sets this; off, the broker sends no such request.
     #[arg(long, env = "BROKKR_POD_STATUS")]
     pub pod_status: bool,
+    /// Also answer the liveness probe on this Unix socket, which only the pod's own containers can reach (the
+    /// chart's exec probe, `brokkr-broker probe`, asks it); a socket a previous run left there is replaced.
+    #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
+    pub probe_socket: Option<PathBuf>,
 }

@@ -14,6 +14,9 @@ pub enum BrokerError {
     /// The admission webhook could not start (TLS setup or bind).
     #[error("failed to start the admission webhook")]
     Webhook(#[from] crate::webhook::WebhookError),
+    /// The liveness probe's socket could not be served.
+    #[error("failed to serve the liveness probe")]
+    Probe(#[from] crate::probe::ProbeError),
     /// Logging could not be set up.
     #[error("failed to set up logging: {0}")]
     Logging(String),

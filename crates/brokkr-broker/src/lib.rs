@@ -13,6 +13,7 @@ pub mod listeners;
 pub mod logging;
 pub mod mounted_file;
 pub mod plugin;
+pub mod probe;
 pub mod report;
 pub mod review;
 pub mod serve;

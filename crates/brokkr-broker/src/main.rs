@@ -1,5 +1,5 @@
 //! The `brokkr-broker` command: `serve` runs the broker, `check-config FILE` validates a file offline,
-//! `settings-docs` regenerates the settings' documentation.
+//! `probe` asks a running broker whether it is alive, `settings-docs` regenerates the settings' documentation.
 
 use std::process::ExitCode;
 
@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             }
         },
         Command::CheckConfig { file, configmap } => brokkr_broker::check::run(&file, configmap),
+        Command::Probe { socket } => brokkr_broker::probe::run(&socket),
         Command::SettingsDocs { write, root } => brokkr_broker::settings_docs::run(&root, write),
     }
 }

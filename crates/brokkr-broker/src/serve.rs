@@ -23,13 +23,24 @@ use crate::{
     error::BrokerError,
     hold, http,
     listeners::{self, StartupFallback},
-    logging, shutdown,
+    logging, probe, shutdown,
     tls::CertificateGauge,
     webhook,
 };
 
-/// The most connections the HTTP API keeps open per worker; more wait in the listen backlog.
-pub const HTTP_MAX_CONNECTIONS: usize = 1024;
+/// The HTTP API's worker threads: fixed, not the node's CPU count, so that the connection bound below (per worker
+/// in actix) and the memory it can take do not grow with the node.
+pub const HTTP_WORKERS: usize = 2;
+
+/// The most connections the HTTP API keeps open per worker; more wait in the listen backlog. Each holds a read and
+/// a write buffer of 8 KiB and a few KiB of state: 2 workers × 256 × ~20 KiB ≈ 10 MiB at most, beside the webhook's
+/// bound (see [`webhook::MAX_CONNECTIONS`]) and a ~25 MiB baseline, well under the chart's 128 MiB limit. Any pod
+/// can fill these slots; only readiness and scrapes use this port, never liveness (see [`crate::probe`]).
+pub const HTTP_MAX_CONNECTIONS: usize = 256;
+
+/// How long a client may take to send its request head (actix's default is 5 s): a slow client frees its slot
+/// soon, and a probe or scrape (which sends its head at once) waits less behind it. Under the probes' 2 s timeout.
+pub const HTTP_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the broker until SIGTERM or Ctrl-C (readiness drops, then in-flight requests finish). SIGHUP reloads.
 pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
@@ -61,6 +72,10 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     };
     // Bound before logging is set up, so that a bind error of the file's own settings is the one error printed.
     let (settings, listeners, fallback) = listeners::bind_or_fall_back(settings, &boot)?;
+    // The liveness probe first of the servers: it answers whatever the other ports go through, until the process ends.
+    if let Some(path) = &args.probe_socket {
+        actix::spawn(probe::serve(probe::bind(path)?, path)?);
+    }
     let filter = logging::init(&settings.log)?;
     log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref());
     if let (Some(fallback), Some(source)) = (&fallback, &source) {
@@ -124,7 +139,9 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     // request per connection: actix times only the first request head of a connection, so a kept-alive one could
     // trickle its next head for ever and, 2 048 times over, shut out the liveness probe. Probes and scrapes open a
     // connection per request anyway (the kubelet's probes do).
+    .workers(HTTP_WORKERS)
     .max_connections(HTTP_MAX_CONNECTIONS)
+    .client_request_timeout(HTTP_HEAD_TIMEOUT)
     .keep_alive(actix_web::http::KeepAlive::Disabled)
     .disable_signals()
     .shutdown_timeout(shutdown::SHUTDOWN_TIMEOUT.as_secs())

@@ -55,6 +55,11 @@ const SET_BY_CHART: &[(&str, &str)] = &[
          at `/var/run/secrets/brokkr/admin/token` and sets `BROKKR__ADMIN__TOKEN_FILE` to it",
     ),
     (
+        "admin.token_overlap",
+        "with `admin.existingSecret` set, the chart sets `BROKKR__ADMIN__TOKEN_OVERLAP` to the chart value \
+         `admin.tokenOverlap` (default `5m`); changing it rolls the pods",
+    ),
+    (
         "config_reload.namespace",
         "the chart leaves it unset and sets `POD_NAMESPACE` to the release namespace through the downward API",
     ),

@@ -9,9 +9,8 @@ use crate::mounted_file;
 /// The largest token file read, in bytes: a token is tens of bytes, and a wrong path must not cost memory.
 pub const MAX_TOKEN_FILE: u64 = 4096;
 
-/// The shortest token taken from the file, in bytes: a ConfigMap editor can test guesses through the redaction
-/// of error messages, and any pod can try tokens on the HTTP port; `openssl rand -hex 24` gives 48.
-pub const MIN_TOKEN_BYTES: usize = 16;
+/// The shortest token taken from the file, in bytes: the same bound as `admin.token`'s.
+pub use brokkr_config::secret::MIN_TOKEN_BYTES;
 
 /// Why `admin.token_file` could not be used; the token in force stays. No variant shows the file's content.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! The admin token from `admin.token_file`, under paused time: a Secret volume updated as the kubelet does it is
-//! picked up within a poll, the previous token is accepted until `admin.token_overlap` ends (read live), and a file
-//! that cannot be used keeps the token in force, reported without its content.
+//! picked up within a poll, the previous token is accepted until `admin.token_overlap` ends (the file's, never the
+//! ConfigMap's), and a file that cannot be used keeps the token in force, reported without its content.
 
 use std::time::Duration;
 
@@ -51,12 +51,6 @@ impl Harness {
     fn status(&self) -> serde_json::Value {
         self.token.status(self.config.current().settings.admin.token_overlap)
     }
-
-    /// Applies a ConfigMap document as a reload would.
-    fn apply(&self, document: &str) {
-        let candidate = self.layers.build(Some(&LayerText { origin: "cm".into(), text: document.into() }));
-        assert_eq!(self.config.reload(candidate, None).label(), "applied");
-    }
 }
 
 /// Waits, in paused time, until `condition` holds; panics after `within`. Returns the time it took.
@@ -91,21 +85,6 @@ async fn a_kubelet_update_is_in_force_within_a_poll_and_the_old_token_is_accepte
     assert!(h.token.accepts(NEW, OVERLAP));
     until("the old token is forgotten", TOKEN_FILE_POLL * 2, || h.elsewhere.values() == [NEW]).await;
     assert!(h.status()["previous_accepted_until"].is_null(), "{}", h.status());
-}
-
-#[tokio::test(start_paused = true)]
-async fn the_overlap_is_read_live_so_zero_ends_it_at_once() {
-    let mut h = harness(OLD.as_bytes());
-    h.volume.publish(NEW.as_bytes()).expect("publish");
-    until("rotated", TOKEN_FILE_POLL * 2, || h.token.accepts(NEW, OVERLAP)).await;
-    assert!(h.token.accepts(OLD, h.config.current().settings.admin.token_overlap));
-    // A leaked token: the operator sets the overlap to 0 in the ConfigMap, and the old token stops at once.
-    h.apply("[admin]\ntoken_overlap = \"0s\"");
-    assert!(!h.token.accepts(OLD, h.config.current().settings.admin.token_overlap));
-    until("the old token is forgotten", TOKEN_FILE_POLL * 2, || h.elsewhere.values() == [NEW]).await;
-    // Raising the overlap again does not bring an ended one back.
-    h.apply("[admin]\ntoken_overlap = \"1h\"");
-    assert!(!h.token.accepts(OLD, h.config.current().settings.admin.token_overlap));
 }
 
 #[tokio::test(start_paused = true)]
@@ -245,18 +224,54 @@ async fn a_second_rotation_inside_the_overlap_keeps_both_replaced_tokens_each_fo
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_edit_of_the_overlap_after_a_rotation_can_shorten_it_but_never_stretch_it() {
-    // Found by review: the overlap was read at every request, so whoever may edit the ConfigMap could keep a
-    // replaced (perhaps leaked) token working for an hour by raising it after the rotation.
+async fn the_configmap_cannot_change_the_overlap_so_a_replaced_token_lives_exactly_the_files_overlap() {
+    // Issue 23: the overlap was live, so an editor of the ConfigMap could set 1 h just before a rotation and keep
+    // the replaced token valid for an hour.
     let mut h = harness(OLD.as_bytes());
-    h.apply("[admin]\ntoken_overlap = \"30s\"");
+    for document in ["[admin]\ntoken_overlap = \"1h\"", "[admin]\ntoken_overlap = \"0s\""] {
+        let built = h.layers.build(Some(&LayerText { origin: "cm".into(), text: document.into() }));
+        let error = built.expect_err(document);
+        assert_eq!(error.key(), Some("admin.token_overlap"), "{error}");
+        assert!(error.to_string().contains("BROKKR__ADMIN__TOKEN_OVERLAP"), "{error}");
+    }
     h.volume.publish(NEW.as_bytes()).expect("publish");
     until("rotated", TOKEN_FILE_POLL * 2, || h.token.accepts(NEW, OVERLAP)).await;
     let rotated = Instant::now();
-    tokio::time::sleep(Duration::from_secs(20)).await;
-    h.apply("[admin]\ntoken_overlap = \"1h\"");
     let overlap = || h.config.current().settings.admin.token_overlap;
-    assert!(h.token.accepts(OLD, overlap()), "still inside the 30 s it was replaced with");
-    tokio::time::sleep_until(rotated + Duration::from_secs(31)).await;
-    assert!(!h.token.accepts(OLD, overlap()), "the overlap in force at the rotation bounds it");
+    assert_eq!(overlap(), OVERLAP, "the file's overlap, whatever the ConfigMap asked for");
+    tokio::time::sleep_until(rotated + OVERLAP - Duration::from_secs(2)).await;
+    assert!(h.token.accepts(OLD, overlap()), "inside the file's overlap");
+    tokio::time::sleep_until(rotated + OVERLAP + Duration::from_millis(1)).await;
+    assert!(!h.token.accepts(OLD, overlap()), "not a moment longer");
+}
+
+#[test]
+fn a_short_token_from_the_environment_stops_the_start_with_an_error() {
+    // Issue 23: it was only warned about, while a token file that short is refused.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
+        .arg("serve")
+        .env_clear()
+        .env("BROKKR__ADMIN__TOKEN", "sh0rt-t0ken")
+        .env("BROKKR__SERVER__LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the broker");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let code = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status.code();
+        }
+        if std::time::Instant::now() > deadline {
+            drop(child.kill());
+            drop(child.wait());
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr).expect("stderr");
+    assert_eq!(code, Some(1), "the broker must not start: {stderr}");
+    assert!(stderr.contains("admin.token") && stderr.contains("16 bytes"), "{stderr}");
+    assert!(!stderr.contains("sh0rt"), "the token is never shown: {stderr}");
 }

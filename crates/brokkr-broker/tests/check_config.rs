@@ -18,7 +18,7 @@ fn check_with(toml: &str, flags: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn a_valid_file_passes_and_lists_each_setting_with_when_it_applies() {
-    let (code, stdout, _) = check("[log]\nlevel = \"debug\"\n[admin]\ntoken = \"t0ps3cret\"");
+    let (code, stdout, _) = check("[log]\nlevel = \"debug\"\n[admin]\ntoken = \"t0ps3cret-t0ps3cret\"");
     assert_eq!(code, 0);
     assert!(stdout.contains("OK"), "{stdout}");
     assert!(stdout.lines().any(|l| l.contains("log.level") && l.contains("live") && l.contains("debug")), "{stdout}");
@@ -53,4 +53,21 @@ fn as_a_configmap_document_a_secret_or_a_moved_fixed_key_is_refused() {
     assert!(stderr.contains("server.listen"), "{stderr}");
     let (code, stdout, _) = check_with("[log]\nlevel = \"debug\"", &["--configmap"]);
     assert_eq!(code, 0, "{stdout}");
+}
+
+#[test]
+fn as_a_configmap_document_a_changed_token_overlap_is_refused_naming_the_key() {
+    // Issue 23: `[admin] token_overlap = "1h"` answered OK, and kept a replaced token valid for an hour.
+    let (code, _, stderr) = check_with("[admin]\ntoken_overlap = \"1h\"", &["--configmap"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("admin.token_overlap") && stderr.contains("BROKKR__ADMIN__TOKEN_OVERLAP"), "{stderr}");
+    assert_eq!(check("[admin]\ntoken_overlap = \"1h\"").0, 0, "a --config file sets it");
+}
+
+#[test]
+fn a_token_shorter_than_16_bytes_is_refused_without_showing_it() {
+    let (code, _, stderr) = check("[admin]\ntoken = \"t0ps3cret\"");
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("admin.token") && stderr.contains("16 bytes"), "{stderr}");
+    assert!(!stderr.contains("t0ps3cret"), "{stderr}");
 }

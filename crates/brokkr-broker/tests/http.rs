@@ -145,7 +145,7 @@ async fn the_admin_api_is_locked_without_a_token() {
 
 #[actix_rt::test]
 async fn admin_status_redacts_the_token_and_reload_is_unavailable_when_disabled() {
-    let (_, config) = config_with("[admin]\ntoken = \"s3cret-token\"");
+    let (_, config) = config_with("[admin]\ntoken = \"s3cret-token-0123\"");
     let app = app!(config);
     let wrong = TestRequest::get()
         .uri("/api/v1/admin/config")
@@ -155,12 +155,12 @@ async fn admin_status_redacts_the_token_and_reload_is_unavailable_when_disabled(
 
     let req = TestRequest::get()
         .uri("/api/v1/admin/config")
-        .insert_header((header::AUTHORIZATION, "Bearer s3cret-token"))
+        .insert_header((header::AUTHORIZATION, "Bearer s3cret-token-0123"))
         .to_request();
     let res = test::call_service(&app, req).await;
     assert_eq!(res.status(), StatusCode::OK);
     let body = test::read_body(res).await;
-    assert!(!String::from_utf8_lossy(&body).contains("s3cret-token"));
+    assert!(!String::from_utf8_lossy(&body).contains("s3cret-token-0123"));
     let status: Value = serde_json::from_slice(&body).expect("json");
     assert_eq!(status["settings"]["admin"]["token"], "<redacted>");
     assert_eq!(status["generation"], 0);
@@ -171,7 +171,7 @@ async fn admin_status_redacts_the_token_and_reload_is_unavailable_when_disabled(
 
     let req = TestRequest::post()
         .uri("/api/v1/admin/config/reload")
-        .insert_header((header::AUTHORIZATION, "Bearer s3cret-token"))
+        .insert_header((header::AUTHORIZATION, "Bearer s3cret-token-0123"))
         .to_request();
     assert_eq!(test::call_service(&app, req).await.status(), StatusCode::SERVICE_UNAVAILABLE);
 }
@@ -257,10 +257,15 @@ async fn while_cors_is_off_responses_are_left_alone() {
 
 #[actix_rt::test]
 async fn the_bearer_scheme_is_accepted_in_any_case_and_anything_else_is_refused() {
-    let (_, config) = config_with("[admin]\ntoken = \"s3cret-token\"");
+    let (_, config) = config_with("[admin]\ntoken = \"s3cret-token-0123\"");
     let app = app!(config);
     // RFC 7235: the scheme is case-insensitive, and one or more spaces precede the credentials.
-    for accepted in ["Bearer s3cret-token", "bearer s3cret-token", "BEARER s3cret-token", "bEaReR   s3cret-token"] {
+    for accepted in [
+        "Bearer s3cret-token-0123",
+        "bearer s3cret-token-0123",
+        "BEARER s3cret-token-0123",
+        "bEaReR   s3cret-token-0123",
+    ] {
         let res = test::call_service(&app, admin_get(Some(accepted)).to_request()).await;
         assert_eq!(res.status(), StatusCode::OK, "{accepted}");
     }
@@ -269,10 +274,10 @@ async fn the_bearer_scheme_is_accepted_in_any_case_and_anything_else_is_refused(
         Some("Bearer nope"),
         Some("bearer nope"),
         Some("Bearer s3cret"),
-        Some("Bearer s3cret-token-and-more"),
-        Some("Basic s3cret-token"),
-        Some("Bearers3cret-token"),
-        Some("s3cret-token"),
+        Some("Bearer s3cret-token-0123-and-more"),
+        Some("Basic s3cret-token-0123"),
+        Some("Bearers3cret-token-0123"),
+        Some("s3cret-token-0123"),
         Some("Bearer"),
     ];
     for authorization in refused {

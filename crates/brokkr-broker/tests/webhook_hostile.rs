@@ -3,83 +3,21 @@
 
 mod support;
 
-use std::{
-    net::SocketAddr,
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use support::{connect, issue, post, replace, review};
+use support::{broker::Broker, connect, post, review};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The chart's memory limit (`resources.limits.memory`).
 const CHART_LIMIT_MIB: u64 = 128;
 
-/// The broker under test: this package's binary, or `BROKKR_BROKER_BIN` (to run these tests against another build).
-fn binary() -> PathBuf {
-    std::env::var_os("BROKKR_BROKER_BIN")
-        .map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_brokkr-broker")), PathBuf::from)
+/// What only these tests ask of the broker.
+trait Hostile {
+    async fn send(&self, headers: &str, body: &[u8]) -> u16;
+    async fn timed_review(&self) -> (u16, Duration);
 }
 
-struct Broker {
-    child: Child,
-    http: SocketAddr,
-    webhook: SocketAddr,
-    ca: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        drop(self.child.kill());
-        drop(self.child.wait());
-    }
-}
-
-impl Broker {
-    /// A broker outside Kubernetes (no API request) with only the webhook and the HTTP API listening on loopback.
-    async fn start() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (ca, cert, key) = issue();
-        let (cert_file, key_file) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
-        replace(&cert_file, &cert);
-        replace(&key_file, &key);
-        let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
-        let (http, webhook) = (free(), free());
-        let child = Command::new(binary())
-            .arg("serve")
-            .env_clear()
-            .env("BROKKR__SERVER__LISTEN", http.to_string())
-            .env("BROKKR__WEBHOOK__ENABLED", "true")
-            .env("BROKKR__WEBHOOK__LISTEN", webhook.to_string())
-            .env("BROKKR__WEBHOOK__CERT_FILE", &cert_file)
-            .env("BROKKR__WEBHOOK__KEY_FILE", &key_file)
-            .env("BROKKR__LOG__LEVEL", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the broker");
-        let broker = Self { child, http, webhook, ca, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while post(webhook, &broker.ca, &review("")).await.is_err() {
-            assert!(Instant::now() < deadline, "the webhook never answered");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        broker
-    }
-
-    /// The peak resident memory of the process so far (`VmHWM`), in MiB.
-    fn peak_mib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("proc status");
-        let kib = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .expect("VmHWM");
-        kib / 1024
-    }
-
+impl Hostile for Broker {
     /// Sends a request head with `headers`, then `body` (all of it, stopping at the first write error), and returns
     /// the status the webhook answered (0: the connection closed without an answer).
     async fn send(&self, headers: &str, body: &[u8]) -> u16 {

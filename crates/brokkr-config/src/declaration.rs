@@ -261,12 +261,12 @@ pub const DECLARATIONS: &[Declaration<Settings>] = declarations![config_reload;
     ),
     declare!(
         admin.token_overlap,
-        Live,
+        Fixed("it bounds how long a replaced admin token stays valid"),
         duration,
         r#""30s""#,
         "how long a replaced token is still accepted after `admin.token_file` changes, so that clients switch over \
-         without a lock-out (0 to 1 h). A change shortens an overlap that is running, never lengthens it: `0s` ends \
-         it at once (a leaked token)"
+         without a lock-out (0 to 1 h); taken when the token is replaced. Only the file or the environment sets it: \
+         whoever can edit the ConfigMap must not keep a replaced token valid"
     ),
     declare!(
         log.level,

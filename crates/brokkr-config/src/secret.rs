@@ -66,6 +66,11 @@ impl From<&str> for Secret {
     }
 }
 
+/// The shortest admin token accepted from any source (`admin.token` or `admin.token_file`), in bytes: a ConfigMap
+/// editor can test guesses through the webhook's answers, and any pod can try tokens on the HTTP port;
+/// `openssl rand -hex 24` gives 48.
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// Whether every byte of `token` is visible ASCII, as a bearer token sent in an HTTP header must be.
 #[must_use]
 pub fn is_visible_ascii(token: &str) -> bool {

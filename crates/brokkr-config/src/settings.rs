@@ -47,7 +47,7 @@ pub struct AdminSettings {
     pub token: Secret,
     /// Fixed: file that holds the token (a mounted Secret's key), read again when it changes; empty: not used.
     pub token_file: PathBuf,
-    /// Dynamic: how long the previous token is still accepted after `token_file` changes.
+    /// Fixed (file or environment only): how long the previous token is still accepted after `token_file` changes.
     #[serde(with = "crate::duration")]
     pub token_overlap: Duration,
 }

@@ -53,13 +53,24 @@ fn check_origin(key: &str, origin: &str, secrets: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// A bearer token must fit in an HTTP header: visible ASCII only. The reason never shows the value, a secret.
+/// A bearer token must fit in an HTTP header (visible ASCII only) and be hard to guess: at least
+/// [`crate::secret::MIN_TOKEN_BYTES`], as `admin.token_file`'s. The reason never shows the value, a secret.
 fn check_token(token: &str) -> Result<()> {
     if !crate::secret::is_visible_ascii(token) {
         return Err(invalid(
             "admin.token",
             "contains a character that cannot be sent in an HTTP header (only visible ASCII is allowed); \
              value not shown: it is a secret",
+        ));
+    }
+    if !token.is_empty() && token.len() < crate::secret::MIN_TOKEN_BYTES {
+        return Err(invalid(
+            "admin.token",
+            format!(
+                "is shorter than {} bytes, too easy to guess (value not shown: it is a secret); use a random one \
+                 (openssl rand -hex 24), best in a Secret mounted as admin.token_file",
+                crate::secret::MIN_TOKEN_BYTES
+            ),
         ));
     }
     Ok(())
@@ -284,9 +295,9 @@ mod tests {
         let mut s = Settings::default();
         // Shorter than the search for tokens in shown settings, so the origin check is the one that quotes it; the
         // cut at 128 bytes falls inside the token.
-        s.admin.token = "k9Zq-t0".into();
-        s.cors.allowed_origins = vec![format!("https://{}{}/x", "a".repeat(118), s.admin.token.expose())];
-        let error = validate(&s, &[]).expect_err("not an origin");
+        let token = "k9Zq-t0";
+        s.cors.allowed_origins = vec![format!("https://{}{token}/x", "a".repeat(118))];
+        let error = validate(&s, &[token]).expect_err("not an origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(!error.to_string().contains("k9"), "{error}");
     }

@@ -65,14 +65,43 @@ fn the_configmap_may_repeat_the_token_file_but_not_move_it() {
 }
 
 #[test]
-fn the_overlap_is_a_live_setting_of_at_most_an_hour() {
-    let layers = ConfigLayers::new();
-    let built = layers.build(Some(&configmap("[admin]\ntoken_overlap = \"0s\""))).expect("0 ends overlaps at once");
-    assert_eq!(built.settings.admin.token_overlap, Duration::ZERO);
-    let error = layers.build(Some(&configmap("[admin]\ntoken_overlap = \"2h\""))).expect_err("too long");
+fn the_overlap_comes_from_the_file_or_the_environment_and_the_configmap_cannot_change_it() {
+    // Issue 23: a live overlap let an editor of the ConfigMap keep a replaced token valid for an hour.
+    let file = LayerText { origin: "file".into(), text: "[admin]\ntoken_overlap = \"30s\"".into() };
+    let layers = ConfigLayers::new().with_file_text(&file).expect("the file sets it");
+    assert_eq!(layers.build(None).expect("valid").settings.admin.token_overlap, Duration::from_secs(30));
+    for document in ["[admin]\ntoken_overlap = \"1h\"", "[admin]\ntoken_overlap = \"0s\""] {
+        let error = layers.build(Some(&configmap(document))).expect_err(document);
+        assert_eq!(error.key(), Some("admin.token_overlap"), "{document}: {error}");
+        let text = error.to_string();
+        assert!(text.contains("cannot change it") && text.contains("BROKKR__ADMIN__TOKEN_OVERLAP"), "{text}");
+    }
+    layers.build(Some(&configmap("[admin]\ntoken_overlap = \"30s\""))).expect("repeating the value in force");
+    // Set in the environment, it wins over whatever the ConfigMap says, and the ConfigMap's value is reported.
+    let from_env = ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN_OVERLAP", "30s")])).expect("valid");
+    let built = from_env.build(Some(&configmap("[admin]\ntoken_overlap = \"1h\""))).expect("shadowed");
+    assert_eq!(built.settings.admin.token_overlap, Duration::from_secs(30));
+    let error = ConfigLayers::new()
+        .with_file_text(&LayerText { origin: "file".into(), text: "[admin]\ntoken_overlap = \"2h\"".into() })
+        .expect_err("at most an hour");
     assert_eq!(error.key(), Some("admin.token_overlap"), "{error}");
-    let live = brokkr_config::declaration::declaration("admin.token_overlap").expect("declared");
-    assert!(live.is_live());
+    let fixed = brokkr_config::declaration::declaration("admin.token_overlap").expect("declared");
+    assert!(!fixed.is_live());
+}
+
+#[test]
+fn a_short_token_from_the_environment_or_the_file_is_refused_without_showing_it() {
+    // Issue 23: only warned about at start, while a token file that short is refused.
+    let from_env = ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "sh0rt-t0ken")]));
+    let from_file = ConfigLayers::new()
+        .with_file_text(&LayerText { origin: "file".into(), text: "[admin]\ntoken = \"sh0rt-t0ken\"".into() });
+    for error in [from_env.expect_err("too short"), from_file.expect_err("too short")] {
+        assert_eq!(error.key(), Some("admin.token"), "{error}");
+        let shown = error.to_string();
+        assert!(shown.contains("shorter than 16 bytes") && !shown.contains("sh0rt"), "{shown}");
+    }
+    ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "sixteen-bytes-ok")])).expect("16 bytes");
+    ConfigLayers::new().with_env(env(&[("BROKKR__ADMIN__TOKEN", "")])).expect("empty: the admin API is locked");
 }
 
 #[test]

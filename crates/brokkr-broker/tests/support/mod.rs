@@ -25,6 +25,8 @@ use tokio_rustls::{
 
 use brokkr_broker::webhook;
 
+pub mod broker;
+
 /// A CA and a serving certificate it signed for 127.0.0.1, as PEM: (ca, cert, key).
 pub fn issue() -> (String, String, String) {
     issue_valid(None)

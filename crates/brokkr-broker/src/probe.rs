@@ -1,0 +1,184 @@
+//! The liveness probe on a Unix socket inside the pod, where no other pod can reach it: `serve` answers on it, and
+//! `brokkr-broker probe` (the chart's exec probe) asks it.
+//!
+//! Why not the HTTP port: any pod can reach that one and fill its connection slots with slow clients; the kubelet's
+//! probes then wait behind them, time out, and the container is restarted again and again (issue 23; before this,
+//! 7 of 11 probes failed under 3,000 slow connections per port). A probe port of its own would still be reachable
+//! by every pod, and a NetworkPolicy cannot tell the kubelet from a pod on the same node. A Unix socket in an
+//! `emptyDir` is reachable only by the pod's own containers, so no traffic from outside can fail the probe.
+
+use std::{
+    io::{Read, Write},
+    os::unix::{fs::FileTypeExt, net::UnixStream},
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
+
+use actix_web::{App, HttpResponse, HttpServer, Responder, dev::Server, get, http::KeepAlive};
+
+/// The path `/healthz` is served at on the probe socket.
+pub const PATH: &str = "/healthz";
+
+/// How long the main thread (where the reload actors run) may take to answer before the probe fails: under the
+/// chart's 2 s probe timeout, with room for the probe process to start.
+pub const MAIN_THREAD_DEADLINE: Duration = Duration::from_secs(1);
+
+/// How long `brokkr-broker probe` waits for each step (connect, write, read) of its request.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The probe server's connection limit: the kubelet runs one probe at a time per container.
+const MAX_CONNECTIONS: usize = 8;
+
+/// Why the probe socket could not be served, or a probe failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// Something other than a socket is at the path; it is never removed.
+    #[error("{path} exists and is not a socket")]
+    NotASocket {
+        /// The probe socket's path.
+        path: PathBuf,
+    },
+    /// The socket could not be bound (or a stale one removed).
+    #[error("probe socket {path} could not be bound")]
+    Bind {
+        /// The probe socket's path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The probe could not talk to the broker.
+    #[error("no answer on probe socket {path}")]
+    Unanswered {
+        /// The probe socket's path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The broker answered something other than 200.
+    #[error("probe socket answered {status_line:?}")]
+    Unhealthy {
+        /// The first line of the answer, at most 64 bytes.
+        status_line: String,
+    },
+}
+
+/// Binds the probe socket at `path`, replacing a socket a previous run of the container left in the `emptyDir`.
+pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ProbeError> {
+    let bind_error = |source| ProbeError::Bind { path: path.to_owned(), source };
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_error)?,
+        Ok(_) => return Err(ProbeError::NotASocket { path: path.to_owned() }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(bind_error(error)),
+    }
+    std::os::unix::net::UnixListener::bind(path).map_err(bind_error)
+}
+
+/// Serves `/healthz` on `listener`: one worker of its own, a few connections, short timers.
+pub fn serve(listener: std::os::unix::net::UnixListener, path: &Path) -> Result<Server, ProbeError> {
+    let server = HttpServer::new(|| App::new().service(healthz))
+        .workers(1)
+        .max_connections(MAX_CONNECTIONS)
+        .keep_alive(KeepAlive::Disabled)
+        .client_request_timeout(Duration::from_millis(500))
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen_uds(listener)
+        .map_err(|source| ProbeError::Bind { path: path.to_owned(), source })?;
+    Ok(server.run())
+}
+
+/// `200` when the main thread, where the reload actors and signal handling run, answers within
+/// [`MAIN_THREAD_DEADLINE`]; `503` when it is stuck, so the kubelet restarts a wedged broker.
+#[get("/healthz")]
+async fn healthz() -> impl Responder {
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    let sent = actix_web::rt::System::current().arbiter().spawn(async move {
+        // The probe may have given up already; nothing to tell it then.
+        let _ = answer.send(());
+    });
+    match tokio::time::timeout(MAIN_THREAD_DEADLINE, answered).await {
+        Ok(Ok(())) if sent => HttpResponse::Ok().body("ok"),
+        _ => HttpResponse::ServiceUnavailable().body("the main thread did not answer"),
+    }
+}
+
+/// `brokkr-broker probe`: asks the probe socket at `path`; success exits 0, anything else 1 with the reason.
+pub fn run(path: &Path) -> ExitCode {
+    match ask(path, CLIENT_TIMEOUT) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("brokkr-broker probe: {}", crate::report::chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// One `GET /healthz` over the socket at `path`, each step within `timeout`. A hand-written request: it is one line
+/// to a server of our own, and an HTTP client with Unix-socket support would add a dependency for nothing else.
+pub fn ask(path: &Path, timeout: Duration) -> Result<(), ProbeError> {
+    let unanswered = |source| ProbeError::Unanswered { path: path.to_owned(), source };
+    let mut stream = UnixStream::connect(path).map_err(unanswered)?;
+    stream.set_read_timeout(Some(timeout)).map_err(unanswered)?;
+    stream.set_write_timeout(Some(timeout)).map_err(unanswered)?;
+    let request = format!("GET {PATH} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(unanswered)?;
+    let mut head = [0; 64];
+    let mut read = 0;
+    while read < head.len() && !head[..read].contains(&b'\n') {
+        match stream.read(&mut head[read..]).map_err(unanswered)? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..read]).lines().next().unwrap_or_default().to_owned();
+    if status_line.starts_with("HTTP/1.1 200 ") {
+        Ok(())
+    } else {
+        Err(ProbeError::Unhealthy { status_line: status_line.escape_debug().to_string() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stale_socket_is_replaced_and_anything_else_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let first = bind(&path).expect("first bind");
+        drop(first);
+        bind(&path).expect("a socket a previous run left is replaced");
+        let file = dir.path().join("file");
+        std::fs::write(&file, "keep").expect("write");
+        assert!(matches!(bind(&file), Err(ProbeError::NotASocket { .. })));
+        assert_eq!(std::fs::read_to_string(&file).expect("read"), "keep");
+    }
+
+    #[test]
+    fn a_probe_with_nobody_listening_fails_and_names_the_socket() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let error = ask(&path, Duration::from_millis(100)).expect_err("nobody listens");
+        assert!(crate::report::chain(&error).contains("probe.sock"), "{error}");
+    }
+
+    #[actix_web::test]
+    async fn the_socket_answers_a_probe_while_the_main_thread_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let server = serve(bind(&path).expect("bind"), &path).expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        let asked = path.clone();
+        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
+            .await
+            .expect("the probe thread");
+        assert!(answer.is_ok(), "{answer:?}");
+        handle.stop(false).await;
+    }
+}
