@@ -26,10 +26,9 @@ pub trait ReloadEvents: Send + Sync + 'static {
     fn reloaded(&self, source: &SourceRef, outcome: &ReloadOutcome, news: News);
 }
 
-/// `note` cut to [`NOTE_LIMIT`] bytes, never inside a character.
-fn fit_note(mut note: String) -> String {
-    note.truncate(brokkr_config::text::floor_boundary(&note, NOTE_LIMIT));
-    note
+/// `note` escaped and cut to at most [`NOTE_LIMIT`] bytes, the cut marker included (the API server's limit).
+fn fit_note(note: String) -> String {
+    brokkr_config::text::clip(&note, NOTE_LIMIT - brokkr_config::text::CUT.len()).into_owned()
 }
 
 /// Publishes `ConfigApplied`, `ConfigRejected` and `RestartRequired` Events with kube-runtime's recorder.
@@ -115,7 +114,12 @@ impl KubeReloadEvents {
                 let publish = recorder.publish(&event, &reference);
                 match tokio::time::timeout(crate::transport::REQUEST_TIMEOUT, publish).await {
                     Ok(Ok(())) => {}
-                    Ok(Err(error)) => debug!(%error, reason = %event.reason, "could not record Event"),
+                    Ok(Err(error)) => {
+                        // The API server's message: any size, any characters.
+                        let error = brokkr_config::text::clip(&error.to_string(), brokkr_config::text::ERROR_LIMIT)
+                            .into_owned();
+                        debug!(%error, reason = %event.reason, "could not record Event");
+                    }
                     Err(_) => debug!(reason = %event.reason, "recording Event timed out"),
                 }
             }

@@ -58,23 +58,11 @@ const FIELD_MANAGER: &str = "brokkr-broker";
 const POLICY_DENIAL: &str = "ValidatingAdmissionPolicy";
 
 /// The most bytes of an API server's message (a policy's denial, say) a log line shows, as for other error text.
-const MESSAGE_LIMIT: usize = 512;
+const MESSAGE_LIMIT: usize = brokkr_config::text::ERROR_LIMIT;
 
 /// A 4xx that will not change by itself soon (not 408 or 429).
 fn refusal(code: u16) -> bool {
     (400..500).contains(&code) && !matches!(code, 408 | 429)
-}
-
-/// `value` as it is written into an annotation: a control or format character (a terminal escape sequence, a
-/// newline, a bidi override) that a ConfigMap's author put into an error message is escaped, so that `kubectl
-/// describe` and `kubectl brokkr` print the text as it is.
-#[must_use]
-pub fn sanitized(value: &str) -> String {
-    let hidden = |c: char| {
-        c.is_control()
-            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}' | '\u{FEFF}')
-    };
-    value.chars().flat_map(|c| if hidden(c) { c.escape_unicode().collect::<Vec<_>>() } else { vec![c] }).collect()
 }
 
 /// The annotations that say `record`, with `in_force` the snapshot in force after it.
@@ -95,7 +83,7 @@ pub fn annotations<S>(record: &ReloadRecord, in_force: &ConfigSnapshot<S>) -> BT
         (GENERATION, in_force.generation.to_string()),
         (SEEN, record.resource_version.clone().unwrap_or_default()),
         (OUTCOME, outcome.to_owned()),
-        (REASON, clip(&sanitized(&reason), REASON_LIMIT).into_owned()),
+        (REASON, clip(&reason, REASON_LIMIT).into_owned()),
         (AT, humantime::format_rfc3339_seconds(record.at).to_string()),
     ]
     .into_iter()

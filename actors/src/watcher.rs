@@ -97,8 +97,11 @@ impl StreamHandler<Result<watcher::Event<ConfigMap>, watcher::Error>> for Watche
                 self.observe(ConfigMapState::Absent, false);
             }
             Err(error) => {
-                warn!(%configmap, error = %error, "watch failed; the supervisor will restart it");
-                self.report.do_send(WatcherStatusChanged { state: WatcherState::Failed(error.to_string()) });
+                // The API server's message, whole, could be any size and hold any characters.
+                let error =
+                    brokkr_config::text::clip(&error.to_string(), brokkr_config::text::ERROR_LIMIT).into_owned();
+                warn!(%configmap, %error, "watch failed; the supervisor will restart it");
+                self.report.do_send(WatcherStatusChanged { state: WatcherState::Failed(error) });
                 ctx.stop();
             }
         }

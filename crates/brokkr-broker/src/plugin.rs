@@ -10,7 +10,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use brokkr_reload::pod_status::{ANNOTATION_PREFIX, AT, HASH, IN_FORCE, OUTCOME, REASON, SEEN, sanitized};
+use brokkr_config::text::escape;
+use brokkr_reload::pod_status::{ANNOTATION_PREFIX, AT, HASH, IN_FORCE, OUTCOME, REASON, SEEN};
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
@@ -28,6 +29,21 @@ pub const EXIT_ERROR: u8 = 3;
 
 /// The longest one request to the API server may take: `--timeout` bounds the whole wait.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The longest `--timeout`: 100 of humantime's years, far inside what the clock can add.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(100 * 31_557_600);
+
+/// `--timeout`: a humantime duration of at most [`MAX_TIMEOUT`] (a longer one would overflow the clock).
+///
+/// # Errors
+/// Not a duration, or longer than [`MAX_TIMEOUT`].
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if timeout > MAX_TIMEOUT {
+        return Err(format!("at most {}", humantime::format_duration(MAX_TIMEOUT)));
+    }
+    Ok(timeout)
+}
 
 /// Each broker replica's configuration, from the annotations it writes on its own Pod.
 #[derive(Debug, Parser)]
@@ -66,7 +82,7 @@ pub enum PluginCommand {
     /// that lag, and 3 when it cannot ask.
     RolloutStatus {
         /// How long to wait.
-        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        #[arg(long, default_value = "60s", value_parser = parse_timeout)]
         timeout: Duration,
     },
 }
@@ -86,6 +102,9 @@ pub enum PluginError {
         #[source]
         source: kube::Error,
     },
+    /// `--timeout` reaches past what the clock can hold.
+    #[error("--timeout {} is too long to wait for", humantime::format_duration(*.0))]
+    TimeoutTooLong(Duration),
     /// The API server did not answer within [`REQUEST_TIMEOUT`].
     #[error("{what}: no answer within {}", humantime::format_duration(REQUEST_TIMEOUT))]
     Timeout {
@@ -98,7 +117,7 @@ impl PluginError {
     /// Whether asking again may help (not a refusal, a missing object or a kubeconfig problem).
     fn is_transient(&self) -> bool {
         match self {
-            Self::Kubeconfig(_) => false,
+            Self::Kubeconfig(_) | Self::TimeoutTooLong(_) => false,
             Self::Api { source: kube::Error::Api(status), .. } => !matches!(status.code, 400 | 401 | 403 | 404),
             Self::Api { .. } | Self::Timeout { .. } => true,
         }
@@ -141,7 +160,7 @@ impl Replica {
         for value in annotations.values_mut() {
             *value = printable(value);
         }
-        Self { pod, ready, annotations }
+        Self { pod: escape(&pod).into_owned(), ready, annotations }
     }
 
     fn from_pod(pod: Pod) -> Self {
@@ -167,7 +186,7 @@ pub const PRINTED_LIMIT: usize = 512;
 /// and the value is cut at [`PRINTED_LIMIT`] characters.
 #[must_use]
 pub fn printable(value: &str) -> String {
-    sanitized(value).chars().take(PRINTED_LIMIT).collect()
+    escape(value).chars().take(PRINTED_LIMIT).collect()
 }
 
 /// The client, namespace and what to read.
@@ -221,7 +240,8 @@ impl Target {
     async fn current(&self) -> Result<String, PluginError> {
         let what = format!("cannot read ConfigMap {}/{}", self.namespace, self.configmap);
         let configmap = within(&what, self.configmaps.get(&self.configmap)).await?;
-        Ok(configmap.metadata.resource_version.unwrap_or_default())
+        // Escaped as the annotations it is compared with are (`printable`), and printed.
+        Ok(escape(&configmap.metadata.resource_version.unwrap_or_default()).into_owned())
     }
 }
 
@@ -366,7 +386,7 @@ impl Progress {
 }
 
 async fn rollout_status(target: &Target, timeout: Duration) -> Result<ExitCode, PluginError> {
-    let deadline = Instant::now() + timeout;
+    let deadline = Instant::now().checked_add(timeout).ok_or(PluginError::TimeoutTooLong(timeout))?;
     let mut progress = Progress { terminal: std::io::stdout().is_terminal(), last: String::new() };
     let waited = humantime::format_duration(timeout);
     loop {

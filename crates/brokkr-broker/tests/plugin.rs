@@ -5,7 +5,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use brokkr_broker::plugin::{PRINTED_LIMIT, Replica, Rollout, judge, printable, table};
+use brokkr_broker::plugin::{PRINTED_LIMIT, PluginCli, Replica, Rollout, judge, printable, table};
 use brokkr_reload::pod_status::{AT, HASH, IN_FORCE, OUTCOME, REASON, SEEN};
 
 fn replica(pod: &str, ready: bool, pairs: &[(&str, &str)]) -> Replica {
@@ -65,7 +65,13 @@ fn an_annotation_cannot_send_a_terminal_escape_or_forge_a_line() {
     let forged = "\u{1b}]0;owned\u{7}\u{1b}[2Jok\nbroker-z   true   999   applied";
     let shown = printable(forged);
     assert!(!shown.chars().any(char::is_control), "{shown:?}");
-    assert!(shown.contains("\\u{a}") && shown.contains("\\u{1b}"), "{shown}");
+    assert!(shown.contains("\\n") && shown.contains("\\u{1b}"), "{shown}");
+    // Issue 23: separators, the soft hyphen, invisible operators and tag characters were printed as they are.
+    let invisible = printable("a\u{2028}b\u{ad}\u{e0041}\u{2064}");
+    assert!(!invisible.chars().any(brokkr_config::text::hidden), "{invisible:?}");
+    let pod = replica("\u{1b}[2Jbroker-a", true, &[]);
+    let text = table(&[pod], SystemTime::now());
+    assert!(!text.chars().any(|c| c != '\n' && brokkr_config::text::hidden(c)), "a pod's name is escaped: {text:?}");
     assert!(printable("\u{202e}x").starts_with("\\u{202e}"), "a bidi override is shown, not obeyed");
     assert_eq!(printable(&"x".repeat(10_000)).len(), PRINTED_LIMIT);
     assert_eq!(printable("cors.max_age: invalid duration \"soon\""), "cors.max_age: invalid duration \"soon\"");
@@ -81,4 +87,21 @@ fn the_table_has_a_line_per_replica_with_dashes_for_what_is_unknown() {
     assert_eq!(lines.len(), 3, "{text}");
     assert!(lines[1].starts_with("broker-a") && lines[1].contains("0123456789ab ") && lines[1].contains("1m 30s"));
     assert!(lines[2].starts_with("broker-b") && lines[2].contains("false") && lines[2].contains('-'), "{text}");
+}
+
+#[test]
+fn a_timeout_past_the_clock_is_a_usage_error_not_a_panic() {
+    // Issue 23: `--timeout 300000000000y` panicked adding it to the clock.
+    use clap::Parser;
+    let parse = |t: &str| PluginCli::try_parse_from(["kubectl-brokkr", "rollout-status", "--timeout", t]);
+    let error = parse("300000000000y").expect_err("refused");
+    assert!(error.to_string().contains("at most 100years"), "{error}");
+    assert!(parse("101y").is_err() && parse("100y").is_ok() && parse("60s").is_ok());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-brokkr"))
+        .args(["rollout-status", "--timeout", "300000000000y"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_ne!(out.status.code(), Some(101), "{stderr}");
 }

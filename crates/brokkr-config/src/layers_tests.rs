@@ -312,3 +312,13 @@ fn two_variables_that_set_the_same_key_are_refused() {
     assert!(text.contains("BROKKR__admin__token") && text.contains("BROKKR__ADMIN__TOKEN"), "{text}");
     assert!(!text.contains("from-the-secret") && !text.contains("plain-text"), "{text}");
 }
+
+#[test]
+fn an_unknown_key_is_named_escaped() {
+    // Issue 23: TOML decodes the escapes, so the key holds a real OSC title, BEL, clear-screen, CR, a bidi override
+    // and U+2028, which reached Events, the admin status and text logs raw.
+    let doc = "[cors]\n\"\\u001b]0;x\\u0007\\u001b[2J\\r\\u202E\\u2028\" = 1";
+    let shown = ConfigLayers::new().build(Some(&text("cm", doc))).expect_err("rejected").to_string();
+    assert!(!shown.chars().any(crate::text::hidden), "{shown:?}");
+    assert!(shown.contains("\\u{1b}]0;x\\u{7}\\u{1b}[2J\\r\\u{202e}\\u{2028}"), "{shown}");
+}

@@ -1,4 +1,5 @@
-//! Byte caps for text built from outside input (errors, warnings, log lines, Event notes), cut on a character.
+//! Text built from outside input (errors, warnings, log lines, Event notes, annotations, the plugin's output) as it
+//! leaves the process: escaped ([`escape`]) and capped ([`clip`]), never cut inside a character or an escape.
 
 use std::borrow::Cow;
 
@@ -19,16 +20,64 @@ pub fn floor_boundary(text: &str, max: usize) -> usize {
     end
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, with `… (cut)` appended when anything was cut (the
-/// result is then at most `max` + 10 bytes). No count of the bytes left out: errors are cut after secrets are
-/// redacted from them, so the count would tell a document's author whether, and how long, a guessed secret was.
+/// What [`clip`] appends when it cut something.
+pub const CUT: &str = "… (cut)";
+
+/// Whether `c` is escaped: what core's `{:?}` treats as not printable: controls (Cc, C1 included), format
+/// characters (Cf: bidi overrides and isolates, zero-width and invisible operators, the soft hyphen, tag
+/// characters), line and paragraph separators (Zl, Zp), spaces other than ' ' (Zs), private-use and unassigned
+/// code points. The table is the toolchain's, so it follows its Unicode version. `str::escape_debug` escapes a
+/// grapheme extender only at the start of a string, so an `a` in front asks about printability alone.
+#[must_use]
+pub fn hidden(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    let mut probe = [b'a'; 5];
+    let len = 1 + c.encode_utf8(&mut probe[1..]).len();
+    match std::str::from_utf8(&probe[..len]) {
+        Ok(probe) => probe.escape_debug().nth(1) == Some('\\'),
+        Err(_) => true,
+    }
+}
+
+/// Appends `c`, escaped as `char::escape_debug` writes it when it is [`hidden`].
+fn push_shown(out: &mut String, c: char) {
+    if hidden(c) { out.extend(c.escape_debug()) } else { out.push(c) }
+}
+
+/// `text` with each [`hidden`] character written as `char::escape_debug` writes it (`\n`, `\r`, `\t`, `\0`,
+/// `\u{1b}`, `\u{202e}`); everything else, `\` and quotes included, as it is. Idempotent, and borrowed when
+/// nothing is hidden. The one escaper of text that reaches a terminal, a log or an Event.
+#[must_use]
+pub fn escape(text: &str) -> Cow<'_, str> {
+    let Some(first) = text.find(hidden) else { return Cow::Borrowed(text) };
+    let mut out = String::with_capacity(text.len() + 16);
+    out.push_str(&text[..first]);
+    text[first..].chars().for_each(|c| push_shown(&mut out, c));
+    Cow::Owned(out)
+}
+
+/// `text` [escaped](escape) and cut to at most `max` bytes, never inside a character or an escape, with [`CUT`]
+/// appended when anything was cut (the result is then at most `max` + 10 bytes). No count of the bytes left out:
+/// errors are cut after secrets are redacted from them, so the count would tell a document's author whether, and
+/// how long, a guessed secret was.
 #[must_use]
 pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
-    if text.len() <= max {
-        return Cow::Borrowed(text);
+    let escaped = escape(text);
+    if escaped.len() <= max {
+        return escaped;
     }
-    let end = floor_boundary(text, max);
-    Cow::Owned(format!("{}… (cut)", &text[..end]))
+    let mut out = String::with_capacity(max + CUT.len());
+    for c in text.chars() {
+        let len = if hidden(c) { c.escape_debug().len() } else { c.len_utf8() };
+        if out.len() + len > max {
+            break;
+        }
+        push_shown(&mut out, c);
+    }
+    out.push_str(CUT);
+    Cow::Owned(out)
 }
 
 /// `value` as an error quotes it: Debug-quoted, at most [`QUOTE_LIMIT`] bytes of it and its size.
@@ -51,6 +100,13 @@ mod tests {
         assert_eq!(cut, "é… (cut)");
         let long = "ü".repeat(100_000);
         assert!(clip(&long, ERROR_LIMIT).len() <= ERROR_LIMIT + 24);
+    }
+
+    #[test]
+    fn a_cut_never_falls_inside_an_escape_and_plain_text_is_borrowed() {
+        assert_eq!(clip("ab\u{202e}cd", 5), "ab… (cut)");
+        assert!(matches!(escape("plain \"q\" \\x"), Cow::Borrowed(_)));
+        assert_eq!(escape("a\u{1b}[2J\r\u{ad}"), "a\\u{1b}[2J\\r\\u{ad}");
     }
 
     #[test]
