@@ -297,7 +297,7 @@ async fn the_liveness_probe_asks_over_a_socket_in_the_pod_in_every_option_set() 
             liveness.contains("exec:")
                 && liveness
                     .contains("command: [/usr/local/bin/brokkr-broker, probe, --socket, /run/brokkr/probe.sock]")
-                && liveness.contains("timeoutSeconds: 2")
+                && liveness.contains("timeoutSeconds: 5")
                 && !liveness.contains("httpGet"),
             "{values}: {liveness}"
         );

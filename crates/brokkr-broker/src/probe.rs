@@ -20,12 +20,13 @@ use actix_web::{App, HttpResponse, HttpServer, Responder, dev::Server, get, http
 /// The path `/healthz` is served at on the probe socket.
 pub const PATH: &str = "/healthz";
 
-/// How long the main thread (where the reload actors run) may take to answer before the probe fails: under the
-/// chart's 2 s probe timeout, with room for the probe process to start.
+/// How long the main thread (where the reload actors run) may take to answer before the probe fails: well under the
+/// chart's 5 s probe timeout, with room for the runtime to start the probe process.
 pub const MAIN_THREAD_DEADLINE: Duration = Duration::from_secs(1);
 
-/// How long `brokkr-broker probe` waits for each step (connect, write, read) of its request.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long `brokkr-broker probe` waits for each read and write of its request (the kubelet's own timeout, the
+/// chart's `timeoutSeconds: 5`, bounds the whole probe, process start included).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The probe server's connection limit: the kubelet runs one probe at a time per container.
 const MAX_CONNECTIONS: usize = 8;
@@ -69,6 +70,11 @@ pub enum ProbeError {
 pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ProbeError> {
     let bind_error = |source| ProbeError::Bind { path: path.to_owned(), source };
     match std::fs::symlink_metadata(path) {
+        // A socket someone still answers on (a broker started by hand with the container's environment) is left
+        // alone: removing it would fail the serving broker's probes and get it restarted.
+        Ok(meta) if meta.file_type().is_socket() && UnixStream::connect(path).is_ok() => {
+            return Err(bind_error(std::io::ErrorKind::AddrInUse.into()));
+        }
         Ok(meta) if meta.file_type().is_socket() => std::fs::remove_file(path).map_err(bind_error)?,
         Ok(_) => return Err(ProbeError::NotASocket { path: path.to_owned() }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
@@ -96,9 +102,11 @@ pub fn serve(listener: std::os::unix::net::UnixListener, path: &Path) -> Result<
 #[get("/healthz")]
 async fn healthz() -> impl Responder {
     let (answer, answered) = tokio::sync::oneshot::channel();
-    let sent = actix_web::rt::System::current().arbiter().spawn(async move {
-        // The probe may have given up already; nothing to tell it then.
-        let _ = answer.send(());
+    let sent = actix_web::rt::System::try_current().is_some_and(|system| {
+        system.arbiter().spawn(async move {
+            // The probe may have given up already; nothing to tell it then.
+            let _ = answer.send(());
+        })
     });
     match tokio::time::timeout(MAIN_THREAD_DEADLINE, answered).await {
         Ok(Ok(())) if sent => HttpResponse::Ok().body("ok"),
@@ -165,6 +173,50 @@ mod tests {
         let path = dir.path().join("probe.sock");
         let error = ask(&path, Duration::from_millis(100)).expect_err("nobody listens");
         assert!(crate::report::chain(&error).contains("probe.sock"), "{error}");
+    }
+
+    #[actix_web::test]
+    async fn the_probe_fails_while_the_main_thread_is_stuck_and_passes_once_it_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let server = serve(bind(&path).expect("bind"), &path).expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        // Served and answering first, so that only the blocked thread below can fail the probe.
+        let asked = path.clone();
+        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
+            .await
+            .expect("the probe thread");
+        assert!(answer.is_ok(), "{answer:?}");
+        // Asked from a thread of its own while this (the main) thread is blocked for 2 s.
+        let asked = path.clone();
+        let probe = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            let started = std::time::Instant::now();
+            (ask(&asked, Duration::from_secs(5)), started.elapsed())
+        });
+        std::thread::sleep(Duration::from_secs(2));
+        let (answer, took) = probe.join().expect("the probe thread");
+        assert!(
+            matches!(&answer, Err(ProbeError::Unhealthy { status_line }) if status_line.contains("503")),
+            "{answer:?}"
+        );
+        assert!(took >= MAIN_THREAD_DEADLINE, "failed after {took:?}, before the deadline");
+        let asked = path.clone();
+        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
+            .await
+            .expect("the probe thread");
+        assert!(answer.is_ok(), "the main thread runs again: {answer:?}");
+        handle.stop(false).await;
+    }
+
+    #[test]
+    fn a_socket_a_running_broker_answers_on_is_never_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let _serving = bind(&path).expect("first bind");
+        let error = bind(&path).expect_err("in use");
+        assert!(matches!(&error, ProbeError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse));
     }
 
     #[actix_web::test]

@@ -32,11 +32,12 @@ use crate::{
 /// in actix) and the memory it can take do not grow with the node.
 pub const HTTP_WORKERS: usize = 2;
 
-/// The most connections the HTTP API keeps open per worker; more wait in the listen backlog. Each holds a read and
-/// a write buffer of 8 KiB and a few KiB of state: 2 workers × 256 × ~20 KiB ≈ 10 MiB at most, beside the webhook's
-/// bound (see [`webhook::MAX_CONNECTIONS`]) and a ~25 MiB baseline, well under the chart's 128 MiB limit. Any pod
-/// can fill these slots; only readiness and scrapes use this port, never liveness (see [`crate::probe`]).
-pub const HTTP_MAX_CONNECTIONS: usize = 256;
+/// The most connections the HTTP API keeps open per worker; more wait in the listen backlog. A connection's read
+/// buffer grows to 128 KiB while its request head is incomplete (actix-http's `MAX_BUFFER_SIZE`), beside an 8 KiB
+/// write buffer and a few KiB of state: 2 workers × 64 × ~140 KiB ≈ 18 MiB at most, beside a ~25 MiB baseline.
+/// Probes, scrapes and admin calls need a handful. Any pod can fill these slots; only readiness and scrapes use
+/// this port, never liveness (see [`crate::probe`]).
+pub const HTTP_MAX_CONNECTIONS: usize = 64;
 
 /// How long a client may take to send its request head (actix's default is 5 s): a slow client frees its slot
 /// soon, and a probe or scrape (which sends its head at once) waits less behind it. Under the probes' 2 s timeout.
@@ -137,7 +138,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     })
     // Any pod can reach this port: bound its connections (actix's default is 25,600 per worker), and serve one
     // request per connection: actix times only the first request head of a connection, so a kept-alive one could
-    // trickle its next head for ever and, 2 048 times over, shut out the liveness probe. Probes and scrapes open a
+    // trickle its next head for ever and, 128 times over, shut out readiness and scrapes. Probes and scrapes open a
     // connection per request anyway (the kubelet's probes do).
     .workers(HTTP_WORKERS)
     .max_connections(HTTP_MAX_CONNECTIONS)

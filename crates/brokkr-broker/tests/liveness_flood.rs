@@ -5,6 +5,7 @@
 mod support;
 
 use std::{
+    io::ErrorKind,
     net::SocketAddr,
     process::Stdio,
     sync::{
@@ -23,7 +24,8 @@ use tokio::{
 /// The chart's memory limit (`resources.limits.memory`).
 const CHART_LIMIT_MIB: u64 = 128;
 
-/// The chart's `livenessProbe.timeoutSeconds`.
+/// The probe's timeout: stricter than the chart's `livenessProbe.timeoutSeconds` (5 s, which also covers the
+/// runtime's exec on a busy node), as strict as the readiness probe's.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How long the flood lasts; a probe runs every second of it (the chart's period is 10 s: this asks more).
@@ -37,18 +39,35 @@ const SLOW_PER_PORT: usize = 3000;
 struct Flood {
     /// Connections opened.
     opened: AtomicUsize,
-    /// Connections refused or reset while opening.
+    /// Connections refused, reset or unanswered while opening (the broker's backlog is full).
     refused: AtomicUsize,
+    /// Connections the client itself could not open (its file descriptors or local ports ran out).
+    client_errors: AtomicUsize,
 }
 
 /// Keeps one slow connection to `addr` open until `until`: it sends one byte of a request head (or of a TLS
 /// record) and nothing more, and is opened again as soon as the broker closes it.
 async fn slow_client(addr: SocketAddr, first_byte: u8, until: Instant, flood: Arc<Flood>) {
     while Instant::now() < until {
-        let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await else {
-            flood.refused.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
+        let connected = tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await;
+        let mut stream = match connected {
+            Ok(Ok(stream)) => stream,
+            // A full backlog: the connect is refused, reset or never answered.
+            Ok(Err(e)) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset) => {
+                flood.refused.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+            Err(_) => {
+                flood.refused.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            // The client's own limits (file descriptors, local ports): not a sign that the broker is full.
+            Ok(Err(_)) => {
+                flood.client_errors.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
         };
         flood.opened.fetch_add(1, Ordering::Relaxed);
         if stream.write_all(&[first_byte]).await.is_err() {
@@ -130,7 +149,7 @@ async fn slow_connections_on_both_ports_never_fail_the_liveness_probe_or_pass_th
     println!(
         "liveness under a flood of {SLOW_PER_PORT} slow connections per port for {} s: {} of {} probes failed \
          ({failed:?}), slowest success {slowest:?}; connections opened: HTTP {} (refused {}), webhook {} (refused \
-         {}); HTTP /healthz answered {http_answered} of {http_asked}; peak RSS {peak} MiB",
+         {}); client-side errors {}; HTTP /healthz answered {http_answered} of {http_asked}; peak RSS {peak} MiB",
         FLOOD.as_secs(),
         failed.len(),
         probes.len(),
@@ -138,6 +157,7 @@ async fn slow_connections_on_both_ports_never_fail_the_liveness_probe_or_pass_th
         http.refused.load(Ordering::Relaxed),
         webhook.opened.load(Ordering::Relaxed),
         webhook.refused.load(Ordering::Relaxed),
+        http.client_errors.load(Ordering::Relaxed) + webhook.client_errors.load(Ordering::Relaxed),
     );
     // Every slot of both ports was taken, and the client found them full (refused or unanswered connects).
     let http_slots = brokkr_broker::serve::HTTP_WORKERS * brokkr_broker::serve::HTTP_MAX_CONNECTIONS;

@@ -245,7 +245,7 @@ pub const DECLARATIONS: &[Declaration<Settings>] = declarations![config_reload;
         r#""an-example-token""#,
         "bearer token of the admin API (a secret: never logged, shown as `<redacted>`); visible ASCII only, so it can \
          be sent in a header; a document that puts its value into another setting is rejected; empty locks the admin \
-         API unless `admin.token_file` is set; under 16 bytes is warned about at start. The ConfigMap may not set it (anyone with the `view` role can read a \
+         API unless `admin.token_file` is set; at least 16 bytes (`openssl rand -hex 24`): a shorter one stops the start. The ConfigMap may not set it (anyone with the `view` role can read a \
          ConfigMap): use `admin.token_file`, or the environment. Set at most one of the two"
     ),
     declare!(

@@ -64,19 +64,24 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 /// how long, a guessed secret was.
 #[must_use]
 pub fn clip(text: &str, max: usize) -> Cow<'_, str> {
-    let escaped = escape(text);
-    if escaped.len() <= max {
-        return escaped;
+    if text.len() <= max && !text.contains(hidden) {
+        return Cow::Borrowed(text);
     }
-    let mut out = String::with_capacity(max + CUT.len());
+    // One pass that stops at the cap: the text may be megabytes (a review's name, an API server's message), and
+    // escaping all of it first would cost up to 2.25 times that.
+    let mut out = String::with_capacity(max.min(text.len() * 2) + CUT.len());
+    let mut cut = false;
     for c in text.chars() {
         let len = if hidden(c) { c.escape_debug().len() } else { c.len_utf8() };
         if out.len() + len > max {
+            cut = true;
             break;
         }
         push_shown(&mut out, c);
     }
-    out.push_str(CUT);
+    if cut {
+        out.push_str(CUT);
+    }
     Cow::Owned(out)
 }
 
