@@ -186,9 +186,8 @@ impl<S: AppSettings> ConfigLayers<S> {
         let mut in_force = running.map(AppSettings::secret_values).unwrap_or_default();
         in_force.extend(self.elsewhere.values());
         self.build_unredacted(configmap, &in_force).map_err(|error| {
-            let configmap = configmap
-                .filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES)
-                .and_then(|layer| layer.text.parse::<Table>().ok());
+            let configmap =
+                configmap.filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES).and_then(|layer| parse(layer).ok());
             let tables = [Some(&self.file), configmap.as_ref()];
             let secrets = secret_keys::<S>()
                 .flat_map(|(section, key)| {
@@ -327,14 +326,21 @@ fn secret_keys<S: AppSettings>() -> impl Iterator<Item = (&'static str, &'static
 
 /// Parses a document; the error gives line and column but never quotes the text, which may hold a secret.
 fn parse(layer: &LayerText) -> Result<Table> {
-    layer.text.parse::<Table>().map_err(|source| {
-        let at = source.span().map(|span| {
-            // Spans are byte offsets; never slice inside a character, whatever the parser reports.
-            let before = &layer.text[..crate::text::floor_boundary(&layer.text, span.start)];
-            let line = before.matches('\n').count() + 1;
-            let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
-            format!(" at line {line}, column {column}")
+    // Spans are byte offsets; never slice inside a character, whatever the parser reports.
+    let position = |offset: usize| {
+        let before = &layer.text[..crate::text::floor_boundary(&layer.text, offset)];
+        let line = before.matches('\n').count() + 1;
+        let column = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+        format!(" at line {line}, column {column}")
+    };
+    if let Some(offset) = crate::depth::too_deep(&layer.text) {
+        return Err(ConfigError::Syntax {
+            origin: layer.origin.clone(),
+            message: format!("nested deeper than {} tables and arrays{}", crate::depth::MAX_DEPTH, position(offset)),
         });
+    }
+    layer.text.parse::<Table>().map_err(|source| {
+        let at = source.span().map(|span| position(span.start));
         ConfigError::Syntax {
             origin: layer.origin.clone(),
             message: format!("{}{}", source.message().trim_end(), at.unwrap_or_default()),
@@ -344,7 +350,12 @@ fn parse(layer: &LayerText) -> Result<Table> {
 
 /// An environment value is TOML when it parses as TOML (`false`, `["a", "b"]`), else a plain string (`5s`).
 fn parse_env_value(raw: &str) -> std::result::Result<Value, String> {
-    let parsed = format!("value = {raw}").parse::<Table>().ok().and_then(|mut t| t.remove("value"));
+    let text = format!("value = {raw}");
+    // Nested too deep to build safely: kept as the string it is (and refused by the setting's type, if not one).
+    let parsed = Some(text)
+        .filter(|text| crate::depth::too_deep(text).is_none())
+        .and_then(|text| text.parse::<Table>().ok())
+        .and_then(|mut t| t.remove("value"));
     Ok(parsed.unwrap_or_else(|| Value::String(raw.to_owned())))
 }
 

@@ -322,3 +322,35 @@ fn an_unknown_key_is_named_escaped() {
     assert!(!shown.chars().any(crate::text::hidden), "{shown:?}");
     assert!(shown.contains("\\u{1b}]0;x\\u{7}\\u{1b}[2J\\r\\u{202e}\\u{2028}"), "{shown}");
 }
+
+/// `levels` inline tables, each under a key of `parts` dotted parts: about `levels × parts` tables deep in a few
+/// kilobytes, while toml's own guard counts only the braces.
+fn deeply_nested(levels: usize, parts: usize) -> String {
+    let key = vec!["k"; parts].join(".");
+    format!("[log]\nzz = {}1{}", format!("{{ {key} = ").repeat(levels), " }".repeat(levels))
+}
+
+#[test]
+fn a_document_nested_too_deep_is_refused_before_it_is_built_even_on_a_small_stack() {
+    // Issue 23 (attacker review): 25 levels of 79 dotted parts, 4 KB, overflowed the main thread's stack and
+    // aborted the broker, at every reload and every start; the webhook's worker has a 2 MiB stack.
+    let document = deeply_nested(25, 79);
+    assert!(document.len() < 5_000, "{} bytes", document.len());
+    let judged = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(move || {
+            let layers = ConfigLayers::new();
+            let refused = layers.build(Some(&text("cm", &document))).expect_err("too deep").to_string();
+            let file = ConfigLayers::new().with_file_text(&text("file", &document)).expect_err("too deep").to_string();
+            (refused, file)
+        })
+        .expect("a thread")
+        .join()
+        .expect("judged without overflowing the stack");
+    for shown in [judged.0, judged.1] {
+        assert!(shown.contains("nested deeper than") && shown.contains("line 2"), "{shown}");
+    }
+    // A document as deep as a real one is still judged as usual.
+    let ordinary = ConfigLayers::new().build(Some(&text("cm", &deeply_nested(1, 3)))).expect_err("unknown key");
+    assert!(!ordinary.to_string().contains("nested deeper"), "{ordinary}");
+}

@@ -9,6 +9,7 @@ mod app;
 mod checks;
 mod count;
 pub mod declaration;
+mod depth;
 mod duration;
 pub mod error;
 pub mod layers;
