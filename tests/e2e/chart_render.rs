@@ -7,6 +7,9 @@ use brokkr_e2e::chart::{chart_dir, documents_of_kind, helm, promtool};
 
 const RELEASE: &str = "brokkr-broker";
 
+/// The webhook on, with the API server's addresses its NetworkPolicy (on by default) requires.
+const WEBHOOK_ON: &str = "webhook.enabled=true,webhook.networkPolicy.apiServerCIDRs={10.0.0.0/28}";
+
 async fn template(home: &std::path::Path, extra: &[&str]) -> brokkr_e2e::chart::Run {
     let chart = chart_dir();
     let mut args = vec!["template", RELEASE, chart.to_str().expect("UTF-8 path"), "-n", "brokkr"];
@@ -46,12 +49,12 @@ async fn the_webhook_trusts_the_certificate_the_broker_serves_in_both_certificat
     let home = tempfile::tempdir().expect("tempdir");
     let secret = "secretName: brokkr-broker-webhook-tls";
     // Self-signed: the registration carries the CA inline and the pod mounts the chart's Secret.
-    let own = template(home.path(), &["--set", "webhook.enabled=true"]).await.ok("helm template");
+    let own = template(home.path(), &["--set", WEBHOOK_ON]).await.ok("helm template");
     let hook = documents_of_kind(&own, "ValidatingWebhookConfiguration").concat();
     assert!(hook.contains("caBundle: ") && !hook.contains("inject-ca-from"), "{hook}");
     assert!(deployment(&own).contains(secret), "the pod mounts the TLS Secret");
     // cert-manager: cainjector fills the CA from the serving Certificate, whose Secret the pod mounts.
-    let cm = template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.certManager.enabled=true"])
+    let cm = template(home.path(), &["--set", WEBHOOK_ON, "--set", "webhook.certManager.enabled=true"])
         .await
         .ok("helm template");
     let hook = documents_of_kind(&cm, "ValidatingWebhookConfiguration").concat();
@@ -64,7 +67,7 @@ async fn the_webhook_trusts_the_certificate_the_broker_serves_in_both_certificat
     assert!(serving.contains(secret), "{serving}");
     assert!(serving.contains("- brokkr-broker-webhook.brokkr.svc\n"), "{serving}");
     assert!(deployment(&cm).contains(secret), "the pod mounts the Certificate's Secret");
-    let strict = template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.failurePolicy=Fail"]).await;
+    let strict = template(home.path(), &["--set", WEBHOOK_ON, "--set", "webhook.failurePolicy=Fail"]).await;
     let strict = strict.ok("helm template");
     assert!(documents_of_kind(&strict, "ValidatingWebhookConfiguration").concat().contains("failurePolicy: Fail"));
 }
@@ -87,11 +90,15 @@ async fn the_webhook_has_its_own_cluster_ip_service_an_optional_network_policy_a
     }
     let deployment = deployment(&rendered);
     assert!(deployment.contains("optional: true"), "the pod starts before its certificate exists: {deployment}");
-    // Turned on without the API server's addresses, the policy would shut the API server out: refused.
-    let unaddressed =
-        template(home.path(), &["--set", "webhook.enabled=true", "--set", "webhook.networkPolicy.enabled=true"]).await;
+    // Issue 23: the policy is on by default with the webhook; without the API server's addresses it would shut
+    // the API server out, so the webhook alone is refused, naming what to set.
+    let unaddressed = template(home.path(), &["--set", "webhook.enabled=true"]).await;
     assert_ne!(unaddressed.code, Some(0), "a policy without apiServerCIDRs was rendered");
     assert!(unaddressed.stderr.contains("apiServerCIDRs"), "{}", unaddressed.stderr);
+    let open = template(home.path(), &["--set", "webhook.enabled=true,webhook.networkPolicy.enabled=false"]).await;
+    assert!(documents_of_kind(&open.ok("opted out"), "NetworkPolicy").is_empty(), "opting out leaves no policy");
+    let closed = template(home.path(), &["--set", WEBHOOK_ON]).await.ok("the webhook with addresses");
+    assert!(documents_of_kind(&closed, "NetworkPolicy").concat().contains("cidr: \"10.0.0.0/28\""), "on by default");
 }
 
 #[tokio::test]
@@ -127,6 +134,8 @@ async fn the_host_network_refuses_a_network_policy_that_would_not_apply_and_take
     let run = template(home.path(), &["--set", sets]).await;
     assert_ne!(run.code, Some(0), "hostNetwork with a NetworkPolicy was rendered");
     assert!(run.stderr.contains("hostNetwork"), "{}", run.stderr);
+    let opted_out = "hostNetwork=true,webhook.enabled=true,webhook.networkPolicy.enabled=false";
+    template(home.path(), &["--set", opted_out]).await.ok("hostNetwork with the policy turned off, as the error says");
     let rendered = template(
         home.path(),
         &["--set", "hostNetwork=true,extraEnv[0].name=HTTPS_PROXY,extraEnv[0].value=http://proxy:3128"],
@@ -246,7 +255,7 @@ async fn every_alert_passes_its_promtool_unit_tests() {
 async fn the_admin_token_is_a_mounted_file_that_follows_the_secret_and_never_an_environment_variable() {
     let home = tempfile::tempdir().expect("tempdir");
     let secret = ["--set", "admin.existingSecret=brokkr-admin", "--set", "admin.existingSecretKey=api-token"];
-    let with_webhook = [&secret[..], &["--set", "webhook.enabled=true"]].concat();
+    let with_webhook = [&secret[..], &["--set", WEBHOOK_ON]].concat();
     for args in [&secret[..], &with_webhook[..]] {
         let rendered = template(home.path(), args).await.ok("helm template");
         let deployment = deployment(&rendered);

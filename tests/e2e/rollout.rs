@@ -221,6 +221,40 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
         Api::<Pod>::namespaced(client, NAMESPACE).patch("broker-a", &PatchParams::default(), &merge(patch)).await;
     assert!(matches!(refused, Err(kube::Error::Api(ref s)) if s.code == 403), "{refused:?}");
     assert_eq!(annotations(&pods, "broker-a").await["team"], "platform", "the other annotations are intact");
+
+    // Issue 23: a config.brokkr.io/ key someone else put on the Pod (an operator, a GitOps tool, a typo) stays as
+    // it is, and the broker's next write is admitted beside it; the broker still cannot change or remove it.
+    w.kubectl(&["-n", NAMESPACE, "annotate", "pod", "broker-a", "config.brokkr.io/note=x"]).await.ok("annotate");
+    let rv = set_document(&w, "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"4m\"").await;
+    let (pods_ref, rv_ref) = (&pods, &rv);
+    brokers[0]
+        .as_ref()
+        .expect("broker-a")
+        .wait_until("broker-a writes beside the foreign key", std::time::Duration::from_secs(30), |_| async move {
+            annotations(pods_ref, "broker-a").await.get(IN_FORCE) == Some(rv_ref)
+        })
+        .await;
+    let attempts = [
+        (json!({ "config.brokkr.io/note": "y" }), false),
+        (json!({ "config.brokkr.io/note": null }), false),
+        // The limit is in bytes: 600 two-byte characters are 1,200 bytes, 500 are 1,000.
+        (json!({ "config.brokkr.io/reason": "é".repeat(600) }), false),
+        (json!({ "config.brokkr.io/reason": "é".repeat(500) }), true),
+    ];
+    for (changed, allowed) in attempts {
+        let patch = merge(json!({ "metadata": { "annotations": changed } }));
+        match as_a.patch("broker-a", &PatchParams::default(), &patch).await {
+            Ok(_) => assert!(allowed, "{changed} was admitted"),
+            Err(kube::Error::Api(status)) => {
+                assert!(
+                    !allowed && status.code == 403 && status.message.contains("a broker may change only"),
+                    "{status:?}"
+                );
+            }
+            Err(error) => panic!("{changed}: {error}"),
+        }
+    }
+    assert_eq!(annotations(&pods, "broker-a").await["config.brokkr.io/note"], "x", "the foreign key is intact");
 }
 
 /// How many PATCH requests on Pods the audit log holds from the brokers' ServiceAccount.

@@ -30,13 +30,16 @@ async fn reviews(broker: &brokkr_e2e::Broker, result: &str) -> Option<f64> {
     broker.metric(&format!("brokkr_webhook_reviews_total{{result=\"{result}\"}}")).await
 }
 
+/// The webhook on, with the API server's addresses its NetworkPolicy (on by default) requires; the test cluster
+/// runs no network plugin, so the policy is stored but not enforced.
+const WEBHOOK_ON: &str = "webhook.enabled=true,webhook.networkPolicy.apiServerCIDRs={127.0.0.1/32}";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_with_warnings() {
     let w = Walkthrough::start().await;
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
     w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE]).await.ok("helm install");
     // The README turns the webhook on with an upgrade.
-    let enable = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "--set", "webhook.enabled=true"];
+    let enable = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "--set", WEBHOOK_ON];
     w.helm(&enable).await.ok("helm upgrade --set webhook.enabled=true");
 
     // The chart's self-signed certificate is generated once and kept across upgrades; the registration trusts it.
@@ -167,7 +170,7 @@ async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answ
     let w = Walkthrough::start().await;
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
     // failurePolicy Fail: a broker that answered with an error instead of being skipped would fail the upgrade.
-    let install = ["install", RELEASE, CHART, "-n", NAMESPACE, "--set", "webhook.enabled=true"];
+    let install = ["install", RELEASE, CHART, "-n", NAMESPACE, "--set", WEBHOOK_ON];
     let mut install = install.to_vec();
     install.extend(["--set", "webhook.failurePolicy=Fail"]);
     w.helm(&install).await.ok("helm install");

@@ -59,10 +59,13 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a client may take to send the request head, and the TLS handshake.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// The most connections open at once; more wait in the listen backlog. The API server needs a few; 300 clients
-/// that trickle bodies added nothing measurable to the peak memory (docs/BENCHMARKS.md, "the webhook under hostile
-/// bodies").
-pub const MAX_CONNECTIONS: usize = 512;
+/// The most connections open at once; more wait in the listen backlog. The API server needs a few (one per review
+/// in flight). Each can hold a request head of up to 128 KiB (actix-http's `MAX_BUFFER_SIZE`) and rustls's
+/// buffers (~35 KiB) until the head timeout: 64 × ~165 KiB ≈ 10 MiB, beside the bodies' budget (16 MiB) and the
+/// HTTP port's ~18 MiB. With 512, clients that filled every slot with such heads took the broker to 127 MiB, at
+/// the chart's limit (crates/brokkr-broker/tests/memory_flood.rs). Who can hold them is the NetworkPolicy's to
+/// decide: on by default, only the API server reaches this port.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Why the webhook server could not start.
 #[derive(Debug, thiserror::Error)]

@@ -130,10 +130,12 @@ async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit(
     assert!(answers.iter().all(|s| [200, 503, 408].contains(s)), "{answers:?}");
     let after_concurrent = broker.peak_mib();
 
-    // 300 clients that announce a body and trickle it, half of them chunked: each is cut off (a chunked one is not
-    // drained forever after its answer), and a real review is answered meanwhile.
+    // Clients that announce a body and trickle it, half of them chunked, in all but a few of the connection slots:
+    // each is cut off (a chunked one is not drained forever after its answer), and a real review is answered
+    // meanwhile in a slot left free.
+    let tricklers = brokkr_broker::webhook::MAX_CONNECTIONS - 4;
     let mut slow = Vec::new();
-    for i in 0..300 {
+    for i in 0..tricklers {
         slow.push(trickler(&broker, i % 2 == 0).await);
     }
     let (status, latency) = broker.timed_review().await;
@@ -149,15 +151,15 @@ async fn no_body_any_client_sends_takes_the_broker_past_the_charts_memory_limit(
     let statuses = tokio::time::timeout(Duration::from_secs(60), closed).await.expect("slow bodies were never cut off");
     let waited = cut_off.elapsed();
     assert!(statuses.iter().all(|s| *s == 408 || *s == 0), "slow bodies are cut off: {:?}", &statuses[..6]);
-    assert!(statuses.iter().filter(|s| **s == 408).count() >= 250, "told why: {statuses:?}");
+    assert!(statuses.iter().filter(|s| **s == 408).count() >= tricklers * 5 / 6, "told why: {statuses:?}");
     let after_slow = broker.peak_mib();
     let (status, after) = broker.timed_review().await;
     assert_eq!(status, 200, "the webhook still answers");
 
     println!(
         "webhook under hostile bodies: peak RSS at start {at_start} MiB, after 15 MiB bodies {after_huge} MiB, after \
-         legal bodies of {} and {} bytes {after_legal} MiB, after 8 at once {after_concurrent} MiB, after 300 slow \
-         bodies {after_slow} MiB (cut off within {} ms); real review during the slow bodies {} ms, after {} ms",
+         legal bodies of {} and {} bytes {after_legal} MiB, after 8 at once {after_concurrent} MiB, after the slow \
+         bodies {after_slow} MiB ({tricklers} of them, cut off within {} ms); real review during the slow bodies {} ms, after {} ms",
         elements.len(),
         keys.len(),
         waited.as_millis(),
