@@ -53,9 +53,45 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(2);
 /// Who writes the annotations, in the Pod's `managedFields`.
 const FIELD_MANAGER: &str = "brokkr-broker";
 
-/// What the API server's message for a ValidatingAdmissionPolicy's denial always holds
-/// ("… ValidatingAdmissionPolicy '<name>' with binding '<binding>' denied request: …").
-const POLICY_DENIAL: &str = "ValidatingAdmissionPolicy";
+/// Whether `status` is a denial by the ValidatingAdmissionPolicy `policy`, through any of its bindings. The API
+/// server names the first policy that denied (k8s.io/apiserver, policy/validating/dispatcher.go):
+/// `pods "<pod>" is forbidden: ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied request: …`,
+/// the part from `ValidatingAdmissionPolicy` on also being the one cause in `details`. Matched at its start, never
+/// anywhere in the text: another policy's own message may quote this one's name.
+fn denied_by(status: &kube::core::Status, policy: &str) -> bool {
+    let head = format!("ValidatingAdmissionPolicy '{policy}' with binding '");
+    let in_message = status.message.split_once(" is forbidden: ").is_some_and(|(_, rest)| rest.starts_with(&head));
+    let in_cause = status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.message.starts_with(&head)));
+    refusal(status.code) && (in_message || in_cause)
+}
+
+/// The changes the start-up check asks for as dry runs, each of which the chart's policy must refuse: a label, an
+/// annotation outside the prefix, and a `config.brokkr.io/` key the broker does not own.
+fn forbidden_changes() -> [(&'static str, serde_json::Value); 3] {
+    [
+        ("a label", json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } })),
+        (
+            "an annotation outside config.brokkr.io/",
+            json!({ "metadata": { "annotations": { "brokkr.io/guard-check": "1" } } }),
+        ),
+        (
+            "a config.brokkr.io/ annotation it does not own",
+            json!({ "metadata": { "annotations": { "config.brokkr.io/guard-check": "1" } } }),
+        ),
+    ]
+}
+
+/// One round of the start-up check.
+enum GuardCheck {
+    /// Every forbidden change refused, at least one by the named policy (another may be named first).
+    Guarded,
+    /// This forbidden change was admitted.
+    Admitted(&'static str),
+    /// Every one refused, none by the named policy (RBAC, a wrong `POD_NAME`, another policy): the first message.
+    Refused(String),
+    /// No answer, a 5xx or a 429.
+    Unanswered(String),
+}
 
 /// The most bytes of an API server's message (a policy's denial, say) a log line shows, as for other error text.
 const MESSAGE_LIMIT: usize = brokkr_config::text::ERROR_LIMIT;
@@ -115,10 +151,10 @@ impl PodStatus {
     /// from the last ones written, at most every [`MIN_WRITE_INTERVAL`]. A failed write is tried again (1 s,
     /// doubling up to a minute) with what is current then; a refused one (no right to patch, no such Pod, the
     /// policy's denial) after [`REFUSED_RETRY`], said once at WARN. First, a dry run checks that the admission
-    /// policy would refuse a change of the Pod's labels: if it would not, the guard is missing, and nothing is
-    /// written (said at ERROR).
-    pub async fn publish<S: AppSettings>(self, history: ReloadHistory, config: ReloadableConfig<S>) {
-        self.until_guarded().await;
+    /// policy `policy` (the chart's ValidatingAdmissionPolicy) would refuse changes outside the broker's annotations:
+    /// if it would not, the guard is missing, and nothing is written (said at ERROR).
+    pub async fn publish<S: AppSettings>(self, policy: String, history: ReloadHistory, config: ReloadableConfig<S>) {
+        self.until_guarded(&policy).await;
         let mut records = history.subscribe();
         let mut written: Option<BTreeMap<String, String>> = None;
         let (mut retry, mut refused) = (Duration::from_secs(1), None::<String>);
@@ -169,44 +205,41 @@ impl PodStatus {
         }
     }
 
-    /// Returns once the admission policy guards the Pod: a dry-run change of its labels must be refused by a
-    /// ValidatingAdmissionPolicy (a dry run is judged by admission but stored nowhere). A policy created with the
-    /// chart is enforced a few seconds after it is stored, so an admitted change is tried again: every 2 s for a
-    /// minute from the first admission, then said at ERROR and tried every [`REFUSED_RETRY`]. Nothing else ends
-    /// the check: another refusal (RBAC without `patch`, a wrong `POD_NAME`) is said at WARN and asked again after
-    /// [`REFUSED_RETRY`]; an API server that does not answer, or answers 5xx or 429, after 2 s, doubling up to a
-    /// minute.
-    async fn until_guarded(&self) {
-        let patch = Patch::Merge(json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } }));
-        let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+    /// Returns once the chart's admission policy, `policy`, guards the Pod: each of three dry-run forbidden
+    /// changes ([`forbidden_changes`]) must be refused, and at least one refusal must name `policy` (a dry run is
+    /// judged by admission but stored nowhere); a cluster-wide policy of another name that happens to refuse one
+    /// does not count. A policy created with the chart is enforced a few seconds after it is stored, so an admitted
+    /// change is tried again: every 2 s for a minute from the first admission, then said at ERROR and tried every
+    /// [`REFUSED_RETRY`]. Refusals that do not name the policy (RBAC without `patch`, a wrong `POD_NAME`, another
+    /// policy) are said at WARN and asked again after [`REFUSED_RETRY`]; an API server that does not answer, or
+    /// answers 5xx or 429, after 2 s, doubling up to a minute.
+    async fn until_guarded(&self, policy: &str) {
         let mut admitted_since: Option<tokio::time::Instant> = None;
         let (mut said, mut retry, mut refused) = (false, Duration::from_secs(2), None::<String>);
         loop {
-            match self.patch(&params, &patch).await {
-                Err(kube::Error::Api(status)) if refusal(status.code) && status.message.contains(POLICY_DENIAL) => {
-                    break;
-                }
-                Err(kube::Error::Api(status)) if refusal(status.code) => {
-                    if refused.as_deref() != Some(status.message.as_str()) {
-                        warn!(pod = %self.name, reason = %clip(&status.message, MESSAGE_LIMIT), retry_in = ?REFUSED_RETRY, "the API server refuses the check of the broker's own Pod (--pod-status needs patch on Pods and the chart's policy); `kubectl brokkr` cannot see this replica");
+            match self.check_guard(policy).await {
+                GuardCheck::Guarded => break,
+                GuardCheck::Refused(message) => {
+                    if refused.as_deref() != Some(message.as_str()) {
+                        warn!(pod = %self.name, policy, reason = %clip(&message, MESSAGE_LIMIT), retry_in = ?REFUSED_RETRY, "the API server refuses the check of the broker's own Pod, but not through the chart's policy (--pod-status needs patch on Pods and that policy); `kubectl brokkr` cannot see this replica");
                     }
-                    refused = Some(status.message.clone());
+                    refused = Some(message);
                     tokio::time::sleep(REFUSED_RETRY).await;
                 }
-                Err(error) => {
-                    debug!(pod = %self.name, error = %clip(&error.to_string(), MESSAGE_LIMIT), retry_in = ?retry, "could not check the admission policy; trying again");
+                GuardCheck::Unanswered(error) => {
+                    debug!(pod = %self.name, error = %clip(&error, MESSAGE_LIMIT), retry_in = ?retry, "could not check the admission policy; trying again");
                     tokio::time::sleep(retry).await;
                     retry = (retry * 2).min(MAX_RETRY);
                 }
-                Ok(_)
+                GuardCheck::Admitted(_)
                     if admitted_since.get_or_insert_with(tokio::time::Instant::now).elapsed()
                         < Duration::from_secs(60) =>
                 {
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
-                Ok(_) => {
+                GuardCheck::Admitted(change) => {
                     if !said {
-                        error!(pod = %self.name, "the admission policy that limits the broker to its own Pod's annotations is not in force (a dry-run label change was admitted); not writing the Pod's annotations until it is");
+                        error!(pod = %self.name, policy, change, "the admission policy that limits the broker to its own Pod's annotations is not in force (a dry-run change was admitted); not writing the Pod's annotations until it is");
                         said = true;
                     }
                     tokio::time::sleep(REFUSED_RETRY).await;
@@ -216,5 +249,22 @@ impl PodStatus {
         if said {
             warn!(pod = %self.name, "the admission policy is in force now; writing the Pod's annotations");
         }
+    }
+
+    /// One round of the check: each forbidden change as a dry run, ending at the first admitted or unanswered.
+    async fn check_guard(&self, policy: &str) -> GuardCheck {
+        let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
+        let (mut named, mut other) = (false, None::<String>);
+        for (change, patch) in forbidden_changes() {
+            match self.patch(&params, &Patch::Merge(patch)).await {
+                Ok(_) => return GuardCheck::Admitted(change),
+                Err(kube::Error::Api(status)) if refusal(status.code) => {
+                    named |= denied_by(&status, policy);
+                    other.get_or_insert(status.message);
+                }
+                Err(error) => return GuardCheck::Unanswered(error.to_string()),
+            }
+        }
+        if named { GuardCheck::Guarded } else { GuardCheck::Refused(other.unwrap_or_default()) }
     }
 }

@@ -1,5 +1,5 @@
 //! The Pod-annotation publisher against a mocked API server, under paused time: it writes nothing until the
-//! admission policy refuses a dry-run label change, writes only the newest state after a failure, backs off, and
+//! chart's admission policy refuses dry-run changes outside its annotations, writes only the newest state after a failure, backs off, and
 //! waits long after a refusal instead of stopping.
 
 use std::time::Duration;
@@ -26,6 +26,37 @@ fn status(code: u16, message: &str) -> Response<Body> {
         .status(StatusCode::from_u16(code).expect("code"))
         .body(Body::from(body.into_bytes()))
         .expect("a response")
+}
+
+const POLICY: &str = "brokkr-broker-brokkr-pod-status";
+
+/// The API server's answer when ValidatingAdmissionPolicy `policy` denies a request on broker-a (as
+/// k8s.io/apiserver's policy dispatcher words it).
+fn denial(policy: &str, says: &str) -> Response<Body> {
+    let cause = format!("ValidatingAdmissionPolicy '{policy}' with binding '{policy}' denied request: {says}");
+    let body = serde_json::json!({ "apiVersion": "v1", "kind": "Status", "status": "Failure", "code": 403,
+        "reason": "Forbidden", "message": format!("pods \"broker-a\" is forbidden: {cause}"),
+        "details": { "name": "broker-a", "kind": "pods", "causes": [{ "message": cause }] } });
+    Response::builder()
+        .status(StatusCode::FORBIDDEN)
+        .body(Body::from(body.to_string().into_bytes()))
+        .expect("a response")
+}
+
+/// The chart's policy refusing a forbidden change.
+fn guard() -> Response<Body> {
+    denial(POLICY, "a broker may change only the seven config.brokkr.io/ annotations it owns")
+}
+
+/// Answers one whole round of the check (three dry runs) with `answer`; when it began.
+async fn round(handle: &mut Handle, answer: impl Fn() -> Response<Body>) -> Instant {
+    let mut began = None;
+    for i in 0..3 {
+        let (dry, body, at) = next(handle, answer()).await;
+        assert!(dry, "probe {i}: {body}");
+        began.get_or_insert(at);
+    }
+    began.expect("three dry runs")
 }
 
 fn ok() -> Response<Body> {
@@ -58,13 +89,13 @@ async fn it_waits_for_the_guard_writes_the_newest_state_backs_off_and_never_give
     history.record(record("1", "a"), 20);
     let config = ReloadableConfig::new(Settings::default());
     let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
-    tokio::spawn(publisher.publish(history.clone(), config));
+    tokio::spawn(publisher.publish(POLICY.to_owned(), history.clone(), config));
 
     // The policy is not enforced yet: the dry run is admitted, and tried again 2 s later, until it is refused.
     let (dry, body, first) = next(&mut handle, ok()).await;
     assert!(dry && body.contains("labels"), "{body}");
-    let (dry, _, second) = next(&mut handle, status(403, "denied by ValidatingAdmissionPolicy")).await;
-    assert!(dry && second - first >= Duration::from_secs(2));
+    let second = round(&mut handle, guard).await;
+    assert!(second - first >= Duration::from_secs(2));
 
     // The first write fails; meanwhile a newer record arrives: the retry writes the newest state only.
     let (dry, body, failed_at) = next(&mut handle, status(500, "etcd is slow")).await;
@@ -96,7 +127,7 @@ async fn a_guard_check_that_fails_for_another_reason_is_tried_again_before_anyth
     let history = ReloadHistory::default();
     history.record(record("1", "a"), 20);
     let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
-    tokio::spawn(publisher.publish(history.clone(), ReloadableConfig::new(Settings::default())));
+    tokio::spawn(publisher.publish(POLICY.to_owned(), history.clone(), ReloadableConfig::new(Settings::default())));
 
     // An API server that cannot answer says nothing about the policy: the dry run is tried again, backing off.
     let (dry, _, first) = next(&mut handle, status(503, "the API server is shutting down")).await;
@@ -105,7 +136,7 @@ async fn a_guard_check_that_fails_for_another_reason_is_tried_again_before_anyth
     let (dry, _, third) = next(&mut handle, status(429, "too many requests")).await;
     assert!(dry && second - first >= Duration::from_secs(2) && third - second >= second - first);
     // A refusal by RBAC (a Role still being applied) says nothing about the policy either: asked again later.
-    let (dry, _, rbac) = next(&mut handle, status(403, "pods \"broker-a\" is forbidden: cannot patch resource")).await;
+    let rbac = round(&mut handle, || status(403, "pods \"broker-a\" is forbidden: cannot patch resource")).await;
     let (dry_again, _, after_rbac) = next(&mut handle, status(503, "unavailable")).await;
     assert!(dry && dry_again && after_rbac - rbac >= REFUSED_RETRY, "{:?}", after_rbac - rbac);
     // Admitted after an outage longer than the policy's grace minute: still given that minute (every 2 s).
@@ -113,8 +144,39 @@ async fn a_guard_check_that_fails_for_another_reason_is_tried_again_before_anyth
     let (dry_again, _, again) = next(&mut handle, ok()).await;
     assert!(dry && dry_again && again - admitted < Duration::from_secs(10), "{:?}", again - admitted);
     // Only the policy's refusal ends the check; then the state is written.
-    let (dry, _, _) = next(&mut handle, status(403, "denied by ValidatingAdmissionPolicy")).await;
-    assert!(dry);
+    round(&mut handle, guard).await;
+    let (dry, body, _) = next(&mut handle, ok()).await;
+    assert!(!dry && body.contains("\"config.brokkr.io/seen\":\"1\""), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_the_charts_policy_counts_and_every_forbidden_change_must_be_refused() {
+    // Issue 23: any 4xx naming "ValidatingAdmissionPolicy" passed, so a cluster-wide policy that forbids label
+    // edits stood in for the chart's missing one.
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let history = ReloadHistory::default();
+    history.record(record("1", "a"), 20);
+    let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
+    tokio::spawn(publisher.publish(POLICY.to_owned(), history.clone(), ReloadableConfig::new(Settings::default())));
+    // A decoy refuses all three, its message even quoting the chart's policy: no proof, asked again much later.
+    let quoting = format!("frozen (ValidatingAdmissionPolicy '{POLICY}' with binding '{POLICY}' denied request: x)");
+    let mut bodies = Vec::new();
+    let mut decoy_at = None;
+    for _ in 0..3 {
+        let (dry, body, at) = next(&mut handle, denial("decoy-frozen-labels", &quoting)).await;
+        assert!(dry);
+        bodies.push(body);
+        decoy_at = Some(at);
+    }
+    assert!(bodies[0].contains("\"labels\"") && bodies[1].contains("\"brokkr.io/guard-check\""), "{bodies:?}");
+    assert!(bodies[2].contains("\"config.brokkr.io/guard-check\""), "{bodies:?}");
+    // The chart's policy refuses the label change but the annotation is admitted: no proof, again 2 s later.
+    let (dry, _, again) = next(&mut handle, guard()).await;
+    assert!(dry && again - decoy_at.expect("asked") >= REFUSED_RETRY);
+    let (dry, _, admitted) = next(&mut handle, ok()).await;
+    let next_round = round(&mut handle, guard).await;
+    assert!(dry && next_round - admitted >= Duration::from_secs(2));
+    // Then the state is written.
     let (dry, body, _) = next(&mut handle, ok()).await;
     assert!(!dry && body.contains("\"config.brokkr.io/seen\":\"1\""), "{body}");
 }

@@ -290,6 +290,11 @@ async fn the_pod_guard_is_refused_without_a_service_account_of_its_own() {
     let on = template(home.path(), &["--set", "podStatus.enabled=true"]).await.ok("helm template");
     assert_eq!(documents_of_kind(&on, "ValidatingAdmissionPolicy").len(), 1);
     assert!(on.contains("resources: [pods]\n    verbs: [patch]"), "the Role's rule");
+    // The broker's start-up check counts only this policy's refusals: the Deployment names it.
+    let policy = documents_of_kind(&on, "ValidatingAdmissionPolicy")[0].to_string();
+    assert!(policy.contains("name: brokkr-broker-brokkr-pod-status\n"), "{policy}");
+    let expected = "- name: BROKKR_POD_STATUS_POLICY\n              value: \"brokkr-broker-brokkr-pod-status\"";
+    assert!(deployment(&on).contains(expected), "{}", deployment(&on));
 }
 
 #[tokio::test]

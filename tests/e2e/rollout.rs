@@ -19,6 +19,9 @@ use kube::{
 use serde_json::json;
 
 const PODS: [&str; 3] = ["broker-a", "broker-b", "broker-c"];
+
+/// The chart's Pod guard for RELEASE in NAMESPACE (`brokkr-broker.podStatusPolicyName`).
+const POLICY: &str = "brokkr-broker-brokkr-pod-status";
 const OPERATOR: &str = "operator";
 
 /// `kubectl args…` with the operator's kubeconfig and the plugin on `PATH`: (exit code, stdout).
@@ -53,6 +56,24 @@ async fn create_ready_pod(pods: &Api<Pod>, name: &str) {
     pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready)).await.expect("mark Ready");
 }
 
+/// A kubeconfig with a token of the brokers' ServiceAccount bound to Pod `name`, as the kubelet projects it.
+async fn pod_kubeconfig(w: &Walkthrough, name: &str) -> std::path::PathBuf {
+    let bound = ["-n", NAMESPACE, "create", "token", RELEASE, "--bound-object-kind", "Pod"];
+    let token = w.kubectl(&[&bound[..], &["--bound-object-name", name]].concat()).await.ok("pod-bound token");
+    w.cluster.plane.token_kubeconfig(name, token.trim()).expect("kubeconfig")
+}
+
+/// A broker for Pod `name` as the Deployment runs it with `podStatus.enabled`.
+async fn start_pod_broker(w: &Walkthrough, name: &str, kubeconfig: &Path) -> Broker {
+    let env = [
+        ("POD_NAME", name),
+        ("BROKKR__CONFIG_RELOAD__CONFIGMAP", RELEASE),
+        ("BROKKR_POD_STATUS", "true"),
+        ("BROKKR_POD_STATUS_POLICY", POLICY),
+    ];
+    Broker::start(kubeconfig, NAMESPACE, &env, w.cluster.plane.dir()).await
+}
+
 async fn annotations(pods: &Api<Pod>, name: &str) -> BTreeMap<String, String> {
     pods.get(name).await.expect("the Pod").metadata.annotations.unwrap_or_default()
 }
@@ -77,11 +98,8 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     let mut kubeconfigs = Vec::new();
     for name in PODS {
         create_ready_pod(&pods, name).await;
-        let bound = ["-n", NAMESPACE, "create", "token", RELEASE, "--bound-object-kind", "Pod"];
-        let token = w.kubectl(&[&bound[..], &["--bound-object-name", name]].concat()).await.ok("pod-bound token");
-        let kubeconfig = w.cluster.plane.token_kubeconfig(name, token.trim()).expect("kubeconfig");
-        let env = [("POD_NAME", name), ("BROKKR__CONFIG_RELOAD__CONFIGMAP", RELEASE), ("BROKKR_POD_STATUS", "true")];
-        brokers.push(Some(Broker::start(&kubeconfig, NAMESPACE, &env, w.cluster.plane.dir()).await));
+        let kubeconfig = pod_kubeconfig(&w, name).await;
+        brokers.push(Some(start_pod_broker(&w, name, &kubeconfig).await));
         kubeconfigs.push(kubeconfig);
     }
     // The operator has the `view` role only: its rules, that is. `view` itself is filled by the aggregation
@@ -266,4 +284,91 @@ fn pod_patches(w: &Walkthrough) -> usize {
         .iter()
         .filter(|e| e["verb"] == "patch" && e["objectRef"]["resource"] == "pods" && e["stage"] == "ResponseComplete")
         .count()
+}
+
+/// A cluster-wide policy of another name that refuses label changes of any Pod, and quotes the chart's policy.
+const DECOY: &str = r#"apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: { name: decoy-frozen-labels }
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules: [{ apiGroups: [""], apiVersions: [v1], operations: [UPDATE], resources: [pods] }]
+  validations:
+    - expression: "object.metadata.?labels.orValue({}) == oldObject.metadata.?labels.orValue({})"
+      message: "labels are frozen (ValidatingAdmissionPolicy 'brokkr-broker-brokkr-pod-status' with binding 'x' denied request: no)"
+      reason: Forbidden
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: { name: decoy-frozen-labels }
+spec: { policyName: decoy-frozen-labels, validationActions: [Deny] }
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_policy_that_refuses_a_label_change_is_not_taken_for_the_charts_guard() {
+    // Issue 23: any denial naming "ValidatingAdmissionPolicy" passed the start-up check.
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    let install =
+        ["install", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE, "--set", "config.config_reload.debounce=1s"];
+    w.helm(&install).await.ok("helm install without podStatus: no chart policy");
+    // The broker may patch Pods all the same (a Role made by hand), so only admission can stop it.
+    let sa = format!("{NAMESPACE}:{RELEASE}");
+    let role = ["-n", NAMESPACE, "create", "role", "pod-patch", "--verb=patch,get", "--resource=pods"];
+    w.kubectl(&role).await.ok("role");
+    let binding = ["-n", NAMESPACE, "create", "rolebinding", "pod-patch", "--role=pod-patch", "--serviceaccount", &sa];
+    w.kubectl(&binding).await.ok("rolebinding");
+    let pods = Api::<Pod>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    create_ready_pod(&pods, PODS[0]).await;
+    w.kubectl_with(&["apply", "-f", "-"], DECOY).await.ok("the decoy");
+    // In force once the admin's own dry-run label change is refused by it.
+    let dry = PatchParams { dry_run: true, ..PatchParams::default() };
+    let relabel = Patch::Merge(json!({ "metadata": { "labels": { "frozen": "no" } } }));
+    let started = std::time::Instant::now();
+    loop {
+        match pods.patch(PODS[0], &dry, &relabel).await {
+            Err(kube::Error::Api(s)) if s.message.contains("ValidatingAdmissionPolicy 'decoy-frozen-labels'") => break,
+            other => assert!(started.elapsed() < std::time::Duration::from_secs(30), "decoy not in force: {other:?}"),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let kubeconfig = pod_kubeconfig(&w, PODS[0]).await;
+    let broker = start_pod_broker(&w, PODS[0], &kubeconfig).await;
+    // It asks every 2 s (the annotations are admitted, the label refused by the decoy) and writes nothing.
+    let user = format!("system:serviceaccount:{NAMESPACE}:{RELEASE}");
+    let patches = || {
+        let all = w.cluster.plane.requests_by(&user);
+        let pods: Vec<_> = all
+            .into_iter()
+            .filter(|e| {
+                e["verb"] == "patch" && e["objectRef"]["resource"] == "pods" && e["stage"] == "ResponseComplete"
+            })
+            .collect();
+        let dry = pods.iter().filter(|e| e["requestURI"].as_str().is_some_and(|u| u.contains("dryRun=All"))).count();
+        (dry, pods.len() - dry)
+    };
+    broker
+        .wait_until("three rounds of the check", std::time::Duration::from_secs(30), |_| async { patches().0 >= 6 })
+        .await;
+    assert_eq!(patches().1, 0, "written while only a decoy policy refused a label change");
+    assert!(annotations(&pods, PODS[0]).await.keys().all(|k| !k.starts_with("config.brokkr.io/")));
+    // The chart's policy arrives within the minute the broker gives one: its refusals count.
+    let upgrade = [
+        "upgrade",
+        RELEASE,
+        "charts/brokkr-broker",
+        "-n",
+        NAMESPACE,
+        "--reuse-values",
+        "--set",
+        "podStatus.enabled=true",
+    ];
+    w.helm(&upgrade).await.ok("helm upgrade with the chart's policy");
+    let pods_ref = &pods;
+    broker
+        .wait_until("the broker writes under the chart's policy", std::time::Duration::from_secs(45), |_| async move {
+            annotations(pods_ref, PODS[0]).await.contains_key(IN_FORCE)
+        })
+        .await;
 }

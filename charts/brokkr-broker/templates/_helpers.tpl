@@ -128,3 +128,8 @@ generated on every render.
 {{- end }}
 {{- get . "brokkrWebhookTLS" | toJson }}
 {{- end }}
+
+{{/* The podStatus ValidatingAdmissionPolicy and its binding: cluster-scoped, so the name carries the namespace. */}}
+{{- define "brokkr-broker.podStatusPolicyName" -}}
+{{- printf "%s-%s-pod-status" (include "brokkr-broker.fullname" .) .Release.Namespace }}
+{{- end }}

@@ -65,6 +65,10 @@ pub struct ServeArgs {
     /// and which sets this; off, the broker sends no such request.
     #[arg(long, env = "BROKKR_POD_STATUS")]
     pub pod_status: bool,
+    /// The ValidatingAdmissionPolicy that guards `--pod-status` (the chart sets its own): nothing is written until
+    /// dry runs show that this policy, not another one, refuses the broker changes outside its annotations.
+    #[arg(long, value_name = "NAME", env = "BROKKR_POD_STATUS_POLICY")]
+    pub pod_status_policy: Option<String>,
     /// Also answer the liveness probe on this Unix socket, which only the pod's own containers can reach (the
     /// chart's exec probe, `brokkr-broker probe`, asks it); a socket a previous run left there is replaced.
     #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]

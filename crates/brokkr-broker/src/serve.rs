@@ -110,7 +110,14 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     };
     let access = access.filter(|_| settings.config_reload.enabled);
     if let Some(pod) = access.as_ref().and_then(|a| a.pod.clone()).filter(|_| args.pod_status) {
-        actix::spawn(pod.publish(options.history.clone(), config.clone()));
+        match args.pod_status_policy.clone().filter(|p| !p.is_empty()) {
+            Some(policy) => {
+                actix::spawn(pod.publish(policy, options.history.clone(), config.clone()));
+            }
+            None => error!(
+                "--pod-status needs --pod-status-policy (BROKKR_POD_STATUS_POLICY), the ValidatingAdmissionPolicy that guards the Pod's annotations (the chart sets it); not writing them"
+            ),
+        }
     }
     let subsystem = Subsystem::start(access, config.clone(), layers, metrics, &options);
     shutdown::reload_on_sighup(hangups, subsystem.clone());
