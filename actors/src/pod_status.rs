@@ -53,16 +53,21 @@ pub const MIN_WRITE_INTERVAL: Duration = Duration::from_secs(2);
 /// Who writes the annotations, in the Pod's `managedFields`.
 const FIELD_MANAGER: &str = "brokkr-broker";
 
-/// Whether `status` is a denial by the ValidatingAdmissionPolicy `policy`, through any of its bindings. The API
-/// server names the first policy that denied (k8s.io/apiserver, policy/validating/dispatcher.go):
-/// `pods "<pod>" is forbidden: ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied request: …`,
-/// the part from `ValidatingAdmissionPolicy` on also being the one cause in `details`. Matched at its start, never
-/// anywhere in the text: another policy's own message may quote this one's name.
-fn denied_by(status: &kube::core::Status, policy: &str) -> bool {
-    let head = format!("ValidatingAdmissionPolicy '{policy}' with binding '");
-    let in_message = status.message.split_once(" is forbidden: ").is_some_and(|(_, rest)| rest.starts_with(&head));
-    let in_cause = status.details.as_ref().is_some_and(|d| d.causes.iter().any(|c| c.message.starts_with(&head)));
-    refusal(status.code) && (in_message || in_cause)
+/// The start of the API server's message when a ValidatingAdmissionPolicy (`policy`, or any when `None`) denies a
+/// request on Pod `pod` (k8s.io/apiserver, policy/validating/dispatcher.go):
+/// `pods "<pod>" is forbidden: ValidatingAdmissionPolicy '<policy>' with binding '<binding>' denied request: …`.
+fn policy_denial_head(pod: &str, policy: Option<&str>) -> String {
+    match policy {
+        Some(policy) => format!("pods \"{pod}\" is forbidden: ValidatingAdmissionPolicy '{policy}' with binding '"),
+        None => format!("pods \"{pod}\" is forbidden: ValidatingAdmissionPolicy '"),
+    }
+}
+
+/// Whether `status` is a denial of a change to Pod `pod` by the ValidatingAdmissionPolicy `policy`, through any of
+/// its bindings. Matched at the start of the message only: another policy's or a webhook's text (which follows its
+/// own prefix) may quote this one's.
+fn denied_by(status: &kube::core::Status, pod: &str, policy: &str) -> bool {
+    refusal(status.code) && status.message.starts_with(&policy_denial_head(pod, Some(policy)))
 }
 
 /// The changes the start-up check asks for as dry runs, each of which the chart's policy must refuse: a label, an
@@ -89,6 +94,9 @@ enum GuardCheck {
     Admitted(&'static str),
     /// Every one refused, none by the named policy (RBAC, a wrong `POD_NAME`, another policy): the first message.
     Refused(String),
+    /// Every one refused by ValidatingAdmissionPolicies, none naming the chart's: the API server names only the
+    /// first policy that denied, in an order that changes when its policies do, so this is asked again soon.
+    OtherPolicies(String),
     /// No answer, a 5xx or a 429.
     Unanswered(String),
 }
@@ -226,6 +234,14 @@ impl PodStatus {
                     refused = Some(message);
                     tokio::time::sleep(REFUSED_RETRY).await;
                 }
+                GuardCheck::OtherPolicies(message) => {
+                    if refused.as_deref() != Some(message.as_str()) {
+                        warn!(pod = %self.name, policy, reason = %clip(&message, MESSAGE_LIMIT), retry_in = ?retry, "other admission policies refuse the check of the broker's own Pod before the chart's policy is named; asking again");
+                    }
+                    refused = Some(message);
+                    tokio::time::sleep(retry).await;
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
                 GuardCheck::Unanswered(error) => {
                     debug!(pod = %self.name, error = %clip(&error, MESSAGE_LIMIT), retry_in = ?retry, "could not check the admission policy; trying again");
                     tokio::time::sleep(retry).await;
@@ -254,17 +270,23 @@ impl PodStatus {
     /// One round of the check: each forbidden change as a dry run, ending at the first admitted or unanswered.
     async fn check_guard(&self, policy: &str) -> GuardCheck {
         let params = PatchParams { dry_run: true, field_manager: Some(FIELD_MANAGER.into()), ..PatchParams::default() };
-        let (mut named, mut other) = (false, None::<String>);
+        let (mut named, mut by_policies, mut other) = (false, true, None::<String>);
+        let any_policy = policy_denial_head(&self.name, None);
         for (change, patch) in forbidden_changes() {
             match self.patch(&params, &Patch::Merge(patch)).await {
                 Ok(_) => return GuardCheck::Admitted(change),
                 Err(kube::Error::Api(status)) if refusal(status.code) => {
-                    named |= denied_by(&status, policy);
+                    named |= denied_by(&status, &self.name, policy);
+                    by_policies &= status.message.starts_with(&any_policy);
                     other.get_or_insert(status.message);
                 }
                 Err(error) => return GuardCheck::Unanswered(error.to_string()),
             }
         }
-        if named { GuardCheck::Guarded } else { GuardCheck::Refused(other.unwrap_or_default()) }
+        match (named, by_policies) {
+            (true, _) => GuardCheck::Guarded,
+            (false, true) => GuardCheck::OtherPolicies(other.unwrap_or_default()),
+            (false, false) => GuardCheck::Refused(other.unwrap_or_default()),
+        }
     }
 }

@@ -158,7 +158,8 @@ async fn only_the_charts_policy_counts_and_every_forbidden_change_must_be_refuse
     history.record(record("1", "a"), 20);
     let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
     tokio::spawn(publisher.publish(POLICY.to_owned(), history.clone(), ReloadableConfig::new(Settings::default())));
-    // A decoy refuses all three, its message even quoting the chart's policy: no proof, asked again much later.
+    // A decoy refuses all three, its message even quoting the chart's policy: no proof. The API server names only
+    // the first policy that denied, in an order that changes, so it is asked again soon (backing off).
     let quoting = format!("frozen (ValidatingAdmissionPolicy '{POLICY}' with binding '{POLICY}' denied request: x)");
     let mut bodies = Vec::new();
     let mut decoy_at = None;
@@ -172,11 +173,29 @@ async fn only_the_charts_policy_counts_and_every_forbidden_change_must_be_refuse
     assert!(bodies[2].contains("\"config.brokkr.io/guard-check\""), "{bodies:?}");
     // The chart's policy refuses the label change but the annotation is admitted: no proof, again 2 s later.
     let (dry, _, again) = next(&mut handle, guard()).await;
-    assert!(dry && again - decoy_at.expect("asked") >= REFUSED_RETRY);
+    let waited = again - decoy_at.expect("asked");
+    assert!(dry && waited >= Duration::from_secs(2) && waited < REFUSED_RETRY, "{waited:?}");
     let (dry, _, admitted) = next(&mut handle, ok()).await;
     let next_round = round(&mut handle, guard).await;
     assert!(dry && next_round - admitted >= Duration::from_secs(2));
     // Then the state is written.
     let (dry, body, _) = next(&mut handle, ok()).await;
     assert!(!dry && body.contains("\"config.brokkr.io/seen\":\"1\""), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_webhook_that_quotes_the_policys_denial_is_no_proof() {
+    // Found by review: a webhook's message (whose text a policy author sets) may quote the chart's policy.
+    let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+    let history = ReloadHistory::default();
+    history.record(record("1", "a"), 20);
+    let publisher = PodStatus::new(Client::new(service, "brokkr"), "brokkr", "broker-a");
+    tokio::spawn(publisher.publish(POLICY.to_owned(), history.clone(), ReloadableConfig::new(Settings::default())));
+    let quoted = format!(
+        "admission webhook \\\"kyverno\\\" denied the request: pods \\\"broker-a\\\" is forbidden: ValidatingAdmissionPolicy '{POLICY}' with binding '{POLICY}' denied request: x"
+    );
+    let webhook = round(&mut handle, || status(403, &quoted)).await;
+    // Not the policy: a refusal of another kind, asked again only after REFUSED_RETRY.
+    let (dry, _, again) = next(&mut handle, guard()).await;
+    assert!(dry && again - webhook >= REFUSED_RETRY, "{:?}", again - webhook);
 }

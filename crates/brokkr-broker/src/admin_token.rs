@@ -8,6 +8,7 @@ use std::{
 };
 
 use brokkr_config::{ReloadableConfig, Secret, SecretsElsewhere, settings::AdminSettings};
+use brokkr_reload::reload_log::AUDIT_TARGET;
 use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
@@ -242,18 +243,20 @@ impl AdminToken {
             self.elsewhere.set(held.map(|t| t.secret.clone()).collect());
         }
         if expired > 0 {
-            info!(tokens = expired, "a replaced admin token is no longer accepted (its admin.token_overlap is over)");
+            info!(target: AUDIT_TARGET, tokens = expired, "a replaced admin token is no longer accepted (its admin.token_overlap is over)");
         }
         let file = file.display();
         match outcome.unwrap_or(Outcome::Unchanged) {
             Outcome::Unchanged | Outcome::StillFailing => {}
-            Outcome::Recovered => info!(%file, "admin.token_file can be used again"),
-            Outcome::First => info!(%file, "admin token read from admin.token_file"),
+            Outcome::Recovered => info!(target: AUDIT_TARGET, %file, "admin.token_file can be used again"),
+            Outcome::First => info!(target: AUDIT_TARGET, %file, "admin token read from admin.token_file"),
             Outcome::Rotated => {
                 let overlap = humantime::format_duration(overlap).to_string();
-                info!(%file, %overlap, "admin token rotated; the replaced one is accepted for admin.token_overlap");
+                info!(target: AUDIT_TARGET, %file, %overlap, "admin token rotated; the replaced one is accepted for admin.token_overlap");
             }
-            Outcome::Failed(error) => warn!(%error, "admin.token_file cannot be used; the token in force stays"),
+            Outcome::Failed(error) => {
+                warn!(target: AUDIT_TARGET, %error, "admin.token_file cannot be used; the token in force stays");
+            }
         }
     }
 

@@ -23,7 +23,8 @@ pub fn run(file: &Path, configmap: bool) -> ExitCode {
             println!("{}: OK", file.display());
             for field in candidate.settings.fields() {
                 let when = if field.live { "live" } else { "restart" };
-                println!("  {:<32} {:<8} {}", field.key, when, field.value);
+                // A value (a log filter's span field, say) may hold any character: shown, never obeyed.
+                println!("  {:<32} {:<8} {}", field.key, when, brokkr_config::text::escape(&field.value));
             }
             ExitCode::SUCCESS
         }

@@ -71,3 +71,12 @@ fn a_token_shorter_than_16_bytes_is_refused_without_showing_it() {
     assert!(stderr.contains("admin.token") && stderr.contains("16 bytes"), "{stderr}");
     assert!(!stderr.contains("t0ps3cret"), "{stderr}");
 }
+
+#[test]
+fn a_value_with_control_characters_is_printed_escaped() {
+    // Issue 23: a span field of a log filter may hold any character but `]`; it reached the terminal raw.
+    let (code, stdout, stderr) = check("[log]\nlevel = \"info,[{f=\\u001b[2J\\u202e}]=debug\"");
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stdout.chars().any(|c| c != '\n' && brokkr_config::text::hidden(c)), "{stdout:?}");
+    assert!(stdout.contains("\\u{1b}[2J\\u{202e}"), "{stdout}");
+}

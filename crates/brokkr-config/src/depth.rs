@@ -74,16 +74,18 @@ impl EventReceiver for Depth {
     fn array_table_close(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
         self.in_header = false;
     }
+    // `false` once past the limit: toml_parser then skips the rest of the value instead of descending into it
+    // (it recurses once per open bracket or brace, so going on would overflow the stack in here).
     fn inline_table_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
         self.open(span);
-        true
+        self.too_deep.is_none()
     }
     fn inline_table_close(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
         self.close();
     }
     fn array_open(&mut self, span: Span, _error: &mut dyn ErrorSink) -> bool {
         self.open(span);
-        true
+        self.too_deep.is_none()
     }
     fn array_close(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
         self.close();
@@ -104,13 +106,33 @@ impl EventReceiver for Depth {
         self.key = 0;
     }
     fn newline(&mut self, _span: Span, _error: &mut dyn ErrorSink) {
-        self.key = 0;
+        // Inside an inline table or array a newline may sit between a key and its value: not the end of the key.
+        if self.frames.is_empty() {
+            self.key = 0;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hundreds_of_thousands_of_brackets_are_measured_on_a_small_stack() {
+        // Found by review: the check itself recursed once per bracket (toml_parser descends while the receiver
+        // says so), so a 256 KiB document of `[` aborted the process in here.
+        let judged = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| {
+                let brackets = format!("a = {}", "[".repeat(250_000));
+                let braces = format!("a = {}", "{a=".repeat(80_000));
+                (too_deep(&brackets), too_deep(&braces))
+            })
+            .expect("a thread")
+            .join()
+            .expect("measured without overflowing the stack");
+        assert!(judged.0.is_some() && judged.1.is_some(), "{judged:?}");
+    }
 
     #[test]
     fn ordinary_documents_pass_and_each_kind_of_nesting_counts() {
@@ -124,6 +146,9 @@ mod tests {
         let header = format!("[{}]\nk = 1", vec!["t"; MAX_DEPTH].join("."));
         assert!(too_deep(&header).is_some(), "a header's parts and its key");
         assert!(too_deep("a = { b.c = { d.e = [1] } }\n[t]\nk = 1").is_none());
+        // A newline between a dotted key and its value inside an inline table does not end the key.
+        let split = format!("a = {{ {} \n= 1 }}", vec!["k"; MAX_DEPTH].join("."));
+        assert!(too_deep(&split).is_some(), "{split}");
         // Sibling values do not add up.
         let siblings = format!("a = [{}]", vec!["[1]"; 100].join(", "));
         assert_eq!(too_deep(&siblings), None);
