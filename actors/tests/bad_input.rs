@@ -153,7 +153,7 @@ fn corpus() -> Vec<(&'static str, String, &'static str)> {
     let deep_table = format!("x = {}{}", "{ a = ".repeat(5_000), "}".repeat(5_000));
     cases.push(("inline tables nested 5 000 deep", deep_table, "line 1"));
     let dotted = format!("{} = 1", vec!["a"; 5_000].join("."));
-    cases.push(("a key dotted 5 000 deep", dotted, "not valid TOML: recursion limit"));
+    cases.push(("a key dotted 5 000 deep", dotted, "nested deeper than 16"));
     cases
 }
 
