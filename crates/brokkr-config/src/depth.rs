@@ -4,7 +4,8 @@
 
 use toml_parser::{ErrorSink, Source, Span, decoder::Encoding, parser::EventReceiver};
 
-/// The deepest nesting a document may have: a settings file needs 3 (`[section]`, a key, a list).
+/// The deepest nesting a document may have, as counted here (a dotted part, a header part, or an inline table or
+/// array under its key, one each): a settings file needs 3 (`[section]`, a key, a list).
 pub const MAX_DEPTH: usize = 16;
 
 /// Where a document first nests deeper than [`MAX_DEPTH`] (a byte offset), if it does. Syntax errors are left to
@@ -109,6 +110,8 @@ impl EventReceiver for Depth {
         // Inside an inline table or array a newline may sit between a key and its value: not the end of the key.
         if self.frames.is_empty() {
             self.key = 0;
+            // A header left unclosed ends with its line: the parser reports it; the keys after it are not its parts.
+            self.in_header = false;
         }
     }
 }
@@ -149,6 +152,9 @@ mod tests {
         // A newline between a dotted key and its value inside an inline table does not end the key.
         let split = format!("a = {{ {} \n= 1 }}", vec!["k"; MAX_DEPTH].join("."));
         assert!(too_deep(&split).is_some(), "{split}");
+        // An unclosed header is the parser's error to report, not a deep nesting.
+        let unclosed = format!("[server\n{}", (0..20).map(|i| format!("k{i} = 1\n")).collect::<String>());
+        assert_eq!(too_deep(&unclosed), None);
         // Sibling values do not add up.
         let siblings = format!("a = [{}]", vec!["[1]"; 100].join(", "));
         assert_eq!(too_deep(&siblings), None);
