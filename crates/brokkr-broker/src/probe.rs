@@ -175,37 +175,41 @@ mod tests {
         assert!(crate::report::chain(&error).contains("probe.sock"), "{error}");
     }
 
-    #[actix_web::test]
-    async fn the_probe_fails_while_the_main_thread_is_stuck_and_passes_once_it_runs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("probe.sock");
-        let server = serve(bind(&path).expect("bind"), &path).expect("serve");
+    /// Serves the probe socket at `path` on this System; the server's handle.
+    fn serving(path: &Path) -> actix_web::dev::ServerHandle {
+        let server = serve(bind(path).expect("bind"), path).expect("serve");
         let handle = server.handle();
         actix_web::rt::spawn(server);
-        // Served and answering first, so that only the blocked thread below can fail the probe.
+        handle
+    }
+
+    /// A probe asked from a thread of its own, while this (the main) thread keeps running.
+    async fn ask_while_running(path: &Path) -> Result<(), ProbeError> {
+        let path = path.to_owned();
+        actix_web::rt::task::spawn_blocking(move || ask(&path, Duration::from_secs(5))).await.expect("the probe")
+    }
+
+    #[actix_web::test]
+    async fn the_probe_fails_while_the_main_thread_is_stuck_and_passes_while_it_runs() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let handle = serving(&path);
+        let answer = ask_while_running(&path).await;
+        assert!(answer.is_ok(), "the main thread runs: {answer:?}");
+        // This (the main) thread now blocks until the probe has its answer: it cannot run the probe's task.
+        let (answered, answer) = std::sync::mpsc::channel();
         let asked = path.clone();
-        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
-            .await
-            .expect("the probe thread");
-        assert!(answer.is_ok(), "{answer:?}");
-        // Asked from a thread of its own while this (the main) thread is blocked for 2 s.
-        let asked = path.clone();
-        let probe = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(200));
+        std::thread::spawn(move || {
             let started = std::time::Instant::now();
-            (ask(&asked, Duration::from_secs(5)), started.elapsed())
+            drop(answered.send((ask(&asked, Duration::from_secs(5)), started.elapsed())));
         });
-        std::thread::sleep(Duration::from_secs(2));
-        let (answer, took) = probe.join().expect("the probe thread");
+        let (answer, took) = answer.recv().expect("the probe thread");
         assert!(
             matches!(&answer, Err(ProbeError::Unhealthy { status_line }) if status_line.contains("503")),
             "{answer:?}"
         );
         assert!(took >= MAIN_THREAD_DEADLINE, "failed after {took:?}, before the deadline");
-        let asked = path.clone();
-        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
-            .await
-            .expect("the probe thread");
+        let answer = ask_while_running(&path).await;
         assert!(answer.is_ok(), "the main thread runs again: {answer:?}");
         handle.stop(false).await;
     }
@@ -217,20 +221,5 @@ mod tests {
         let _serving = bind(&path).expect("first bind");
         let error = bind(&path).expect_err("in use");
         assert!(matches!(&error, ProbeError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse));
-    }
-
-    #[actix_web::test]
-    async fn the_socket_answers_a_probe_while_the_main_thread_runs() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("probe.sock");
-        let server = serve(bind(&path).expect("bind"), &path).expect("serve");
-        let handle = server.handle();
-        actix_web::rt::spawn(server);
-        let asked = path.clone();
-        let answer = actix_web::rt::task::spawn_blocking(move || ask(&asked, Duration::from_secs(5)))
-            .await
-            .expect("the probe thread");
-        assert!(answer.is_ok(), "{answer:?}");
-        handle.stop(false).await;
     }
 }

@@ -245,33 +245,26 @@ async fn the_configmap_cannot_change_the_overlap_so_a_replaced_token_lives_exact
     assert!(!h.token.accepts(OLD, overlap()), "not a moment longer");
 }
 
-#[test]
-fn a_short_token_from_the_environment_stops_the_start_with_an_error() {
+#[tokio::test]
+async fn a_short_token_from_the_environment_stops_the_start_with_an_error() {
     // Issue 23: it was only warned about, while a token file that short is refused.
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
         .arg("serve")
         .env_clear()
         .env("BROKKR__ADMIN__TOKEN", "sh0rt-t0ken")
         .env("BROKKR__SERVER__LISTEN", "127.0.0.1:0")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
+        // A broker that starts anyway is killed when the timeout drops it.
+        .kill_on_drop(true)
         .spawn()
         .expect("run the broker");
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let code = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status.code();
-        }
-        if std::time::Instant::now() > deadline {
-            drop(child.kill());
-            drop(child.wait());
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().expect("piped"), &mut stderr).expect("stderr");
-    assert_eq!(code, Some(1), "the broker must not start: {stderr}");
+    let output = tokio::time::timeout(Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the broker must not start: it is still running")
+        .expect("its output");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "the broker must not start: {stderr}");
     assert!(stderr.contains("admin.token") && stderr.contains("16 bytes"), "{stderr}");
     assert!(!stderr.contains("sh0rt"), "the token is never shown: {stderr}");
 }

@@ -55,7 +55,8 @@ async fn slow_client(addr: SocketAddr, first_byte: u8, until: Instant, flood: Ar
             // A full backlog: the connect is refused, reset or never answered.
             Ok(Err(e)) if matches!(e.kind(), ErrorKind::ConnectionRefused | ErrorKind::ConnectionReset) => {
                 flood.refused.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                // Again at once, as a flooding client would; yielding so the other clients and probes run.
+                tokio::task::yield_now().await;
                 continue;
             }
             Err(_) => {
@@ -65,7 +66,7 @@ async fn slow_client(addr: SocketAddr, first_byte: u8, until: Instant, flood: Ar
             // The client's own limits (file descriptors, local ports): not a sign that the broker is full.
             Ok(Err(_)) => {
                 flood.client_errors.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                tokio::task::yield_now().await;
                 continue;
             }
         };
