@@ -74,7 +74,7 @@ impl AppSettings for ShopSettings {
     ];
     const ENV_PREFIX: &'static str = "SHOP__";
 
-    fn validate(&self, _in_force: &[&str]) -> Result<()> {
+    fn own_checks(&self, _in_force: &[&str]) -> Result<()> {
         if self.greeting.text.trim().is_empty() {
             return Err(brokkr_config::ConfigError::Invalid {
                 key: "greeting.text".into(),

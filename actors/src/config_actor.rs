@@ -1,5 +1,5 @@
-//! The one place a reload is applied: orders, builds, validates, diffs and swaps the configuration; what follows
-//! (metrics, Events, audit log) is [`ConfigActor::publish`]'s.
+//! The one place a reload is applied: orders versions, has [`brokkr_config::judge`] judge each and swaps the
+//! configuration; what follows (metrics, Events, audit log) is [`ConfigActor::publish`]'s.
 
 use std::{
     sync::{
@@ -12,12 +12,11 @@ use std::{
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture, fut,
 };
-use brokkr_config::{AppSettings, ConfigLayers, ReloadOutcome, ReloadableConfig, Settings, SourceRef};
+use brokkr_config::{AppSettings, ConfigLayers, Outcome, ReloadOutcome, ReloadableConfig, Settings, SourceRef, judge};
 use tracing::{debug, info, warn};
 
 use crate::{
     announce::Announcements,
-    document::build_candidate,
     events::{News, ReloadEvents},
     history::{ReloadHistory, ReloadRecord},
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
@@ -182,9 +181,12 @@ impl<S: AppSettings> ConfigActor<S> {
             warn!(trigger = trigger.as_str(), "{message}");
             return self.report_in_force(Some(message));
         };
-        let candidate = build_candidate(&self.layers, &version, &namespace, &running.settings);
+        let verdict = self
+            .source
+            .document(&version, running.settings.reload())
+            .and_then(|document| judge(&self.layers, &document, &running.settings));
         let source = SourceRef { namespace, name, resource_version: version.resource_version };
-        let outcome = self.config.reload(candidate, Some(source.clone()));
+        let outcome = self.config.reload(verdict.map(|v| v.candidate), Some(source.clone()));
         self.publish(&outcome, &source, trigger);
         let generation = self.config.current().generation;
         let mut report = ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation, error: None };
@@ -238,7 +240,12 @@ impl<S: AppSettings> ConfigActor<S> {
 
     /// What is in force, as a reload reports it when it had nothing newer to apply.
     fn report_in_force(&self, error: Option<String>) -> ReloadReport {
-        ReloadReport { outcome: "unchanged", changes: Vec::new(), generation: self.config.current().generation, error }
+        ReloadReport {
+            outcome: Outcome::Unchanged,
+            changes: Vec::new(),
+            generation: self.config.current().generation,
+            error,
+        }
     }
 
     /// Reads the ConfigMap and applies it, unless something was applied meanwhile: then reads again.

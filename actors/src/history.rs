@@ -7,7 +7,7 @@ use std::{
     time::SystemTime,
 };
 
-use brokkr_config::{Change, text::clip};
+use brokkr_config::{Change, Outcome, text::clip};
 use serde::{Serialize, Serializer};
 use tokio::sync::watch;
 
@@ -28,10 +28,10 @@ pub struct ReloadRecord {
     /// Hash of the live settings in force after it.
     pub hash: String,
     /// `start-up`, `watch`, `resync` or `manual`.
-    pub trigger: &'static str,
+    pub trigger: Trigger,
     /// `applied`, `unchanged` or `rejected`; at start-up also `unread` (the ConfigMap was absent or could not be
     /// read in time: the broker runs on the file and the environment until the watch reads it).
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// The settings that changed, secrets redacted.
     pub changes: Vec<Change>,
     /// Restart-only keys whose new value waits for the next start.
@@ -50,7 +50,7 @@ fn rfc3339<S: Serializer>(at: &SystemTime, serializer: S) -> Result<S::Ok, S::Er
 impl ReloadRecord {
     /// A record of `outcome` by `trigger`, its values cut to [`HISTORY_VALUE_LIMIT`] bytes.
     #[must_use]
-    pub fn new(trigger: Trigger, outcome: &'static str, mut changes: Vec<Change>) -> Self {
+    pub fn new(trigger: Trigger, outcome: Outcome, mut changes: Vec<Change>) -> Self {
         for change in &mut changes {
             change.old = clip(&change.old, HISTORY_VALUE_LIMIT).into_owned();
             change.new = clip(&change.new, HISTORY_VALUE_LIMIT).into_owned();
@@ -59,7 +59,7 @@ impl ReloadRecord {
             generation: 0,
             resource_version: None,
             hash: String::new(),
-            trigger: trigger.as_str(),
+            trigger,
             outcome,
             changes,
             restart_required: Vec::new(),
@@ -71,11 +71,14 @@ impl ReloadRecord {
     /// Whether it says nothing the record before it did not: a resync or a re-list that found the version in
     /// force, or the rejected one again. A manual reload is always kept: an operator asked for it.
     fn repeats(&self, before: &Self) -> bool {
-        if self.trigger == Trigger::OnDemand.as_str() {
+        if self.trigger == Trigger::OnDemand {
             return false;
         }
         // Applied and then unchanged is the same state: that version in force.
-        let rejected = |r: &Self| r.outcome == "rejected";
+        let rejected = |r: &Self| match r.outcome {
+            Outcome::Rejected => true,
+            Outcome::Applied | Outcome::Unchanged | Outcome::Unread => false,
+        };
         self.changes.is_empty()
             && (rejected(self), &self.resource_version, &self.restart_required, &self.error)
                 == (rejected(before), &before.resource_version, &before.restart_required, &before.error)

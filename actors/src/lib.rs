@@ -9,11 +9,12 @@
 mod announce;
 pub mod config_actor;
 pub mod debounce;
-pub mod document;
 pub mod events;
+pub mod file_source;
 pub mod history;
 pub mod messages;
 pub mod metrics;
+pub mod mounted_file;
 pub mod options;
 pub mod pod_status;
 pub mod registration;

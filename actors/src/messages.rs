@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, fmt};
 
 use actix::Message;
-use brokkr_config::Change;
+use brokkr_config::{Change, Outcome};
 use serde::Serialize;
 
 use crate::status::WatcherState;
@@ -64,8 +64,9 @@ pub struct Reload {
 #[rtype(result = "Result<ReloadReport, crate::config_actor::ReloadError>")]
 pub struct ReloadNow;
 
-/// What asked for a reload; logged with each outcome.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What asked for a reload; logged with each outcome. Its one string form ([`Trigger::as_str`]) is the history's
+/// and the audit log's `trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::EnumIter)]
 pub enum Trigger {
     /// The bounded read before the broker starts.
     Startup,
@@ -78,15 +79,26 @@ pub enum Trigger {
 }
 
 impl Trigger {
-    /// The trigger as the log shows it.
+    /// Every trigger, in declaration order.
+    pub fn all() -> impl Iterator<Item = Self> {
+        <Self as strum::IntoEnumIterator>::iter()
+    }
+
+    /// The one string form, as the log, the history and the admin API show it.
     #[must_use]
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Startup => "start-up",
             Self::Watch => "watch",
             Self::Resync => "resync",
             Self::OnDemand => "manual",
         }
+    }
+}
+
+impl Serialize for Trigger {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -100,7 +112,7 @@ impl std::fmt::Display for Trigger {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReloadReport {
     /// `applied`, `unchanged` or `rejected`.
-    pub outcome: &'static str,
+    pub outcome: Outcome,
     /// Dynamic settings that changed, secrets redacted.
     pub changes: Vec<Change>,
     /// Generation in force afterwards.

@@ -5,6 +5,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use brokkr_config::Outcome;
 use prometheus_client::{
     metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
@@ -62,21 +63,24 @@ impl ReloadMetrics {
         );
         registry.register("watcher_restarts", "Watcher restarts after API errors", m.watcher_restarts.clone());
         m.last_successful.set(1);
-        for outcome in ["applied", "unchanged", "rejected"] {
-            drop(m.reloads.get_or_create(&vec![("outcome".into(), outcome.into())]));
+        for outcome in Outcome::all() {
+            drop(m.reloads.get_or_create(&vec![("outcome".into(), outcome.as_str().into())]));
         }
         m
     }
 
-    /// Records a reload's outcome (`applied`, `unchanged`, `rejected`) and the configuration now in force.
-    pub fn record_reload(&self, outcome: &str, generation: u64, hash: &str, restart_required: usize) {
-        self.reloads.get_or_create(&vec![("outcome".into(), outcome.into())]).inc();
-        if outcome == "rejected" {
-            self.last_successful.set(0);
-        } else {
-            self.last_successful.set(1);
-            self.last_success_timestamp.set(unix_now());
-            self.restart_required.set(i64::try_from(restart_required).unwrap_or(i64::MAX));
+    /// Records a reload's outcome and the configuration now in force.
+    pub fn record_reload(&self, outcome: Outcome, generation: u64, hash: &str, restart_required: usize) {
+        self.reloads.get_or_create(&vec![("outcome".into(), outcome.as_str().into())]).inc();
+        match outcome {
+            Outcome::Rejected => {
+                self.last_successful.set(0);
+            }
+            Outcome::Applied | Outcome::Unchanged | Outcome::Unread => {
+                self.last_successful.set(1);
+                self.last_success_timestamp.set(unix_now());
+                self.restart_required.set(i64::try_from(restart_required).unwrap_or(i64::MAX));
+            }
         }
         self.set_in_force(generation, hash);
     }

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use brokkr_config::{AppSettings, ConfigSnapshot, ReloadableConfig, text::clip};
+use brokkr_config::{AppSettings, ConfigSnapshot, Outcome, ReloadableConfig, text::clip};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
@@ -33,6 +33,10 @@ pub const SEEN: &str = "config.brokkr.io/seen";
 pub const OUTCOME: &str = "config.brokkr.io/outcome";
 /// Why it was rejected, or which keys wait for a restart; empty otherwise.
 pub const REASON: &str = "config.brokkr.io/reason";
+/// The annotation's outcome when the version judged is in force but restart-only keys wait: besides the
+/// [`Outcome`] forms `applied`, `rejected` and `unread`, the one value of [`OUTCOME`] that is not an outcome.
+pub const RESTART_REQUIRED: &str = "restart-required";
+
 /// When the last outcome happened (RFC 3339).
 pub const AT: &str = "config.brokkr.io/at";
 
@@ -112,13 +116,14 @@ fn refusal(code: u16) -> bool {
 /// The annotations that say `record`, with `in_force` the snapshot in force after it.
 #[must_use]
 pub fn annotations<S>(record: &ReloadRecord, in_force: &ConfigSnapshot<S>) -> BTreeMap<String, String> {
-    let (outcome, reason) = match (record.outcome, &record.error) {
-        ("rejected", error) => ("rejected", error.clone().unwrap_or_default()),
-        ("unread", error) => ("unread", error.clone().unwrap_or_default()),
-        _ if !record.restart_required.is_empty() => {
-            ("restart-required", format!("waiting for a restart: {}", record.restart_required.join(", ")))
+    let error = || record.error.clone().unwrap_or_default();
+    let (outcome, reason) = match record.outcome {
+        Outcome::Rejected | Outcome::Unread => (record.outcome.as_str(), error()),
+        Outcome::Applied | Outcome::Unchanged if !record.restart_required.is_empty() => {
+            (RESTART_REQUIRED, format!("waiting for a restart: {}", record.restart_required.join(", ")))
         }
-        _ => ("applied", String::new()),
+        // The version judged is in force, whether it changed anything or not.
+        Outcome::Applied | Outcome::Unchanged => (Outcome::Applied.as_str(), String::new()),
     };
     let in_force_version = in_force.source.as_ref().and_then(|s| s.resource_version.clone()).unwrap_or_default();
     [

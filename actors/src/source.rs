@@ -2,6 +2,7 @@
 
 use std::{fmt, sync::Arc, time::Duration};
 
+use brokkr_config::{ConfigError, Document, ReloadSettings};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::BoxStream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -65,6 +66,14 @@ pub trait ConfigMapSource: Send + Sync + 'static {
     fn namespace(&self) -> String;
     /// `namespace/name`, for logs.
     fn describe(&self) -> String;
+    /// The document `version` holds for the reload section in force, `reload`, and its place among the layers: by
+    /// default the ConfigMap's data key, read from [`ConfigMapSource::namespace`].
+    ///
+    /// # Errors
+    /// [`ConfigError::MissingDataKey`] when the data key is absent.
+    fn document(&self, version: &ConfigMapVersion, reload: &ReloadSettings) -> Result<Document, ConfigError> {
+        Document::from_configmap(&version.data, &self.namespace(), reload)
+    }
 }
 
 /// The broker's own ConfigMap through the Kubernetes API.

@@ -1,12 +1,13 @@
 //! The start-up configuration from all four layers: one bounded read of the ConfigMap before the broker binds,
-//! through the same build path the `ConfigActor` uses, so restart-only keys set in the ConfigMap take effect.
+//! through the same judgement the `ConfigActor` uses, so restart-only keys set in the ConfigMap take effect.
 
 use std::{sync::Arc, time::Duration};
 
-use brokkr_config::{AppSettings, Candidate, ConfigError, ConfigLayers, ReloadableConfig, Settings, SourceRef};
+use brokkr_config::{
+    AppSettings, Candidate, ConfigError, ConfigLayers, Outcome, ReloadableConfig, Settings, SourceRef, judge,
+};
 
 use crate::{
-    document::build_candidate,
     history::ReloadRecord,
     messages::{ConfigMapState, Trigger},
     source::{ConfigMapSource, ReadError, read_within},
@@ -46,11 +47,14 @@ pub async fn read_startup<S: AppSettings>(
     timeout: Duration,
 ) -> Startup<S> {
     let namespace = source.namespace();
-    match read_within(source, timeout).await {
+    match read_within(source.clone(), timeout).await {
         Err(error) => Startup::Unreadable(error),
         Ok(ConfigMapState::Absent) => Startup::Absent,
         Ok(ConfigMapState::Present(version)) => {
-            let built = build_candidate(layers, &version, &namespace, boot);
+            let built = source
+                .document(&version, boot.reload())
+                .and_then(|document| judge(layers, &document, boot))
+                .map(|verdict| verdict.candidate);
             let name = boot.reload().configmap.clone();
             let source = SourceRef { namespace, name, resource_version: version.resource_version };
             match built {
@@ -67,10 +71,10 @@ pub async fn read_startup<S: AppSettings>(
 pub fn startup_record<S: AppSettings>(startup: &Startup<S>, config: &ReloadableConfig<S>) -> Option<ReloadRecord> {
     let now = config.current();
     let (outcome, error, judged) = match startup {
-        Startup::FromConfigMap { source, .. } => ("applied", None, Some(source)),
-        Startup::Invalid { error, source } => ("rejected", Some(error.to_string()), Some(source)),
-        Startup::Absent => ("unread", Some("the ConfigMap was not found at start-up".to_owned()), None),
-        Startup::Unreadable(error) => ("unread", Some(format!("not read at start-up: {error}")), None),
+        Startup::FromConfigMap { source, .. } => (Outcome::Applied, None, Some(source)),
+        Startup::Invalid { error, source } => (Outcome::Rejected, Some(error.to_string()), Some(source)),
+        Startup::Absent => (Outcome::Unread, Some("the ConfigMap was not found at start-up".to_owned()), None),
+        Startup::Unreadable(error) => (Outcome::Unread, Some(format!("not read at start-up: {error}")), None),
     };
     let mut record = ReloadRecord::new(Trigger::Startup, outcome, Vec::new());
     record.error = error;

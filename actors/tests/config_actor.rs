@@ -55,7 +55,7 @@ async fn invalid_input_is_rejected_with_the_key_named_and_the_last_good_configur
 
     assert_eq!(h.config.current().settings.log.level, "debug");
     let last = h.config.last_reload().expect("recorded");
-    assert_eq!(last.outcome, "rejected");
+    assert_eq!(last.outcome.as_str(), "rejected");
     assert!(last.error.as_deref().is_some_and(|e| e.contains("cors.max_age")), "{last:?}");
     let metrics = h.metrics();
     assert!(metrics.contains("brokkr_config_last_reload_successful 0"), "{metrics}");
@@ -92,7 +92,7 @@ async fn a_restart_only_change_is_reported_not_applied() {
 
     let last = h.config.last_reload().expect("recorded");
     assert_eq!(
-        (last.outcome, last.restart_required.as_slice()),
+        (last.outcome.as_str(), last.restart_required.as_slice()),
         ("applied", ["config_reload.enabled".to_owned()].as_slice())
     );
     assert!(h.config.current().settings.config_reload.enabled);
@@ -114,10 +114,10 @@ async fn reload_now_reads_the_configmap_and_reports_the_changes() {
     let h = harness();
     h.source.set_state(present("[cors]\nallowed_origins = [\"https://a.example\"]", "9"));
     let report = h.actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
-    assert_eq!((report.outcome, report.generation), ("applied", 1));
+    assert_eq!((report.outcome.as_str(), report.generation), ("applied", 1));
     assert_eq!(report.changes.iter().map(|c| c.key).collect::<Vec<_>>(), ["cors.allowed_origins"]);
     let again = h.actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
-    assert_eq!((again.outcome, again.generation), ("unchanged", 1));
+    assert_eq!((again.outcome.as_str(), again.generation), ("unchanged", 1));
     assert_eq!(h.config.current().source.clone().and_then(|s| s.resource_version).as_deref(), Some("9"));
 }
 
@@ -215,7 +215,7 @@ async fn the_same_broken_document_after_a_delete_and_re_create_is_news_again() {
 async fn repeating_the_namespace_in_force_is_accepted() {
     let h = harness();
     h.reload(present("[config_reload]\nnamespace = \"test\"\n[log]\nlevel = \"debug\"", "1")).await;
-    assert_eq!(h.config.last_reload().expect("recorded").outcome, "applied");
+    assert_eq!(h.config.last_reload().expect("recorded").outcome.as_str(), "applied");
     h.reload(present("[config_reload]\nnamespace = \"elsewhere\"", "2")).await;
     let last = h.config.last_reload().expect("recorded");
     assert!(last.error.is_some_and(|e| e.contains("config_reload.namespace")), "moving it is still refused");

@@ -94,7 +94,7 @@ async fn a_new_debounce_setting_changes_the_window_live() {
     let (debounce, seen) = start(&config);
     let text = "[config_reload]\ndebounce = \"1s\"\nmax_wait = \"2s\"".to_owned();
     let outcome = config.reload(layers.build(Some(&LayerText { origin: "test".into(), text })), None);
-    assert_eq!(outcome.label(), "applied");
+    assert_eq!(outcome.label().as_str(), "applied");
 
     change(&debounce, "1");
     run_for(Duration::from_millis(1001)).await;

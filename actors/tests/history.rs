@@ -42,7 +42,10 @@ impl Harness {
 
     fn triggers_and_outcomes(&self) -> Vec<(String, &'static str, &'static str)> {
         let records = self.history.records();
-        records.iter().map(|r| (r.resource_version.clone().unwrap_or_default(), r.trigger, r.outcome)).collect()
+        records
+            .iter()
+            .map(|r| (r.resource_version.clone().unwrap_or_default(), r.trigger.as_str(), r.outcome.as_str()))
+            .collect()
     }
 }
 
@@ -59,7 +62,7 @@ async fn every_trigger_is_recorded_in_order_and_a_resync_of_the_version_in_force
     run_for(Duration::from_secs(30)).await; // a resync that finds version 2
     h.source.set_state(present(&format!("{faster}\n[cors]\nmax_age = \"forever\""), "3"));
     let report = h.actor.send(ReloadNow).await.expect("actor alive").expect("read");
-    assert_eq!(report.outcome, "rejected");
+    assert_eq!(report.outcome.as_str(), "rejected");
     run_for(Duration::from_secs(30)).await; // a resync of the rejected version 3: nothing new either
     assert!(h.source.reads() >= 4, "{} reads", h.source.reads());
     // A manual reload is recorded even when it finds what is in force: an operator asked for it.
@@ -104,7 +107,7 @@ async fn the_history_keeps_the_live_number_of_records_and_never_shows_a_secret()
     let json = serde_json::to_string(&h.history.records()).expect("serializes");
     assert!(!json.contains(TOKEN) && !json.contains("t0ken"), "{json}");
     let last = h.history.records().pop().expect("a record");
-    assert_eq!(last.outcome, "applied");
+    assert_eq!(last.outcome.as_str(), "applied");
     let level = last.changes.iter().find(|c| c.key == "log.level").expect("log.level changed");
     assert!(level.new.len() <= HISTORY_VALUE_LIMIT + 16, "cut: {} bytes", level.new.len());
     assert_eq!(h.config.current().settings.config_reload.history, 5);

@@ -136,7 +136,7 @@ async fn without_comparable_resource_versions_an_overtaken_read_is_read_again() 
     gate.release(); // the first read answers v-one, after v-two was applied: it is read again
     let report = on_demand.await.expect("joined").expect("actor alive").expect("read succeeds");
     assert_eq!(in_force(&config), (vec!["https://two.example".to_owned()], Some("v-two".to_owned())));
-    assert_eq!(report.outcome, "unchanged", "the retry read the version already in force");
+    assert_eq!(report.outcome.as_str(), "unchanged", "the retry read the version already in force");
 }
 
 #[actix_rt::test]
@@ -147,7 +147,7 @@ async fn after_an_etcd_restore_a_consistent_read_of_a_lower_version_is_applied()
     // truth, not a late answer.
     source.set_state(present(V2, "5"));
     let report = actor.send(ReloadNow).await.expect("actor alive").expect("read succeeds");
-    assert_eq!(report.outcome, "applied", "{report:?}");
+    assert_eq!(report.outcome.as_str(), "applied", "{report:?}");
     assert_eq!(in_force(&config), (vec!["https://two.example".to_owned()], Some("5".to_owned())));
     // And the watch follows from there.
     actor.send(Reload { state: present(V1, "6") }).await.expect("actor alive");

@@ -76,7 +76,7 @@ async fn next(handle: &mut Handle, answer: Response<Body>) -> (bool, String, Ins
 }
 
 fn record(rv: &str, max_age: &str) -> ReloadRecord {
-    let mut record = ReloadRecord::new(Trigger::Watch, "applied", Vec::new());
+    let mut record = ReloadRecord::new(Trigger::Watch, brokkr_config::Outcome::Applied, Vec::new());
     record.resource_version = Some(rv.to_owned());
     record.hash = max_age.to_owned();
     record

@@ -23,7 +23,7 @@ async fn a_configmap_rejected_at_start_up_is_recorded_with_its_version() {
     let config = ReloadableConfig::new(boot.clone());
     let record = startup_record(&startup, &config).expect("a record");
     assert_eq!(
-        (record.trigger, record.outcome, record.resource_version.as_deref()),
+        (record.trigger.as_str(), record.outcome.as_str(), record.resource_version.as_deref()),
         ("start-up", "rejected", Some("41"))
     );
     let said = pod_status::annotations(&record, &config.current());
@@ -34,5 +34,5 @@ async fn a_configmap_rejected_at_start_up_is_recorded_with_its_version() {
     let Startup::FromConfigMap { candidate, source } = &startup else { panic!("{startup:?}") };
     let config = ReloadableConfig::starting(candidate.settings.clone(), Some(source.clone()));
     let record = startup_record(&startup, &config).expect("a record");
-    assert_eq!((record.outcome, record.resource_version.as_deref()), ("applied", Some("42")));
+    assert_eq!((record.outcome.as_str(), record.resource_version.as_deref()), ("applied", Some("42")));
 }

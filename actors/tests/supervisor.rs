@@ -80,7 +80,7 @@ async fn a_relist_after_restart_with_the_same_configmap_is_unchanged() {
     source.emit_list(Some(configmap(document, "5")));
     settle().await;
     assert_eq!(config.current().generation, 1);
-    assert_eq!(config.last_reload().expect("recorded").outcome, "unchanged");
+    assert_eq!(config.last_reload().expect("recorded").outcome.as_str(), "unchanged");
 }
 
 /// Answers every watch the supervisor opens with a successful list followed at once by a failing watch, as a Role

@@ -40,7 +40,7 @@ fn reload_storm(config: ReloadableConfig, stop: Arc<AtomicBool>) -> thread::Join
         let mut applied = 0;
         while !stop.load(Ordering::Relaxed) {
             let max_age = if applied % 2 == 0 { "11m" } else { "10m" };
-            if config.reload(layers.build(Some(&document(max_age))), None).label() == "applied" {
+            if config.reload(layers.build(Some(&document(max_age))), None).label() == brokkr_config::Outcome::Applied {
                 applied += 1;
             }
             thread::sleep(Duration::from_millis(100));

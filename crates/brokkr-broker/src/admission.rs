@@ -1,7 +1,6 @@
-//! Admission review of the broker's ConfigMap through the reload's own build and validation.
+//! Admission review of the broker's ConfigMap through the reload's own judgement ([`brokkr_config::judge`]).
 
-use brokkr_config::{Change, ConfigLayers, ReloadableConfig, diff, settings::WebhookSettings, text::clip};
-use brokkr_reload::{document::build_candidate, messages::ConfigMapVersion};
+use brokkr_config::{ConfigLayers, Document, ReloadableConfig, judge, settings::WebhookSettings, text::clip};
 use kube::core::admission::{AdmissionResponse, Operation};
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
@@ -20,9 +19,6 @@ pub const WARNINGS_TOTAL_LIMIT: usize = 3 * 1024;
 
 /// The most bytes of a denial's message.
 pub const DENIAL_LIMIT: usize = 1024;
-
-/// The most bytes of a setting's value quoted in a warning.
-const VALUE_LIMIT: usize = 48;
 
 /// Counts reviews by `result`: `allowed`, `warned` (allowed with warnings), `denied`, `skipped` (not the
 /// broker's ConfigMap; the webhook registration should never send those), `refused` (not read or not a review: too
@@ -96,18 +92,13 @@ impl ConfigMapReviewer {
             return response;
         };
         let namespace = request.namespace.clone().unwrap_or_default();
-        let version = ConfigMapVersion {
-            data: object
-                .data_value(&running.config_reload.key)
-                .map(|v| (running.config_reload.key.clone(), v))
-                .into_iter()
-                .collect(),
-            resource_version: object.metadata.resource_version.clone(),
-            uid: object.metadata.uid.clone(),
-        };
+        let key = &running.config_reload.key;
+        let data = object.data_value(key).map(|v| (key.clone(), v)).into_iter().collect();
         // Logged: whoever reaches the port chooses it.
         let user = clip(request.user_info.username.as_deref().unwrap_or_default(), 128);
-        match build_candidate(&self.layers, &version, &namespace, &running) {
+        let verdict = Document::from_configmap(&data, &namespace, &running.config_reload)
+            .and_then(|document| judge(&self.layers, &document, &running));
+        match verdict {
             Err(error) if unchanged_document(request, &running.config_reload.key) => {
                 // Already stored (while no broker answered, or accepted by an older broker): refusing an update
                 // that leaves it as it is (a label, a finalizer) protects nothing and blocks the tools making it.
@@ -124,11 +115,9 @@ impl ConfigMapReviewer {
                 self.metrics.count("denied");
                 response.deny(reason)
             }
-            Ok(built) => {
-                let pending: Vec<Change> = diff(&running, &built.settings).into_iter().filter(|c| !c.live).collect();
-                let mut warnings: Vec<String> = pending.iter().map(restart_warning).collect();
-                warnings.extend(built.shadowed_by_env.iter().map(|key| shadow_warning(key)));
-                warnings.extend(unreadable_certificate_warnings(&built.settings.webhook));
+            Ok(verdict) => {
+                let mut warnings = verdict.warnings();
+                warnings.extend(unreadable_certificate_warnings(&verdict.candidate.settings.webhook));
                 debug!(
                     user = %user,
                     dry_run = request.dry_run,
@@ -183,15 +172,4 @@ fn unreadable_certificate_warnings(webhook: &WebhookSettings) -> Vec<String> {
             Some(format!("{key} {} cannot be read ({error}): the webhook would serve no certificate", path.display()))
         })
         .collect()
-}
-
-/// Kept short: kubectl prints each warning on one line, and the API server may cut warnings over 256 bytes.
-fn restart_warning(change: &Change) -> String {
-    let (old, new) = (clip(&change.old, VALUE_LIMIT), clip(&change.new, VALUE_LIMIT));
-    format!("{} changes from {old} to {new} at the next broker restart, not live", change.key)
-}
-
-fn shadow_warning(key: &str) -> String {
-    let var = format!("BROKKR__{}", key.replace('.', "__").to_uppercase());
-    format!("{key} has no effect: the broker's environment sets it ({var})")
 }

@@ -26,6 +26,17 @@ pub enum Command {
         /// that locates the ConfigMap or must match the pod, is refused), instead of as the `--config` file.
         #[arg(long)]
         configmap: bool,
+        /// With `--configmap`: the `--config` file the broker runs with, under the document.
+        #[arg(long, value_name = "FILE", requires = "configmap")]
+        config: Option<PathBuf>,
+        /// With `--configmap`: the broker's `BROKKR__SECTION__KEY=value` variables, one per line (`#` starts a
+        /// comment), as `kubectl set env --list deployment/brokkr-broker` prints them; above the document.
+        #[arg(long, value_name = "FILE", requires = "configmap")]
+        env_file: Option<PathBuf>,
+        /// With `--configmap`: the namespace the broker reads the ConfigMap from (a document that names another
+        /// is refused, as the broker refuses it).
+        #[arg(long, value_name = "NAME", requires = "configmap")]
+        namespace: Option<String>,
     },
     /// Ask the running broker whether it is alive, over its probe socket (the chart's liveness probe); exit 0 when
     /// it is, 1 with the reason when not.
@@ -52,6 +63,20 @@ pub struct ServeArgs {
     /// TOML file layered over the built-in defaults (and under the ConfigMap and the environment).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Follow the `--config` file while running, as Prometheus's `auto-reload-config` and Vector's `--watch-config`
+    /// do: an edit in place or a file renamed over it is applied within the poll interval and the debounce, and
+    /// SIGHUP and `POST /api/v1/admin/config/reload` read it at once. The file is judged as the file layer (it may
+    /// hold the admin token; a changed restart-only key waits for the next start). No API request is made.
+    #[arg(long, env = "BROKKR_WATCH_CONFIG", requires = "config", conflicts_with = "configmap_file")]
+    pub watch_config: bool,
+    /// Read the broker's ConfigMap from this file, where a volume mounts it, instead of from the API server: for
+    /// pods that may not call the API. Judged exactly as the ConfigMap's document (no secrets, no change of a fixed
+    /// key), read at start-up and followed. No API request is made: no Events, no Pod status.
+    #[arg(long, value_name = "FILE", env = "BROKKR_CONFIGMAP_FILE")]
+    pub configmap_file: Option<PathBuf>,
+    /// How often `--watch-config` and `--configmap-file` read their file (100ms to 60s).
+    #[arg(long, value_name = "DURATION", env = "BROKKR_WATCH_INTERVAL", default_value = "1s", value_parser = poll_interval)]
+    pub watch_interval: Duration,
     /// Kubeconfig to reach the API server from outside a cluster (`KUBECONFIG` works too).
     /// Without it, and outside a pod, no API request is made.
     #[arg(long, value_name = "FILE")]
@@ -73,4 +98,15 @@ pub struct ServeArgs {
     /// chart's exec probe, `brokkr-broker probe`, asks it); a socket a previous run left there is replaced.
     #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
     pub probe_socket: Option<PathBuf>,
+}
+
+/// A poll interval within the file source's bounds.
+fn poll_interval(text: &str) -> Result<Duration, String> {
+    use brokkr_reload::file_source::{MAX_POLL_INTERVAL, MIN_POLL_INTERVAL};
+    let interval = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if (MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&interval) {
+        Ok(interval)
+    } else {
+        Err(format!("must be from 100ms to 60s, not {}", humantime::format_duration(interval)))
+    }
 }

@@ -11,7 +11,7 @@ pub mod hold;
 pub mod http;
 pub mod listeners;
 pub mod logging;
-pub mod mounted_file;
+pub use brokkr_reload::mounted_file;
 pub mod plugin;
 pub mod probe;
 pub mod report;

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::CheckConfig { file, configmap } => brokkr_broker::check::run(&file, configmap),
+        Command::CheckConfig { file, configmap, config, env_file, namespace } => {
+            let over = brokkr_broker::check::Over { config, env_file, namespace };
+            brokkr_broker::check::run(&file, configmap.then_some(over))
+        }
         Command::Probe { socket } => brokkr_broker::probe::run(&socket),
         Command::SettingsDocs { write, root } => brokkr_broker::settings_docs::run(&root, write),
     }

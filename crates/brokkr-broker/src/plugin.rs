@@ -10,8 +10,8 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use brokkr_config::text::escape;
-use brokkr_reload::pod_status::{ANNOTATION_PREFIX, AT, HASH, IN_FORCE, OUTCOME, REASON, SEEN};
+use brokkr_config::{Outcome, text::escape};
+use brokkr_reload::pod_status::{ANNOTATION_PREFIX, AT, HASH, IN_FORCE, OUTCOME, REASON, RESTART_REQUIRED, SEEN};
 use clap::{Parser, Subcommand};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
@@ -335,18 +335,18 @@ pub enum Rollout {
 /// Judges `replicas` against the ConfigMap's `current` resourceVersion.
 #[must_use]
 pub fn judge(current: &str, replicas: &[Replica]) -> Rollout {
-    if let Some(r) = replicas.iter().find(|r| r.get(SEEN) == current && r.get(OUTCOME) == "rejected") {
+    if let Some(r) = replicas.iter().find(|r| r.get(SEEN) == current && r.get(OUTCOME) == Outcome::Rejected.as_str()) {
         return Rollout::Rejected { pod: r.pod.clone(), reason: r.get(REASON).to_owned() };
     }
     let ready: Vec<&Replica> = replicas.iter().filter(|r| r.ready).collect();
     // A replica waiting for a restart runs the version's live settings only: it lags until it has restarted.
     let lagging: Vec<String> = ready
         .iter()
-        .filter(|r| r.get(IN_FORCE) != current || r.get(OUTCOME) == "restart-required")
+        .filter(|r| r.get(IN_FORCE) != current || r.get(OUTCOME) == RESTART_REQUIRED)
         .map(|r| match (r.get(IN_FORCE), r.get(OUTCOME)) {
-            ("", "unread") => format!("{} (has not read the ConfigMap)", r.pod),
+            ("", outcome) if outcome == Outcome::Unread.as_str() => format!("{} (has not read the ConfigMap)", r.pod),
             ("", _) => format!("{} (no state written since it started)", r.pod),
-            (_, "restart-required") => format!("{} ({})", r.pod, r.get(REASON)),
+            (_, RESTART_REQUIRED) => format!("{} ({})", r.pod, r.get(REASON)),
             (runs, _) => format!("{} (runs {runs})", r.pod),
         })
         .collect();

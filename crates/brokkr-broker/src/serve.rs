@@ -1,11 +1,14 @@
 //! `serve`: wires configuration, logging, metrics, the hot-reload subsystem and the HTTP server together.
 
 use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
+use std::sync::Arc;
+
 use brokkr_config::{
-    ConfigError, ConfigLayers, ReloadableConfig, SecretsElsewhere, Settings, SourceRef, layers::ENV_PREFIX,
+    ConfigError, ConfigLayers, Place, ReloadableConfig, SecretsElsewhere, Settings, SourceRef, layers::ENV_PREFIX,
 };
 use brokkr_reload::{
     ConfigMapSource, Environment, Options, Plan, ReloadMetrics, Subsystem,
+    file_source::FileSource,
     history::ReloadHistory,
     plan,
     registration::{ApiAccess, connect},
@@ -59,12 +62,22 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let layers = layers.with_secrets_elsewhere(elsewhere.clone());
     let token = AdminToken::new(&boot.admin, elsewhere, TokenMetrics::register(&mut registry));
     let env = Environment::from_process(args.kubeconfig.clone());
-    let plan = plan(&boot, &env);
+    let file_source = file_source(&args, &boot, &env);
+    let plan = match &file_source {
+        Some(_) => Plan::Disabled { reason: FILE_SOURCE_ONLY },
+        None => plan(&boot, &env),
+    };
     let options = Options::default();
     let access = connect(&plan, &env, &boot, &options).await?;
-    // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound.
-    let startup = match &access {
-        Some(access) => Some(read_startup(access.source.clone(), &layers, &boot, STARTUP_READ_TIMEOUT).await),
+    // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound. The
+    // `--config` file followed by `--watch-config` was read as the file layer already.
+    let document_source: Option<Arc<dyn ConfigMapSource>> = match (&access, &file_source) {
+        (Some(access), _) => Some(access.source.clone()),
+        (None, Some(file)) if args.configmap_file.is_some() => Some(file.clone()),
+        _ => None,
+    };
+    let startup = match document_source {
+        Some(source) => Some(read_startup(source, &layers, &boot, STARTUP_READ_TIMEOUT).await),
         None => None,
     };
     let (settings, source) = match &startup {
@@ -78,7 +91,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         actix::spawn(probe::serve(probe::bind(path)?, path)?);
     }
     let filter = logging::init(&settings.log)?;
-    log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref());
+    let following = file_source.as_ref().map(|file| file.describe());
+    log_start(&plan, access.as_ref(), startup.as_ref(), &settings, source.as_ref(), following);
     if let (Some(fallback), Some(source)) = (&fallback, &source) {
         report_fallback(fallback, access.as_ref(), source);
     }
@@ -119,7 +133,10 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             ),
         }
     }
-    let subsystem = Subsystem::start(access, config.clone(), layers, metrics, &options);
+    let subsystem = match file_source.filter(|_| settings.config_reload.enabled) {
+        Some(file) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
+        None => Subsystem::start(access, config.clone(), layers, metrics, &options),
+    };
     shutdown::reload_on_sighup(hangups, subsystem.clone());
 
     let listen = settings.server.listen;
@@ -192,6 +209,24 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     Ok(())
 }
 
+/// Why the API is not used when a file is the source.
+const FILE_SOURCE_ONLY: &str = "the configuration is followed in a file (--watch-config or --configmap-file)";
+
+/// The file source `args` ask for: the `--config` file itself, or the ConfigMap's document in a mounted file (read
+/// as from the namespace the settings or the pod name).
+fn file_source(args: &ServeArgs, boot: &Settings, env: &Environment) -> Option<Arc<FileSource>> {
+    let (path, place) = match (&args.configmap_file, &args.config) {
+        (Some(path), _) => {
+            let namespace = boot.config_reload.namespace.clone();
+            let namespace = namespace.or(env.pod_namespace.clone()).or(env.service_account_namespace.clone());
+            (path.clone(), Place::ConfigMap { namespace })
+        }
+        (None, Some(path)) if args.watch_config => (path.clone(), Place::ConfigFile),
+        _ => return None,
+    };
+    Some(Arc::new(FileSource::new(path, place, args.watch_interval)))
+}
+
 /// The history's first record (see [`startup_record`]), when start-up read the ConfigMap at all.
 fn record_startup(history: &ReloadHistory, config: &ReloadableConfig, startup: Option<&Startup>) {
     if let Some(record) = startup.and_then(|startup| startup_record(startup, config)) {
@@ -230,9 +265,13 @@ fn log_start(
     startup: Option<&Startup>,
     settings: &Settings,
     source: Option<&SourceRef>,
+    following: Option<String>,
 ) {
     info!(version = env!("CARGO_PKG_VERSION"), "starting brokkr-broker");
     match (plan, access) {
+        (Plan::Disabled { reason: FILE_SOURCE_ONLY }, _) => {
+            info!(source = following.unwrap_or_default(), "following the configuration's file; no API request is made");
+        }
         (Plan::Disabled { reason }, _) => info!(reason, "ConfigMap hot reload is off; no watch is started"),
         (Plan::Enabled { .. }, Some(access)) => {
             info!(configmap = %access.source.describe(), connection = ?access.connection, "reading ConfigMap for hot reload");

@@ -61,7 +61,9 @@ pub fn reload_on_sighup(hangups: Option<Signal>, subsystem: Subsystem) {
                 continue;
             };
             match actor.send(ReloadNow).await {
-                Ok(Ok(report)) => info!(outcome = report.outcome, generation = report.generation, "SIGHUP reload"),
+                Ok(Ok(report)) => {
+                    info!(outcome = report.outcome.as_str(), generation = report.generation, "SIGHUP reload")
+                }
                 Ok(Err(error)) => warn!(error = %crate::report::chain(&error), "SIGHUP reload failed"),
                 Err(error) => warn!(%error, "SIGHUP reload failed"),
             }

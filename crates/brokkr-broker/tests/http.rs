@@ -28,7 +28,7 @@ fn config_with(file: &str) -> (ConfigLayers, ReloadableConfig) {
 
 fn apply(layers: &ConfigLayers, config: &ReloadableConfig, document: &str) {
     let candidate = layers.build(Some(&LayerText { origin: "test ConfigMap".into(), text: document.into() }));
-    assert_eq!(config.reload(candidate, None).label(), "applied");
+    assert_eq!(config.reload(candidate, None).label().as_str(), "applied");
 }
 
 macro_rules! app {

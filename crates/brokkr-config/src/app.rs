@@ -27,7 +27,7 @@ pub trait AppSettings:
     /// a secret (its own, or one of `in_force`, the secrets in force) copied into a setting that is shown is refused
     /// before this runs, and the reload section's names and ranges are checked beside it. `in_force` is given so
     /// that a check that quotes a value can blank them first.
-    fn validate(&self, in_force: &[&str]) -> Result<()>;
+    fn own_checks(&self, in_force: &[&str]) -> Result<()>;
 
     /// Where the ConfigMap is and how reloads are timed: the [`ReloadSettings`] section of these settings.
     fn reload(&self) -> &ReloadSettings;

@@ -1,4 +1,4 @@
-//! The checks every settings type gets from the machinery, before and beside its own [`AppSettings::validate`]:
+//! The checks every settings type gets from the machinery, before and beside its own [`AppSettings::own_checks`]:
 //! no secret copied into a setting that is shown, and the ranges of the reload section.
 
 use std::time::Duration;
@@ -98,23 +98,32 @@ fn reload_problems(r: &ReloadSettings, section: &str) -> Vec<ConfigError> {
     results.into_iter().filter_map(Result::err).collect()
 }
 
-/// Every check of `s`: secrets first and alone (a later check may quote a value, cut at a byte limit, and a secret
-/// cut in two could no longer be found and redacted), then the application's own checks and the reload section's,
-/// all of their problems at once.
-pub(crate) fn check<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
+/// A secret (its own, or one of `in_force`) copied into a setting that is shown: checked first and alone, as a
+/// later check may quote a value, cut at a byte limit, and a secret cut in two could no longer be found and redacted.
+pub(crate) fn secrets_not_shown<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
     let own = s.secret_values();
     for secret in own.iter().map(String::as_str).chain(in_force.iter().copied()) {
         secret_not_shown(s, secret)?;
     }
-    let mut errors = match s.validate(in_force) {
+    Ok(())
+}
+
+/// Every other problem of `s` at once: the application's own checks ([`AppSettings::own_checks`]) and the reload
+/// section's.
+pub(crate) fn every_check<S: AppSettings>(s: &S, in_force: &[&str]) -> Vec<ConfigError> {
+    let mut errors = match s.own_checks(in_force) {
         Ok(()) => Vec::new(),
         Err(ConfigError::Several(errors)) => errors,
         Err(error) => vec![error],
     };
     errors.extend(reload_problems(s.reload(), S::reload_section()));
-    match errors.len() {
-        0 => Ok(()),
-        1 => Err(errors.remove(0)),
-        _ => Err(ConfigError::Several(errors)),
-    }
+    errors
+}
+
+/// [`secrets_not_shown`], then [`every_check`], as one result: what a document's settings meet.
+#[cfg(test)]
+pub(crate) fn check<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
+    secrets_not_shown(s, in_force)?;
+    let errors = every_check(s, in_force);
+    if errors.is_empty() { Ok(()) } else { Err(ConfigError::all(errors)) }
 }

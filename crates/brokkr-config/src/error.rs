@@ -118,6 +118,12 @@ fn several(errors: &[ConfigError]) -> String {
 }
 
 impl ConfigError {
+    /// `errors` as one error: the only one, or [`ConfigError::Several`].
+    #[must_use]
+    pub fn all(mut errors: Vec<Self>) -> Self {
+        if errors.len() == 1 { errors.remove(0) } else { Self::Several(errors) }
+    }
+
     /// This error with every occurrence of `secret` in its text replaced by `<redacted>`: defence in depth for a
     /// secret pasted into a key whose value an error quotes (`log.format = "<token>"`). Empty secrets are ignored.
     #[must_use]

@@ -1,10 +1,14 @@
 //! Merges the configuration sources, lowest to highest: defaults < file < ConfigMap < environment.
 
-use std::{fmt, marker::PhantomData, path::Path};
+use std::{
+    fmt,
+    path::Path,
+    sync::{Arc, OnceLock},
+};
 
 use toml::{Table, Value};
 
-use crate::{AppSettings, ConfigError, Result, Settings, secret::SecretsElsewhere};
+use crate::{AppSettings, ConfigError, Result, Settings, judge::Place, secret::SecretsElsewhere};
 
 /// Prefix of the broker's environment variables that set a key: `BROKKR__SECTION__KEY`.
 pub const ENV_PREFIX: &str = <Settings as AppSettings>::ENV_PREFIX;
@@ -63,7 +67,8 @@ pub struct ConfigLayers<S = Settings> {
     file: Table,
     env: Vec<EnvEntry>,
     elsewhere: SecretsElsewhere,
-    settings: PhantomData<fn() -> S>,
+    /// The settings of these layers alone, built once when first needed.
+    base: Arc<OnceLock<S>>,
 }
 
 impl<S> Clone for ConfigLayers<S> {
@@ -72,14 +77,14 @@ impl<S> Clone for ConfigLayers<S> {
             file: self.file.clone(),
             env: self.env.clone(),
             elsewhere: self.elsewhere.clone(),
-            settings: PhantomData,
+            base: self.base.clone(),
         }
     }
 }
 
 impl<S> Default for ConfigLayers<S> {
     fn default() -> Self {
-        Self { file: Table::new(), env: Vec::new(), elsewhere: SecretsElsewhere::default(), settings: PhantomData }
+        Self { file: Table::new(), env: Vec::new(), elsewhere: SecretsElsewhere::default(), base: Arc::default() }
     }
 }
 
@@ -118,7 +123,7 @@ impl<S: AppSettings> ConfigLayers<S> {
     pub fn with_file_text(mut self, layer: &LayerText) -> Result<Self> {
         self.file = parse(layer)?;
         // Fail at start-up, not at the first reload, when the file itself is wrong.
-        self.build(None)?;
+        self.base = Arc::new(OnceLock::from(self.build(None)?.settings));
         Ok(self)
     }
 
@@ -168,7 +173,7 @@ impl<S: AppSettings> ConfigLayers<S> {
             let value = if is_text { Value::String(raw) } else { parse_env_value(&raw).map_err(env_err)? };
             self.env.push(EnvEntry { var: var.clone(), section, key, value });
         }
-        self.build(None)?;
+        self.base = Arc::new(OnceLock::from(self.build(None)?.settings));
         Ok(self)
     }
 
@@ -183,12 +188,22 @@ impl<S: AppSettings> ConfigLayers<S> {
     /// ([`ConfigLayers::with_secrets_elsewhere`]) treated as secrets too: refused in any setting that is shown, and
     /// redacted from an error before the error is cut to its byte limit.
     pub fn build_over(&self, configmap: Option<&LayerText>, running: Option<&S>) -> Result<Candidate<S>> {
+        self.build_at(configmap, &Place::ConfigMap { namespace: None }, running)
+    }
+
+    /// The build [`crate::judge`] runs: `document` at `place` among the layers (see [`Place`]).
+    pub(crate) fn build_at(
+        &self,
+        document: Option<&LayerText>,
+        place: &Place,
+        running: Option<&S>,
+    ) -> Result<Candidate<S>> {
         let mut in_force = running.map(AppSettings::secret_values).unwrap_or_default();
         in_force.extend(self.elsewhere.values());
-        self.build_unredacted(configmap, &in_force).map_err(|error| {
-            let configmap =
-                configmap.filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES).and_then(|layer| parse(layer).ok());
-            let tables = [Some(&self.file), configmap.as_ref()];
+        self.build_unredacted(document, place, &in_force).map_err(|error| {
+            let document =
+                document.filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES).and_then(|layer| parse(layer).ok());
+            let tables = [Some(&self.file), document.as_ref()];
             let secrets = secret_keys::<S>()
                 .flat_map(|(section, key)| {
                     let from_tables = tables
@@ -207,8 +222,16 @@ impl<S: AppSettings> ConfigLayers<S> {
         })
     }
 
-    fn build_unredacted(&self, configmap: Option<&LayerText>, in_force: &[String]) -> Result<Candidate<S>> {
-        if let Some(layer) = configmap.filter(|l| l.text.len() > MAX_DOCUMENT_BYTES) {
+    /// Every problem of the build at once: the unknown and mistyped keys, then (on the values that could be read,
+    /// the others at their defaults) the checks, the fixed keys and the namespace. A syntax error, an oversized
+    /// document, a secret in a ConfigMap or a secret copied into a shown setting is reported alone.
+    fn build_unredacted(
+        &self,
+        document: Option<&LayerText>,
+        place: &Place,
+        in_force: &[String],
+    ) -> Result<Candidate<S>> {
+        if let Some(layer) = document.filter(|l| l.text.len() > MAX_DOCUMENT_BYTES) {
             return Err(ConfigError::TooLarge {
                 origin: layer.origin.clone(),
                 bytes: layer.text.len(),
@@ -217,17 +240,27 @@ impl<S: AppSettings> ConfigLayers<S> {
         }
         // On the application's own defaults, so that a section set in part keeps the rest of its defaults: a
         // reload section that is `#[serde(default)]` would otherwise take `ReloadSettings::default()`'s names.
-        let mut merged = defaults_without_secrets::<S>();
-        merge(&mut merged, &self.file);
-        let configmap = configmap.map(parse).transpose()?.unwrap_or_default();
-        refuse_secrets::<S>(&configmap)?;
-        let sets_fixed_keys = sets_fixed_keys::<S>(&configmap);
-        merge(&mut merged, &configmap);
+        let defaults = defaults_without_secrets::<S>();
+        let mut merged = defaults.clone();
+        let document = document.map(parse).transpose()?.unwrap_or_default();
+        match place {
+            Place::ConfigMap { .. } => {
+                refuse_secrets::<S>(&document)?;
+                merge(&mut merged, &self.file);
+            }
+            // The file itself, read again: it takes the file layer's place.
+            Place::ConfigFile => {}
+        }
+        merge(&mut merged, &document);
+        let mut errors = Vec::new();
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
         // defaults), and the environment's values could not be put into it.
-        let sections = defaults_table::<S>();
-        if let Some((key, _)) = merged.iter().find(|(key, value)| sections.contains_key(*key) && !value.is_table()) {
-            return Err(ConfigError::Field { key: key.clone(), message: format!("must be a table, written [{key}]") });
+        for (section, default) in defaults_table::<S>() {
+            if merged.get(&section).is_some_and(|value| !value.is_table()) {
+                let message = format!("must be a table, written [{section}]");
+                errors.push(ConfigError::Field { key: section.clone(), message });
+                merged.insert(section.clone(), defaults.get(&section).cloned().unwrap_or(default));
+            }
         }
         let mut shadowed_by_env = Vec::new();
         for entry in &self.env {
@@ -235,65 +268,90 @@ impl<S: AppSettings> ConfigLayers<S> {
             if let Value::Table(table) = section {
                 table.insert(entry.key.clone(), entry.value.clone());
             }
-            let in_configmap =
-                configmap.get(&entry.section).and_then(Value::as_table).is_some_and(|t| t.contains_key(&entry.key));
-            if in_configmap {
+            let in_document =
+                document.get(&entry.section).and_then(Value::as_table).is_some_and(|t| t.contains_key(&entry.key));
+            if in_document {
                 shadowed_by_env.push(format!("{}.{}", entry.section, entry.key));
             }
         }
-        let settings: S = serde_path_to_error::deserialize(Value::Table(merged)).map_err(|e| {
-            let key = e.path().to_string();
-            // Any error at or under a secret's section may quote it: `admin = "…"` is a type error on the section.
-            let in_secret_section = secret_keys::<S>()
-                .any(|(section, _)| key == section || key.strip_prefix(section).is_some_and(|r| r.starts_with('.')));
-            let message = if in_secret_section {
-                "invalid value (not shown: the key holds a secret)".to_owned()
-            } else {
-                // One clean line: the deserializer may append "in `key`" on a line of its own; the key is named
-                // by the error already.
-                let inner = e.into_inner().to_string();
-                inner.lines().next().unwrap_or_default().trim_end().to_owned()
-            };
-            ConfigError::Field { key, message }
-        })?;
+        let in_secret_section = |key: &str| {
+            secret_keys::<S>()
+                .any(|(section, _)| key == section || key.strip_prefix(section).is_some_and(|r| r.starts_with('.')))
+        };
+        let Some(settings) = crate::fields::read_every_field::<S>(merged, &defaults, in_secret_section, &mut errors)
+        else {
+            return Err(ConfigError::all(errors));
+        };
         let in_force: Vec<&str> = in_force.iter().map(String::as_str).collect();
-        crate::checks::check(&settings, &in_force)?;
-        if sets_fixed_keys {
-            refuse_fixed_changes(&settings, &self.build(None)?.settings)?;
+        crate::checks::secrets_not_shown(&settings, &in_force)?;
+        errors.extend(crate::checks::every_check(&settings, &in_force));
+        if let Place::ConfigMap { namespace } = place {
+            errors.extend(self.fixed_changes(&settings, &document)?);
+            errors.extend(namespace_moved(&settings, namespace.as_deref()));
         }
-        Ok(Candidate { settings, shadowed_by_env })
+        match errors.is_empty() {
+            true => Ok(Candidate { settings, shadowed_by_env }),
+            false => Err(ConfigError::all(errors)),
+        }
+    }
+
+    /// The settings of the layers alone (defaults, file, environment), built once.
+    fn base(&self) -> Result<&S> {
+        if let Some(base) = self.base.get() {
+            return Ok(base);
+        }
+        let built = self.build_unredacted(None, &Place::ConfigFile, &[])?.settings;
+        Ok(self.base.get_or_init(|| built))
+    }
+
+    /// The ConfigMap cannot change a [`crate::declaration::Applies::Fixed`] setting; repeating the value in force
+    /// is fine, as a ConfigMap that holds a full copy of `broker.toml` does.
+    fn fixed_changes(&self, settings: &S, document: &Table) -> Result<Vec<ConfigError>> {
+        let sets = |key: &str| {
+            let (section, key) = key.split_once('.').unwrap_or_default();
+            document.get(section).and_then(Value::as_table).is_some_and(|t| t.contains_key(key))
+        };
+        let fixed: Vec<_> =
+            S::DECLARATIONS.iter().filter_map(|d| Some((d, d.fixed_because()?))).filter(|(d, _)| sets(d.key)).collect();
+        if fixed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let base = self.base()?;
+        // The reload section's namespace, when the file and the environment leave it unset, is resolved later from
+        // the pod, and whoever resolves it checks the ConfigMap against it (see `namespace_moved`).
+        let namespace = format!("{}.namespace", S::reload_section());
+        Ok(fixed
+            .into_iter()
+            .filter(|(d, _)| {
+                let resolved_later = d.key == namespace && d.shown(base).is_empty();
+                !resolved_later && !d.same(settings, base)
+            })
+            .map(|(d, why)| ConfigError::Invalid {
+                key: d.key.to_owned(),
+                reason: format!(
+                    "{why}, so the ConfigMap cannot change it; set it with --config or {}{}",
+                    S::ENV_PREFIX,
+                    d.key.replace('.', "__").to_ascii_uppercase()
+                ),
+            })
+            .collect())
     }
 }
 
-/// Whether `configmap` sets a setting declared [`crate::declaration::Applies::Fixed`].
-fn sets_fixed_keys<S: AppSettings>(configmap: &Table) -> bool {
-    S::DECLARATIONS.iter().filter(|d| d.fixed_because().is_some()).any(|d| {
-        let (section, key) = d.key.split_once('.').unwrap_or_default();
-        configmap.get(section).and_then(Value::as_table).is_some_and(|t| t.contains_key(key))
+/// A document read from `namespace` may not say it lives in another one: the namespace locates the ConfigMap.
+fn namespace_moved<S: AppSettings>(settings: &S, namespace: Option<&str>) -> Option<ConfigError> {
+    let (Some(read_from), Some(said)) = (namespace, settings.reload().namespace.as_deref()) else {
+        return None;
+    };
+    (read_from != said).then(|| ConfigError::Invalid {
+        key: format!("{}.namespace", S::reload_section()),
+        reason: format!(
+            "locates the ConfigMap, so the ConfigMap cannot change it (it is read from {read_from:?}); set it with \
+             --config or {}{}__NAMESPACE",
+            S::ENV_PREFIX,
+            S::reload_section().to_ascii_uppercase()
+        ),
     })
-}
-
-/// The ConfigMap cannot change a [`crate::declaration::Applies::Fixed`] setting; repeating the value in force is
-/// fine, as a ConfigMap that holds a full copy of `broker.toml` does.
-fn refuse_fixed_changes<S: AppSettings>(settings: &S, without_configmap: &S) -> Result<()> {
-    // The reload section's namespace, when the file and the environment leave it unset, is resolved later from the
-    // pod, and whoever resolves it checks the ConfigMap against it. Every other fixed key is compared as it is.
-    let namespace = format!("{}.namespace", S::reload_section());
-    let moved = S::DECLARATIONS.iter().filter_map(|d| Some((d, d.fixed_because()?))).find(|(d, _)| {
-        let resolved_later = d.key == namespace && d.shown(without_configmap).is_empty();
-        !resolved_later && !d.same(settings, without_configmap)
-    });
-    match moved {
-        Some((d, why)) => Err(ConfigError::Invalid {
-            key: d.key.to_owned(),
-            reason: format!(
-                "{why}, so the ConfigMap cannot change it; set it with --config or {}{}",
-                S::ENV_PREFIX,
-                d.key.replace('.', "__").to_ascii_uppercase()
-            ),
-        }),
-        None => Ok(()),
-    }
 }
 
 /// A ConfigMap can be read by anyone with the `view` role: one that sets a secret is refused, whatever the value.

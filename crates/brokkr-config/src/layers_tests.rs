@@ -354,3 +354,28 @@ fn a_document_nested_too_deep_is_refused_before_it_is_built_even_on_a_small_stac
     let ordinary = ConfigLayers::new().build(Some(&text("cm", &deeply_nested(1, 3)))).expect_err("unknown key");
     assert!(!ordinary.to_string().contains("nested deeper"), "{ordinary}");
 }
+
+#[test]
+fn every_mistyped_value_is_named_in_one_answer() {
+    // Serde stops at the first error; an operator must not need three rounds for three typos.
+    let doc =
+        "[cors]\nmax_age = \"soon\"\n[config_reload]\ndebounce = \"later\"\nmax_wait = \"never\"\n[log]\nlevle = 1";
+    let err = ConfigLayers::new().build(Some(&text("cm", doc))).expect_err("rejected");
+    let ConfigError::Several(errors) = &err else { panic!("one error only: {err}") };
+    let mut keys: Vec<Option<&str>> = errors.iter().map(ConfigError::key).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [Some("config_reload.debounce"), Some("config_reload.max_wait"), Some("cors.max_age"), Some("log.levle")],
+        "{err}"
+    );
+}
+
+#[test]
+fn type_and_range_errors_come_together() {
+    let doc = "[cors]\nmax_age = \"soon\"\n[config_reload]\nresync_interval = \"1s\"\nhistory = 0";
+    let err = ConfigLayers::new().build(Some(&text("cm", doc))).expect_err("rejected").to_string();
+    for key in ["cors.max_age", "config_reload.resync_interval", "config_reload.history"] {
+        assert!(err.contains(key), "{key} missing from {err}");
+    }
+}

@@ -6,24 +6,29 @@
 //! generic over [`AppSettings`], so another application's settings type can use the same machinery.
 
 mod app;
+mod broker_checks;
 mod checks;
 mod count;
 pub mod declaration;
 mod depth;
 mod duration;
 pub mod error;
+mod fields;
+pub mod judge;
 pub mod layers;
 pub mod log_filter;
+mod outcome;
 pub mod reloadable;
 pub mod secret;
 pub mod settings;
 pub mod text;
-mod validate;
 
 pub use app::{AppSettings, check_declarations, diff};
 pub use error::{ConfigError, Result};
+pub use judge::{Document, Place, Verdict, judge};
 pub use layers::{Candidate, ConfigLayers};
 pub use log_filter::parse_log_filter;
+pub use outcome::Outcome;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
 pub use secret::{Secret, SecretsElsewhere};
 pub use settings::{Change, FieldInfo, LogFormat, ReloadSettings, Settings};

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
-use crate::{AppSettings, Candidate, Change, ConfigError, Settings, diff};
+use crate::{AppSettings, Candidate, Change, ConfigError, Outcome, Settings, diff};
 
 /// Which ConfigMap version a snapshot came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -82,13 +82,13 @@ pub enum ReloadOutcome {
 }
 
 impl ReloadOutcome {
-    /// `applied`, `unchanged` or `rejected`: the `outcome` label of the metrics and the admin API.
+    /// [`Outcome::Applied`], [`Outcome::Unchanged`] or [`Outcome::Rejected`].
     #[must_use]
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> Outcome {
         match self {
-            Self::Applied { .. } => "applied",
-            Self::Unchanged { .. } => "unchanged",
-            Self::Rejected { .. } => "rejected",
+            Self::Applied { .. } => Outcome::Applied,
+            Self::Unchanged { .. } => Outcome::Unchanged,
+            Self::Rejected { .. } => Outcome::Rejected,
         }
     }
 
@@ -105,8 +105,8 @@ impl ReloadOutcome {
 /// The last reload attempt, for status reporting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastReload {
-    /// `applied`, `unchanged` or `rejected`.
-    pub outcome: &'static str,
+    /// What it did.
+    pub outcome: Outcome,
     /// When it happened.
     pub at: SystemTime,
     /// Why it was rejected.

@@ -185,8 +185,8 @@ impl crate::AppSettings for Settings {
     const DECLARATIONS: &'static [crate::declaration::Declaration<Self>] = DECLARATIONS;
     const ENV_PREFIX: &'static str = "BROKKR__";
 
-    fn validate(&self, in_force: &[&str]) -> crate::Result<()> {
-        crate::validate::validate(self, in_force)
+    fn own_checks(&self, in_force: &[&str]) -> crate::Result<()> {
+        crate::broker_checks::broker_checks(self, in_force)
     }
 
     fn reload(&self) -> &ReloadSettings {

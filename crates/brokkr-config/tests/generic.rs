@@ -42,7 +42,7 @@ impl AppSettings for Shop {
     const ENV_PREFIX: &'static str = "SHOP__";
 
     /// Checks nothing of its own: what is still checked is what every application gets.
-    fn validate(&self, _: &[&str]) -> Result<()> {
+    fn own_checks(&self, _: &[&str]) -> Result<()> {
         Ok(())
     }
 
@@ -140,7 +140,7 @@ fn an_undeclared_field_is_named() {
             declare!(greeting.text, Live, show::text, r#""hej""#, "what the shop says"),
         ];
         const ENV_PREFIX: &'static str = "FORGETFUL__";
-        fn validate(&self, _: &[&str]) -> Result<()> {
+        fn own_checks(&self, _: &[&str]) -> Result<()> {
             Ok(())
         }
         fn reload(&self) -> &ReloadSettings {
@@ -171,7 +171,7 @@ fn the_reload_section_is_found_even_when_an_application_setting_has_the_same_fie
             declare!(cache.resync_interval, Live, show::text, r#""1h""#, "how often the cache refreshes"),
         ];
         const ENV_PREFIX: &'static str = "CACHED__";
-        fn validate(&self, _: &[&str]) -> Result<()> {
+        fn own_checks(&self, _: &[&str]) -> Result<()> {
             Ok(())
         }
         fn reload(&self) -> &ReloadSettings {

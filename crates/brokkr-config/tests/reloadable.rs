@@ -46,7 +46,7 @@ fn an_invalid_candidate_keeps_the_last_good_configuration() {
     assert_eq!(config.current().settings.log.level, "debug");
     assert_eq!(config.current().generation, 1);
     let last = config.last_reload().expect("recorded");
-    assert_eq!((last.outcome, last.error.as_deref()), ("rejected", Some(reason.as_str())));
+    assert_eq!((last.outcome.as_str(), last.error.as_deref()), ("rejected", Some(reason.as_str())));
 }
 
 #[test]
@@ -68,9 +68,9 @@ fn the_same_settings_again_are_unchanged() {
     let layers = ConfigLayers::new();
     let config = ReloadableConfig::new(layers.build(None).expect("defaults").settings);
     let text = configmap("[cors]\nallowed_origins = [\"https://a.example\"]");
-    assert_eq!(config.reload(layers.build(Some(&text)), source("1")).label(), "applied");
+    assert_eq!(config.reload(layers.build(Some(&text)), source("1")).label().as_str(), "applied");
     let hash = config.current().hash.clone();
-    assert_eq!(config.reload(layers.build(Some(&text)), source("2")).label(), "unchanged");
+    assert_eq!(config.reload(layers.build(Some(&text)), source("2")).label().as_str(), "unchanged");
     assert_eq!((config.current().generation, config.current().hash.as_str()), (1, hash.as_str()));
 }
 

@@ -5,6 +5,7 @@
 mod assets;
 mod captured_log;
 mod control_plane;
+pub mod corpus;
 pub mod error;
 mod etcd;
 pub mod netns;

@@ -286,7 +286,7 @@ impl ReloadStorm {
                     // Leave the document the other variants run with in force (not counted as a storm reload).
                     if config.current().settings.cors.max_age != MAX_AGE {
                         let outcome = config.reload(layers.build(Some(&document("10m"))), None);
-                        if outcome.label() != "applied" {
+                        if outcome.label() != brokkr_config::Outcome::Applied {
                             return Err(format!("restoring the benchmark document failed: {outcome:?}"));
                         }
                     }
@@ -295,7 +295,7 @@ impl ReloadStorm {
                 // Whichever value is not in force, so that every reload applies.
                 let max_age = if config.current().settings.cors.max_age == MAX_AGE { "11m" } else { "10m" };
                 let outcome = config.reload(layers.build(Some(&document(max_age))), None);
-                if outcome.label() != "applied" {
+                if outcome.label() != brokkr_config::Outcome::Applied {
                     return Err(format!("storm reload {} was not applied: {outcome:?}", applied + 1));
                 }
                 applied += 1;

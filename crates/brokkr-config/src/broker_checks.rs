@@ -140,10 +140,10 @@ fn check_listeners(s: &Settings) -> Result<()> {
     Ok(())
 }
 
-/// The broker's own checks (see [`crate::AppSettings::validate`]): the admin token, filter syntax, origins, listeners,
+/// The broker's own checks (see [`crate::AppSettings::own_checks`]): the admin token, filter syntax, origins, listeners,
 /// paths and ranges. The reload section and secrets copied into shown settings are checked by `checks` for every
 /// settings type. `in_force` are secrets in force, blanked before an origin is quoted.
-pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
+pub(crate) fn broker_checks(s: &Settings, in_force: &[&str]) -> Result<()> {
     // First and alone: a check below may quote a value, cut at a byte limit, and a token that cannot be sent in a
     // header is reported without any.
     check_token(s.admin.token.expose())?;
@@ -196,7 +196,7 @@ pub(crate) fn validate(s: &Settings, in_force: &[&str]) -> Result<()> {
 mod tests {
     use super::*;
     // Every check a document meets: the broker's own and those every settings type gets.
-    use crate::checks::check as validate;
+    use crate::checks::check;
 
     fn key_of(result: Result<()>) -> String {
         result.expect_err("must be rejected").key().unwrap_or_default().to_owned()
@@ -204,14 +204,14 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        validate(&Settings::default(), &[]).expect("defaults validate");
+        check(&Settings::default(), &[]).expect("defaults validate");
     }
 
     #[test]
     fn max_wait_shorter_than_debounce_names_max_wait() {
         let mut s = Settings::default();
         s.config_reload.max_wait = Duration::from_secs(1);
-        assert_eq!(key_of(validate(&s, &[])), "config_reload.max_wait");
+        assert_eq!(key_of(check(&s, &[])), "config_reload.max_wait");
     }
 
     #[test]
@@ -220,7 +220,7 @@ mod tests {
         s.log.level = "info,[[".into();
         s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/".into()];
         s.config_reload.debounce = Duration::from_millis(50);
-        let error = validate(&s, &[]).expect_err("three mistakes");
+        let error = check(&s, &[]).expect_err("three mistakes");
         let ConfigError::Several(errors) = &error else { panic!("one error only: {error}") };
         let keys: Vec<_> = errors.iter().filter_map(ConfigError::key).collect();
         assert_eq!(keys, ["log.level", "cors.allowed_origins[1]", "config_reload.debounce"]);
@@ -234,7 +234,7 @@ mod tests {
     fn several_errors_fit_an_event_note_and_count_what_is_left_out() {
         let mut s = Settings::default();
         s.cors.allowed_origins = (0..40).map(|i| format!("https://{}{i}.example/", "o".repeat(100))).collect();
-        let error = validate(&s, &[]).expect_err("forty bad origins");
+        let error = check(&s, &[]).expect_err("forty bad origins");
         let shown = error.to_string();
         assert!(shown.len() <= crate::error::SEVERAL_BYTES + 32, "{} bytes", shown.len());
         assert!(shown.starts_with("cors.allowed_origins[0]: "), "{shown}");
@@ -245,32 +245,32 @@ mod tests {
     fn a_bad_filter_names_log_level() {
         let mut s = Settings::default();
         s.log.level = "info,[[".into();
-        assert_eq!(key_of(validate(&s, &[])), "log.level");
+        assert_eq!(key_of(check(&s, &[])), "log.level");
     }
 
     #[test]
     fn an_origin_with_a_path_names_its_index() {
         let mut s = Settings::default();
         s.cors.allowed_origins = vec!["https://ok.example".into(), "https://bad.example/path".into()];
-        assert_eq!(key_of(validate(&s, &[])), "cors.allowed_origins[1]");
+        assert_eq!(key_of(check(&s, &[])), "cors.allowed_origins[1]");
     }
 
     #[test]
     fn a_log_level_over_its_bounds_is_refused_with_the_limit_named() {
         let mut s = Settings::default();
         s.log.level = vec!["a=debug"; LOG_LEVEL_MAX_DIRECTIVES].join(",");
-        validate(&s, &[]).expect("the most directives allowed");
+        check(&s, &[]).expect("the most directives allowed");
         s.log.level = vec!["a"; LOG_LEVEL_MAX_DIRECTIVES + 1].join(",");
-        let error = validate(&s, &[]).expect_err("too many directives");
+        let error = check(&s, &[]).expect_err("too many directives");
         assert_eq!(error.key(), Some("log.level"));
         assert!(error.to_string().contains("has 65 directives; at most 64"), "{error}");
         // 50,000 directives took 3.9 s to parse in a debug build; refused by their length before that.
         s.log.level = (0..50_000).map(|i| format!("t{i}=debug")).collect::<Vec<_>>().join(",");
         let started = std::time::Instant::now();
-        assert_eq!(key_of(validate(&s, &[])), "log.level");
+        assert_eq!(key_of(check(&s, &[])), "log.level");
         assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused before it is parsed");
         s.log.level = format!("info,{}=debug", "t".repeat(LOG_LEVEL_MAX_BYTES));
-        let error = validate(&s, &[]).expect_err("too long");
+        let error = check(&s, &[]).expect_err("too long");
         assert!(error.to_string().contains("at most 4096 bytes"), "{error}");
     }
 
@@ -279,15 +279,15 @@ mod tests {
         let mut s = Settings::default();
         s.webhook.enabled = true;
         s.webhook.listen = "127.0.0.1:8080".parse().expect("addr");
-        assert_eq!(key_of(validate(&s, &[])), "webhook.listen", "0.0.0.0:8080 covers 127.0.0.1:8080");
+        assert_eq!(key_of(check(&s, &[])), "webhook.listen", "0.0.0.0:8080 covers 127.0.0.1:8080");
         s.webhook.listen = "0.0.0.0:8443".parse().expect("addr");
         s.server.listen = "127.0.0.1:8443".parse().expect("addr");
-        assert_eq!(key_of(validate(&s, &[])), "webhook.listen");
+        assert_eq!(key_of(check(&s, &[])), "webhook.listen");
         s.server.listen = "127.0.0.1:8080".parse().expect("addr");
-        validate(&s, &[]).expect("different ports");
+        check(&s, &[]).expect("different ports");
         s.webhook.enabled = false;
         s.webhook.listen = "0.0.0.0:8080".parse().expect("addr");
-        validate(&s, &[]).expect("a webhook that is off binds nothing");
+        check(&s, &[]).expect("a webhook that is off binds nothing");
     }
 
     #[test]
@@ -297,7 +297,7 @@ mod tests {
         // cut at 128 bytes falls inside the token.
         let token = "k9Zq-t0";
         s.cors.allowed_origins = vec![format!("https://{}{token}/x", "a".repeat(118))];
-        let error = validate(&s, &[token]).expect_err("not an origin");
+        let error = check(&s, &[token]).expect_err("not an origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(!error.to_string().contains("k9"), "{error}");
     }
@@ -306,16 +306,16 @@ mod tests {
     fn more_origins_than_a_request_should_scan_are_refused() {
         let mut s = Settings::default();
         s.cors.allowed_origins = (0..=MAX_ORIGINS).map(|i| format!("https://a{i}.example")).collect();
-        assert_eq!(key_of(validate(&s, &[])), "cors.allowed_origins");
+        assert_eq!(key_of(check(&s, &[])), "cors.allowed_origins");
         s.cors.allowed_origins.pop();
-        validate(&s, &[]).expect("the most origins allowed");
+        check(&s, &[]).expect("the most origins allowed");
     }
 
     #[test]
     fn an_error_quotes_a_huge_value_in_a_bounded_number_of_bytes() {
         let mut s = Settings::default();
         s.cors.allowed_origins = vec![format!("https://{}.example/", "a".repeat(900 * 1024))];
-        let error = validate(&s, &[]).expect_err("not a serialized origin");
+        let error = check(&s, &[]).expect_err("not a serialized origin");
         assert_eq!(error.key(), Some("cors.allowed_origins[0]"));
         assert!(error.to_string().len() < 1024, "{} bytes", error.to_string().len());
     }
@@ -324,14 +324,14 @@ mod tests {
     fn out_of_range_durations_are_rejected() {
         let mut s = Settings::default();
         s.config_reload.resync_interval = Duration::from_secs(1);
-        assert_eq!(key_of(validate(&s, &[])), "config_reload.resync_interval");
+        assert_eq!(key_of(check(&s, &[])), "config_reload.resync_interval");
     }
 
     #[test]
     fn an_invalid_configmap_name_is_rejected() {
         let mut s = Settings::default();
         s.config_reload.configmap = "Brokkr_Config".into();
-        assert_eq!(key_of(validate(&s, &[])), "config_reload.configmap");
+        assert_eq!(key_of(check(&s, &[])), "config_reload.configmap");
     }
 
     fn with_origin(origin: &str) -> Settings {
@@ -351,7 +351,7 @@ mod tests {
             "http://[::1]:8080",
         ];
         for origin in accepted {
-            if let Err(error) = validate(&with_origin(origin), &[]) {
+            if let Err(error) = check(&with_origin(origin), &[]) {
                 panic!("{origin} must be accepted: {error}");
             }
         }
@@ -370,19 +370,19 @@ mod tests {
             "a.example",
         ];
         for origin in rejected {
-            assert_eq!(key_of(validate(&with_origin(origin), &[])), "cors.allowed_origins[1]", "{origin}");
+            assert_eq!(key_of(check(&with_origin(origin), &[])), "cors.allowed_origins[1]", "{origin}");
         }
     }
 
     #[test]
     fn a_near_miss_origin_suggests_its_serialization() {
-        let error = validate(&with_origin("https://A.example/"), &[]).expect_err("must be rejected");
+        let error = check(&with_origin("https://A.example/"), &[]).expect_err("must be rejected");
         assert_eq!(error.key(), Some("cors.allowed_origins[1]"));
         let expected = r#""https://A.example/" is not a serialized origin; did you mean "https://a.example"?"#;
         assert!(error.to_string().ends_with(expected), "{error}");
-        let error = validate(&with_origin("https://\u{e4}.example"), &[]).expect_err("must be rejected");
+        let error = check(&with_origin("https://\u{e4}.example"), &[]).expect_err("must be rejected");
         assert!(error.to_string().contains("did you mean \"https://xn--4ca.example\"?"), "{error}");
-        let error = validate(&with_origin("ftp://a.example"), &[]).expect_err("must be rejected");
+        let error = check(&with_origin("ftp://a.example"), &[]).expect_err("must be rejected");
         assert!(!error.to_string().contains("did you mean"), "no http(s) origin to suggest: {error}");
     }
 
@@ -391,7 +391,7 @@ mod tests {
         for token in ["k9\u{e9}Zq-tok", "k9Zq tok3n", "k9Zq\ttok3n", "k9Zq\u{7f}"] {
             let mut s = Settings::default();
             s.admin.token = token.into();
-            let error = validate(&s, &[]).expect_err("must be rejected");
+            let error = check(&s, &[]).expect_err("must be rejected");
             assert_eq!(error.key(), Some("admin.token"));
             let shown = format!("{error} {error:?}");
             for part in token.split(|c: char| !c.is_ascii_graphic()).filter(|p| !p.is_empty()) {
@@ -400,6 +400,6 @@ mod tests {
         }
         let mut s = Settings::default();
         s.admin.token = "Visible-ASCII_0.9~+/=!".into();
-        validate(&s, &[]).expect("visible ASCII is a valid token");
+        check(&s, &[]).expect("visible ASCII is a valid token");
     }
 }
