@@ -1,0 +1,176 @@
+//! `serve --config FILE --watch-config` outside Kubernetes, on the broker binary: an edit in place, a rename over
+//! the file and a kubelet-style `..data` swap change the CORS answer of the next request; a half-written, oversized
+//! or deleted file keeps the last good one; SIGHUP reads the file at once; and no request reaches an API server,
+//! even with a kubeconfig at hand. Prints the edit → applied latency of each kind of edit.
+
+use std::{
+    os::unix::fs::symlink,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+mod support;
+
+const TOKEN: &str = "file-source-t0ken-0123456789";
+
+/// A broker process, killed when dropped.
+struct Serving(Child);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        drop(self.0.kill());
+        drop(self.0.wait());
+    }
+}
+
+/// A document allowing `origin`, with a short quiet window so an edit applies within a second.
+fn document(listen: &str, origin: &str) -> String {
+    format!(
+        "[server]\nlisten = \"{listen}\"\n[admin]\ntoken = \"{TOKEN}\"\n[cors]\nallowed_origins = [\"{origin}\"]\n\
+         [config_reload]\ndebounce = \"200ms\"\nmax_wait = \"1s\"\n"
+    )
+}
+
+/// A listener that stands in for an API server and counts every connection made to it.
+async fn counting_api_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let address = listener.local_addr().expect("address");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: http://{address}\ncontexts:\n\
+         - name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: x\n"
+    );
+    (kubeconfig, connections)
+}
+
+fn serve(config: &Path, kubeconfig: &Path, interval: &str) -> Serving {
+    let child = Command::new(support::broker::binary())
+        .args(["serve", "--watch-config", "--watch-interval", interval, "--config"])
+        .arg(config)
+        .env_clear()
+        .env("KUBECONFIG", kubeconfig)
+        .env("BROKKR__LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the broker");
+    Serving(child)
+}
+
+/// The `Access-Control-Allow-Origin` the broker answers `origin` with (empty when none), or `None` when the broker
+/// does not answer.
+async fn allowed(listen: &str, origin: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(listen).await.ok()?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: b\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    let header = answer
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("access-control-allow-origin: ").map(str::to_owned));
+    answer.starts_with("HTTP/1.1 200").then(|| header.unwrap_or_default())
+}
+
+/// How long until `origin` is allowed, polled every 10 ms; panics after `within`.
+async fn until_allowed(listen: &str, origin: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while allowed(listen, origin).await.as_deref() != Some(origin) {
+        assert!(started.elapsed() < within, "{origin} not allowed within {within:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
+/// `path`'s bytes replaced by `text` through a rename, as atomic savers do.
+fn rename_over(path: &Path, text: &str) {
+    let next = path.with_extension("next");
+    std::fs::write(&next, text).expect("write");
+    std::fs::rename(&next, path).expect("rename");
+}
+
+/// A kubelet-style mount in `dir`: `broker.toml -> ..data/broker.toml`, `..data -> ..v1`; returns the real file.
+fn mount(dir: &Path, version: &str, text: &str) -> PathBuf {
+    let folder = dir.join(version);
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    std::fs::write(folder.join("broker.toml"), text).expect("write");
+    let link = dir.join("..data_tmp");
+    symlink(version, &link).expect("link");
+    std::fs::rename(&link, dir.join("..data")).expect("swap ..data");
+    folder.join("broker.toml")
+}
+
+#[tokio::test]
+async fn edits_of_the_file_apply_live_and_broken_ones_keep_the_last_good_configuration() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (kubeconfig, api_connections) = counting_api_server().await;
+    std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("write");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").to_string();
+    let real = mount(dir.path(), "..v1", &document(&listen, "https://one.example"));
+    symlink("..data/broker.toml", dir.path().join("broker.toml")).expect("link");
+    let _broker = serve(&dir.path().join("broker.toml"), &dir.path().join("kubeconfig"), "100ms");
+    let started = until_allowed(&listen, "https://one.example", Duration::from_secs(30)).await;
+    println!("start-up → serving: {started:?}");
+
+    let within = Duration::from_secs(10);
+    std::fs::write(&real, document(&listen, "https://two.example")).expect("edit in place");
+    println!("edit in place → applied: {:?}", until_allowed(&listen, "https://two.example", within).await);
+    rename_over(&real, &document(&listen, "https://three.example"));
+    println!("rename over the file → applied: {:?}", until_allowed(&listen, "https://three.example", within).await);
+    mount(dir.path(), "..v2", &document(&listen, "https://four.example"));
+    println!("..data swap → applied: {:?}", until_allowed(&listen, "https://four.example", within).await);
+
+    // Broken, oversized and deleted files: each has 2 s to be (wrongly) applied; four.example stays.
+    let good = document(&listen, "https://five.example");
+    let broken = [
+        ("half-written", good[..good.len() - 12].to_owned()),
+        ("300 KiB", format!("{good}# {}\n", "x".repeat(300 * 1024))),
+    ];
+    for (case, text) in broken {
+        mount(dir.path(), &format!("..{case}"), &text);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(allowed(&listen, "https://four.example").await.as_deref(), Some("https://four.example"), "{case}");
+    }
+    std::fs::remove_file(dir.path().join("..data")).expect("the mount vanishes");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(allowed(&listen, "https://four.example").await.as_deref(), Some("https://four.example"), "deleted");
+    mount(dir.path(), "..v3", &good);
+    println!("recreated → applied: {:?}", until_allowed(&listen, "https://five.example", within).await);
+    assert_eq!(api_connections.load(Ordering::SeqCst), 0, "no request reached the API server");
+}
+
+#[tokio::test]
+async fn sighup_reads_the_file_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (kubeconfig, api_connections) = counting_api_server().await;
+    std::fs::write(dir.path().join("kubeconfig"), kubeconfig).expect("write");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").to_string();
+    let file = dir.path().join("broker.toml");
+    std::fs::write(&file, document(&listen, "https://one.example")).expect("write");
+    // Polled once a minute: only the signal can apply the edit within the test.
+    let broker = serve(&file, &dir.path().join("kubeconfig"), "60s");
+    until_allowed(&listen, "https://one.example", Duration::from_secs(30)).await;
+    std::fs::write(&file, document(&listen, "https://two.example")).expect("edit");
+    let pid = i32::try_from(broker.0.id()).expect("pid");
+    // As an operator sends it.
+    let sent = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill runs");
+    assert!(sent.success());
+    println!("SIGHUP → applied: {:?}", until_allowed(&listen, "https://two.example", Duration::from_secs(5)).await);
+    assert_eq!(api_connections.load(Ordering::SeqCst), 0, "no request reached the API server");
+}
