@@ -15,6 +15,7 @@ use actix::{
 use brokkr_config::{AppSettings, ConfigLayers, Outcome, ReloadOutcome, ReloadableConfig, Settings, SourceRef, judge};
 use tracing::{debug, info, warn};
 
+pub use crate::messages::ReloadError;
 use crate::{
     announce::Announcements,
     events::{News, ReloadEvents},
@@ -22,26 +23,12 @@ use crate::{
     messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
     metrics::ReloadMetrics,
     reload_log::{AuditLog, TracingAudit, log_outcome, warn_restart_required, warn_shadowed},
-    source::{ConfigMapSource, READ_TIMEOUT, ReadError, read_within},
+    source::{ConfigMapSource, READ_TIMEOUT, read_within},
     version_order::VersionOrder,
 };
 
 /// How often an on-demand read is retried when a newer apply overtook it while it was in flight.
 const ON_DEMAND_ATTEMPTS: u32 = 3;
-
-/// Why a reload requested on demand could not even start.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// The ConfigMap could not be read from the API server in time.
-    #[error("failed to read ConfigMap {configmap}")]
-    Read {
-        /// `namespace/name`.
-        configmap: String,
-        /// The API error or the timeout.
-        #[source]
-        source: ReadError,
-    },
-}
 
 /// Owns the [`ReloadableConfig`] and applies every [`Reload`], [`ReloadNow`] and periodic resync.
 ///

@@ -1,6 +1,6 @@
 //! The messages between the actors, one type per hop, each with its result type beside it.
 
-use std::{collections::BTreeMap, fmt};
+use std::{collections::BTreeMap, fmt, time::Duration};
 
 use actix::Message;
 use brokkr_config::{Change, Outcome};
@@ -59,9 +59,34 @@ pub struct Reload {
     pub state: ConfigMapState,
 }
 
+/// Why a bounded read of the ConfigMap failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The API server answered with an error, or the connection failed.
+    #[error("the API request failed")]
+    Api(#[source] kube::Error),
+    /// No answer arrived in time (a stalled API server or a silently dead connection).
+    #[error("no answer within {}", humantime::format_duration(*.0))]
+    TimedOut(Duration),
+}
+
+/// Why a reload requested on demand could not even start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The ConfigMap could not be read from the API server in time.
+    #[error("failed to read ConfigMap {configmap}")]
+    Read {
+        /// `namespace/name`.
+        configmap: String,
+        /// The API error or the timeout.
+        #[source]
+        source: ReadError,
+    },
+}
+
 /// Admin API or SIGHUP → config: read the ConfigMap now, bypassing the debounce, and report.
 #[derive(Debug, Clone, Copy, Message)]
-#[rtype(result = "Result<ReloadReport, crate::config_actor::ReloadError>")]
+#[rtype(result = "Result<ReloadReport, ReloadError>")]
 pub struct ReloadNow;
 
 /// What asked for a reload; logged with each outcome. Its one string form ([`Trigger::as_str`]) is the history's

@@ -10,40 +10,15 @@ use kube::{
     runtime::watcher::{self, watcher},
 };
 
+pub use crate::messages::ReadError;
 use crate::messages::{ConfigMapState, ConfigMapVersion};
 
-/// Shortest server-side timeout of a watch request, in seconds. Each watch stream (each replica, and again after
-/// each restart) draws its timeout from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`], as client-go's
-/// reflector does from 5–10 minutes, so replicas started together do not re-watch together. The API server ends
-/// a healthy watch after that long and kube-runtime resumes it from the last resourceVersion or bookmark (no
-/// re-list): about 0.2 watch requests per minute per idle replica. A dead connection is noticed by the
-/// transport ([`crate::transport`]), not by short watches; kube-runtime's idle timer (timeout + 5 s) is the
-/// backstop when nothing else can tell (HTTP/1.1 through a proxy that holds the connection open).
-pub const WATCH_TIMEOUT_MIN_SECS: u32 = 240;
-/// Longest server-side timeout of a watch request, in seconds (see [`WATCH_TIMEOUT_MIN_SECS`]).
-pub const WATCH_TIMEOUT_MAX_SECS: u32 = 340;
-
-/// A watch timeout drawn uniformly from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`].
-#[must_use]
-pub fn random_watch_timeout() -> u32 {
-    fastrand::u32(WATCH_TIMEOUT_MIN_SECS..=WATCH_TIMEOUT_MAX_SECS)
-}
+pub use crate::transport::{WATCH_TIMEOUT_MAX_SECS, WATCH_TIMEOUT_MIN_SECS, random_watch_timeout};
 
 /// The longest any single read of the ConfigMap (resync, on demand) may take before it is given up: the bound of
 /// every request ([`crate::transport::REQUEST_TIMEOUT`]). Over HTTP/1.1 dropping the request also drops its
 /// connection; over HTTP/2 the connection is shared and closed by its unanswered PING.
 pub const READ_TIMEOUT: Duration = crate::transport::REQUEST_TIMEOUT;
-
-/// Why a bounded read of the ConfigMap failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    /// The API server answered with an error, or the connection failed.
-    #[error("the API request failed")]
-    Api(#[source] kube::Error),
-    /// No answer arrived in time (a stalled API server or a silently dead connection).
-    #[error("no answer within {}", humantime::format_duration(*.0))]
-    TimedOut(Duration),
-}
 
 /// Reads the ConfigMap once through `source`, giving up after `timeout`.
 pub async fn read_within(source: Arc<dyn ConfigMapSource>, timeout: Duration) -> Result<ConfigMapState, ReadError> {

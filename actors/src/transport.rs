@@ -39,7 +39,22 @@ use kube::{
 };
 use tower::{BoxError, Service, ServiceBuilder, retry::RetryLayer, timeout::TimeoutLayer};
 
-use crate::source::WATCH_TIMEOUT_MAX_SECS;
+/// Shortest server-side timeout of a watch request, in seconds. Each watch stream (each replica, and again after
+/// each restart) draws its timeout from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`], as client-go's
+/// reflector does from 5–10 minutes, so replicas started together do not re-watch together. The API server ends
+/// a healthy watch after that long and kube-runtime resumes it from the last resourceVersion or bookmark (no
+/// re-list): about 0.2 watch requests per minute per idle replica. A dead connection is noticed by the
+/// transport (this module), not by short watches; kube-runtime's idle timer (timeout + 5 s) is the
+/// backstop when nothing else can tell (HTTP/1.1 through a proxy that holds the connection open).
+pub const WATCH_TIMEOUT_MIN_SECS: u32 = 240;
+/// Longest server-side timeout of a watch request, in seconds (see [`WATCH_TIMEOUT_MIN_SECS`]).
+pub const WATCH_TIMEOUT_MAX_SECS: u32 = 340;
+
+/// A watch timeout drawn uniformly from [`WATCH_TIMEOUT_MIN_SECS`]..=[`WATCH_TIMEOUT_MAX_SECS`].
+#[must_use]
+pub fn random_watch_timeout() -> u32 {
+    fastrand::u32(WATCH_TIMEOUT_MIN_SECS..=WATCH_TIMEOUT_MAX_SECS)
+}
 
 /// Silence on an HTTP/2 connection after which the client sends a PING. Reads of any frame (events, bookmarks,
 /// PING answers) restart the count, so a busy connection sends none. Shorter than client-go's 30 s so that

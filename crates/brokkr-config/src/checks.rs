@@ -1,7 +1,11 @@
 //! The checks every settings type gets from the machinery, before and beside its own [`AppSettings::own_checks`]:
-//! no secret copied into a setting that is shown, and the ranges of the reload section.
+//! every field read (each unknown or mistyped key reported, not only the first serde meets), no secret copied into
+//! a setting that is shown, and the ranges of the reload section.
 
 use std::time::Duration;
+
+use serde_path_to_error::Segment;
+use toml::{Table, Value};
 
 use crate::{AppSettings, ConfigError, ReloadSettings, Result, text::quote};
 
@@ -126,4 +130,81 @@ pub(crate) fn check<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
     secrets_not_shown(s, in_force)?;
     let errors = every_check(s, in_force);
     if errors.is_empty() { Ok(()) } else { Err(ConfigError::all(errors)) }
+}
+
+/// The most rounds [`read_every_field`] reads a document: each reads it whole, and an error lists 8 problems.
+pub(crate) const MAX_FIELD_ROUNDS: usize = 16;
+
+/// `merged` as `S`, or `None` with every field error in `errors`.
+///
+/// Each round finds one error (serde stops at the first); the value at fault is put back to its default (or
+/// removed, when it has none: an unknown key) and the rest is read again. At most [`MAX_FIELD_ROUNDS`] rounds:
+/// a document of thousands of unknown keys gets that many errors named, not thousands of reads.
+pub(crate) fn read_every_field<S: AppSettings>(
+    mut merged: Table,
+    defaults: &Table,
+    is_secret_section: impl Fn(&str) -> bool,
+    errors: &mut Vec<ConfigError>,
+) -> Option<S> {
+    for _ in 0..MAX_FIELD_ROUNDS {
+        let error = match serde_path_to_error::deserialize::<_, S>(Value::Table(merged.clone())) {
+            Ok(settings) => return Some(settings),
+            Err(error) => error,
+        };
+        let key = error.path().to_string();
+        let at: Vec<String> = error
+            .path()
+            .iter()
+            .map_while(|segment| match segment {
+                Segment::Map { key } => Some(key.clone()),
+                _ => None,
+            })
+            .take(2)
+            .collect();
+        // Any error at or under a secret's section may quote it: `admin = "…"` is a type error on the section.
+        let message = if is_secret_section(&key) {
+            "invalid value (not shown: the key holds a secret)".to_owned()
+        } else {
+            // One clean line: the deserializer may append "in `key`" on a line of its own; the key is named by the
+            // error already.
+            let inner = error.into_inner().to_string();
+            inner.lines().next().unwrap_or_default().trim_end().to_owned()
+        };
+        errors.push(ConfigError::Field { key, message });
+        let at: Vec<&str> = at.iter().map(String::as_str).collect();
+        if !restore_default(&mut merged, defaults, &at) {
+            return None;
+        }
+    }
+    None
+}
+
+/// Puts the value at `section.key` (or the whole `section`) back to its default, or removes it when the defaults
+/// have none; false when nothing could change (the error is not at a key, or the default itself is refused).
+fn restore_default(merged: &mut Table, defaults: &Table, at: &[&str]) -> bool {
+    match at {
+        [section] => match defaults.get(*section) {
+            Some(default) if merged.get(*section) != Some(default) => {
+                merged.insert((*section).to_owned(), default.clone());
+                true
+            }
+            Some(_) => false,
+            None => merged.remove(*section).is_some(),
+        },
+        [section, key] => {
+            let default = defaults.get(*section).and_then(Value::as_table).and_then(|t| t.get(*key));
+            let Some(Value::Table(table)) = merged.get_mut(*section) else {
+                return false;
+            };
+            match default {
+                Some(default) if table.get(*key) != Some(default) => {
+                    table.insert((*key).to_owned(), default.clone());
+                    true
+                }
+                Some(_) => false,
+                None => table.remove(*key).is_some(),
+            }
+        }
+        _ => false,
+    }
 }

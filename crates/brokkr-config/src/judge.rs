@@ -5,25 +5,10 @@
 use std::{collections::BTreeMap, fmt};
 
 use crate::{
-    AppSettings, Candidate, Change, ConfigError, ConfigLayers, ReloadSettings, Result, diff, layers::LayerText,
+    AppSettings, Candidate, Change, ConfigError, ConfigLayers, ReloadSettings, Result, diff,
+    layers::{LayerText, Place},
     text::clip,
 };
-
-/// Where a document sits among the layers, which decides what it may set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Place {
-    /// The ConfigMap's document, read from the API server or from the volume the kubelet mounts, between the file
-    /// and the environment. Anyone with `view` reads a ConfigMap and anyone with `edit` writes it, so it may not set
-    /// a secret nor change a setting declared [`crate::declaration::Applies::Fixed`]; read from `namespace` (when
-    /// known), it may not say it lives in another.
-    ConfigMap {
-        /// The namespace it was read from.
-        namespace: Option<String>,
-    },
-    /// The `--config` file itself, read again while the program runs: it takes the file layer's place and may set
-    /// what the file may at start-up. A changed restart-only or fixed setting waits for the next start.
-    ConfigFile,
-}
 
 /// A document to judge: its text and where it came from.
 #[derive(Clone, PartialEq, Eq)]

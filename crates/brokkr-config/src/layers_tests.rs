@@ -379,3 +379,14 @@ fn type_and_range_errors_come_together() {
         assert!(err.contains(key), "{key} missing from {err}");
     }
 }
+
+#[test]
+fn thousands_of_unknown_keys_cost_a_bounded_number_of_rounds() {
+    // Each round reads the whole document again: without a bound, 5,000 unknown keys cost 5,000 reads of a
+    // 60 KiB table at every reload and every admission review.
+    let doc = format!("[log]\n{}", (0..5_000).map(|i| format!("k{i} = 1\n")).collect::<String>());
+    let err = ConfigLayers::new().build(Some(&text("cm", &doc))).expect_err("rejected");
+    let ConfigError::Several(errors) = &err else { panic!("{err}") };
+    assert_eq!(errors.len(), crate::checks::MAX_FIELD_ROUNDS, "{err}");
+    assert!(err.to_string().contains("log.k0") && err.to_string().contains("more"), "{err}");
+}

@@ -13,7 +13,6 @@ pub mod declaration;
 mod depth;
 mod duration;
 pub mod error;
-mod fields;
 pub mod judge;
 pub mod layers;
 pub mod log_filter;
@@ -25,8 +24,8 @@ pub mod text;
 
 pub use app::{AppSettings, check_declarations, diff};
 pub use error::{ConfigError, Result};
-pub use judge::{Document, Place, Verdict, judge};
-pub use layers::{Candidate, ConfigLayers};
+pub use judge::{Document, Verdict, judge};
+pub use layers::{Candidate, ConfigLayers, Place};
 pub use log_filter::parse_log_filter;
 pub use outcome::Outcome;
 pub use reloadable::{ConfigSnapshot, LastReload, ReloadOutcome, ReloadableConfig, SourceRef};
