@@ -1,4 +1,4 @@
-//! The README's install walkthrough on a real API server: Pod Security, RBAC, a live `helm upgrade`.
+//! The install walkthrough of docs/OPERATIONS.md on a real API server: Pod Security, RBAC, a live `helm upgrade`.
 
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ async fn admit_pod_template(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chart_installs_passes_restricted_pod_security_and_its_broker_applies_an_upgrade_live() {
     let w = Walkthrough::start().await;
-    // README, step 1: a namespace that enforces Pod Security `restricted`, and the admin token as a Secret.
+    // docs/OPERATIONS.md, step 1: a namespace that enforces Pod Security `restricted`, and the admin token as a Secret.
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
     w.kubectl(&["label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted"]).await.ok("label");
     let literal = format!("--from-literal=token={ADMIN_TOKEN}");

@@ -323,3 +323,33 @@ async fn the_liveness_probe_asks_over_a_socket_in_the_pod_in_every_option_set() 
         assert!(deployment.contains("- name: probe\n          emptyDir:"), "{values}: a folder of the pod's own");
     }
 }
+
+#[tokio::test]
+async fn the_file_source_mounts_the_configmap_and_grants_no_api_access() {
+    let home = tempfile::tempdir().expect("tempdir");
+    let api = template(home.path(), &[]).await.ok("helm template");
+    assert_eq!((documents_of_kind(&api, "Role").len(), documents_of_kind(&api, "RoleBinding").len()), (1, 1));
+    assert!(deployment(&api).contains("automountServiceAccountToken: true") && !api.contains("BROKKR_CONFIGMAP_FILE"));
+
+    let file = template(home.path(), &["--set", "reload.source=file"]).await.ok("helm template");
+    assert_eq!((documents_of_kind(&file, "Role").len(), documents_of_kind(&file, "RoleBinding").len()), (0, 0));
+    let deployment = deployment(&file);
+    let expected = [
+        "automountServiceAccountToken: false",
+        "- name: BROKKR_CONFIGMAP_FILE\n              value: /etc/brokkr/configmap/broker.toml\n",
+        "- name: BROKKR_WATCH_INTERVAL\n              value: \"1s\"\n",
+        "- name: configmap\n              mountPath: /etc/brokkr/configmap\n              readOnly: true\n",
+        "configMap:\n            name: \"brokkr-broker\"\n            items:\n              - key: broker.toml\n",
+    ];
+    for expected in expected {
+        assert!(deployment.contains(expected), "{expected} in {deployment}");
+    }
+    // The kubelet never updates a file mounted by subPath.
+    assert!(!deployment.contains("subPath:"), "{deployment}");
+
+    let refused = template(home.path(), &["--set", "reload.source=file", "--set", "podStatus.enabled=true"]).await;
+    assert_ne!(refused.code, Some(0), "the Pod status needs the API");
+    assert!(refused.stderr.contains("reload.source=file"), "{}", refused.stderr);
+    let refused = template(home.path(), &["--set", "reload.source=nfs"]).await;
+    assert_ne!(refused.code, Some(0), "an unknown source");
+}

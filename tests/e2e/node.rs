@@ -262,7 +262,7 @@ async fn run_on_a_real_node() {
     })
     .await;
 
-    // README, "Rotate the admin token": the Secret replaced in place; the kubelet updates the mounted file and
+    // docs/OPERATIONS.md, "Rotate the admin token": the Secret replaced in place; the kubelet updates the mounted file and
     // the running pod takes the new token, the old one still accepted (the overlap), without a restart.
     let secret = ["-n", NAMESPACE, "create", "secret", "generic", "brokkr-admin", "--dry-run=client", "-o", "yaml"];
     let literal = format!("--from-literal=token={ROTATED_TOKEN}");
@@ -361,6 +361,38 @@ async fn run_on_a_real_node() {
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], "https://node.example");
     assert_eq!(admin_code(&http, ADMIN_TOKEN).await, Some(401), "a new pod knows only the token it read");
     println!("e2e rollout restart: new pod {} Ready", new.metadata.name.unwrap_or_default());
+
+    // A cluster whose workloads may not call the API server: the chart mounts the ConfigMap as a volume, grants no
+    // Role and mounts no token, and the broker polls the file. An edit reaches the pod through the kubelet's sync.
+    let to_file = [&upgrade[..6], &["--set", "reload.source=file", "--set", "podStatus.enabled=false"]].concat();
+    w.helm(&to_file).await.ok("helm upgrade to the file source");
+    let file_pod = eventually("the file-source pod is Ready", WAIT, || async {
+        broker_pods(&pods)
+            .await
+            .into_iter()
+            .find(|p| is_ready(p) && p.spec.as_ref().is_some_and(|s| s.automount_service_account_token == Some(false)))
+    })
+    .await;
+    let file_pod = file_pod.metadata.name.expect("name");
+    let status = eventually("the file-source pod serves the mounted ConfigMap", WAIT, || async {
+        pod_status(&http, token).await.filter(|s| s["settings"]["cors"]["allowed_origins"][0] == "https://node.example")
+    })
+    .await;
+    assert_eq!(status["generation"], 0, "read from the mounted file at start-up: {status}");
+    let edit = [&upgrade[..6], &["--set", "config.cors.allowed_origins={https://file.example}"]].concat();
+    let started = std::time::Instant::now();
+    w.helm(&edit).await.ok("helm upgrade: a live edit through the volume");
+    let status = eventually("the file-source pod applies the edit", WAIT, || async {
+        pod_status(&http, token).await.filter(|s| s["settings"]["cors"]["allowed_origins"][0] == "https://file.example")
+    })
+    .await;
+    println!("e2e real pod, file source: edit -> applied in {} ms (kubelet sync 10 s)", started.elapsed().as_millis());
+    assert_eq!(status["generation"], 1, "applied live: {status}");
+    assert_eq!(broker_pods(&pods).await.len(), 1, "not rolled");
+    let from_file_pod =
+        |e: &&Value| e["user"]["extra"]["authentication.kubernetes.io/pod-name"][0] == file_pod.as_str();
+    let requests = w.cluster.plane.requests_by(&user);
+    assert_eq!(requests.iter().filter(from_file_pod).count(), 0, "the file-source pod called the API server");
 
     // Uninstalled, the pods stop and the runtime removes their containers; stopped, the node leaves nothing on this
     // machine: no kernel setting changed, no link to a log of its own.

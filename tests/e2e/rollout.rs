@@ -119,7 +119,7 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
 
     // An edit: rollout-status exits 0 once all three run it, and not before.
     let audit_before = pod_patches(&w);
-    // README, "Watching a change roll out".
+    // docs/OPERATIONS.md, "Watching a change roll out".
     let upgrade = ["upgrade", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE, "--reuse-values"];
     w.helm(&[&upgrade[..], &["--set", "config.cors.max_age=2m"]].concat()).await.ok("helm upgrade");
     let started = std::time::Instant::now();

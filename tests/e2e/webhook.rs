@@ -7,7 +7,8 @@ use brokkr_e2e::chart::{NAMESPACE, RELEASE, Walkthrough};
 const CHART: &str = "charts/brokkr-broker";
 const WEBHOOK: &str = "brokkr-broker-brokkr";
 
-/// The README's pipeline: a ConfigMap named `name` from the file `broker.toml`, applied with `kubectl apply`.
+/// The pipeline of docs/OPERATIONS.md, "The admission webhook": a ConfigMap named `name` from the file
+/// `broker.toml`, applied with `kubectl apply`.
 async fn apply_file(w: &Walkthrough, name: &str, toml: &str, extra: &[&str]) -> brokkr_e2e::chart::Run {
     let file = w.dir().join(format!("{name}.broker.toml"));
     std::fs::write(&file, toml).expect("write broker.toml");
@@ -38,7 +39,7 @@ async fn the_webhook_refuses_a_broken_configmap_at_apply_and_admits_the_rest_wit
     let w = Walkthrough::start().await;
     w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
     w.helm(&["install", RELEASE, CHART, "-n", NAMESPACE]).await.ok("helm install");
-    // The README turns the webhook on with an upgrade.
+    // docs/OPERATIONS.md turns the webhook on with an upgrade.
     let enable = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "--set", WEBHOOK_ON];
     w.helm(&enable).await.ok("helm upgrade --set webhook.enabled=true");
 

@@ -110,12 +110,12 @@ pub fn documents_of_kind<'a>(rendered: &'a str, kind: &str) -> Vec<&'a str> {
     rendered.split("\n---").filter(|doc| doc.contains(&line)).collect()
 }
 
-/// The release and namespace of the README's walkthrough: the chart's ConfigMap is then `brokkr-broker`.
+/// The release and namespace of the walkthrough in docs/OPERATIONS.md: the chart's ConfigMap is then `brokkr-broker`.
 pub const RELEASE: &str = "brokkr-broker";
 /// The namespace of the walkthrough.
 pub const NAMESPACE: &str = "brokkr";
 
-/// A control plane on which the tests run the README's "Install on Kubernetes" commands.
+/// A control plane on which the tests run the "Install on Kubernetes" commands of docs/OPERATIONS.md.
 pub struct Walkthrough {
     /// The control plane (its own scratch namespace is unused).
     pub cluster: crate::Cluster,
