@@ -129,6 +129,9 @@ impl<S: AppSettings> ConfigActor<S> {
         if let Some(handle) = self.resync.take() {
             ctx.cancel_future(handle);
         }
+        if !self.source.resyncs() {
+            return;
+        }
         let every = self.config.current().settings.reload().resync_interval;
         self.resync = Some(ctx.notify_later(ResyncDue, every));
     }

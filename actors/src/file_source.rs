@@ -28,14 +28,15 @@ pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// The data key a file's text is kept under in the [`ConfigMapVersion`] that carries it through the actors.
 const FILE_KEY: &str = "file";
 
-/// A file polled every `interval`: each read whose text differs from the last one is a change, a file that is gone
-/// is the document's deletion, and an unreadable file (no permission, not UTF-8, over [`MAX_FILE_BYTES`]) ends the
-/// watch with the error, so the supervisor retries it with backoff while the last good configuration stays.
+/// A file read at start and then polled every `interval`, or (without one) read again only on demand (SIGHUP,
+/// `POST …/reload`). Each read whose text differs from the last one is a change, a file that is gone is the
+/// document's deletion, and an unreadable file (no permission, not UTF-8, over [`MAX_FILE_BYTES`]) ends the watch
+/// with the error, so the supervisor retries it with backoff while the last good configuration stays.
 #[derive(Clone)]
 pub struct FileSource {
     path: Arc<PathBuf>,
     place: Place,
-    interval: Duration,
+    interval: Option<Duration>,
 }
 
 impl fmt::Debug for FileSource {
@@ -46,10 +47,12 @@ impl fmt::Debug for FileSource {
 
 impl FileSource {
     /// The file at `path`, at `place` among the layers, read every `interval` (kept within
-    /// [`MIN_POLL_INTERVAL`]..=[`MAX_POLL_INTERVAL`]).
+    /// [`MIN_POLL_INTERVAL`]..=[`MAX_POLL_INTERVAL`]); with `None`, only at start and on demand, and never by the
+    /// periodic resync.
     #[must_use]
-    pub fn new(path: PathBuf, place: Place, interval: Duration) -> Self {
-        Self { path: Arc::new(path), place, interval: interval.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL) }
+    pub fn new(path: PathBuf, place: Place, interval: Option<Duration>) -> Self {
+        let interval = interval.map(|i| i.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL));
+        Self { path: Arc::new(path), place, interval }
     }
 }
 
@@ -107,7 +110,7 @@ impl ConfigMapSource for FileSource {
                 async move {
                     let mut seen = seen?;
                     loop {
-                        tokio::time::sleep(interval).await;
+                        tokio::time::sleep(interval.unwrap_or(MAX_POLL_INTERVAL)).await;
                         match read(path.clone()).await {
                             Ok(ConfigMapState::Present(version)) if seen.as_ref() != Some(&version) => {
                                 seen = Some(version.clone());
@@ -124,7 +127,12 @@ impl ConfigMapSource for FileSource {
                     }
                 }
             });
-            let changes = if failed_at_start { stream::empty().boxed() } else { changes.boxed() };
+            let changes = match interval {
+                _ if failed_at_start => stream::empty().boxed(),
+                // Read on demand only: the watch stays open and silent, so the watcher is not restarted.
+                None => stream::pending().boxed(),
+                Some(_) => changes.boxed(),
+            };
             stream::iter(events).chain(changes)
         });
         stream.boxed()
@@ -142,7 +150,14 @@ impl ConfigMapSource for FileSource {
     }
 
     fn describe(&self) -> String {
-        format!("file {}", self.path.display())
+        match self.interval {
+            Some(every) => format!("file {} (read every {})", self.path.display(), humantime::format_duration(every)),
+            None => format!("file {} (read on SIGHUP and POST /api/v1/admin/config/reload)", self.path.display()),
+        }
+    }
+
+    fn resyncs(&self) -> bool {
+        self.interval.is_some()
     }
 
     fn document(&self, version: &ConfigMapVersion, _: &ReloadSettings) -> Result<Document, ConfigError> {

@@ -41,6 +41,10 @@ pub trait ConfigMapSource: Send + Sync + 'static {
     fn namespace(&self) -> String;
     /// `namespace/name`, for logs.
     fn describe(&self) -> String;
+    /// Whether the `ConfigActor` reads it again every `resync_interval`; a source read only on demand says no.
+    fn resyncs(&self) -> bool {
+        true
+    }
     /// The document `version` holds for the reload section in force, `reload`, and its place among the layers: by
     /// default the ConfigMap's data key, read from [`ConfigMapSource::namespace`].
     ///

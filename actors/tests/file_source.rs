@@ -37,6 +37,11 @@ fn replace(path: &Path, text: &str) {
 
 /// The subsystem following `path` as the `--config` file, started on its current text.
 fn follow(path: &Path, place: Place) -> (ReloadableConfig, Subsystem) {
+    follow_every(path, place, Some(POLL))
+}
+
+/// As [`follow`], polled every `poll`, or read only on demand.
+fn follow_every(path: &Path, place: Place, poll: Option<Duration>) -> (ReloadableConfig, Subsystem) {
     let text = std::fs::read_to_string(path).expect("read");
     let layers = match place {
         Place::ConfigFile => ConfigLayers::new().with_file_text(&LayerText { origin: "file".into(), text }),
@@ -44,7 +49,7 @@ fn follow(path: &Path, place: Place) -> (ReloadableConfig, Subsystem) {
     }
     .expect("valid");
     let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
-    let source = Arc::new(FileSource::new(path.to_owned(), place, POLL));
+    let source = Arc::new(FileSource::new(path.to_owned(), place, poll));
     let subsystem =
         Subsystem::register(source, config.clone(), layers, ReloadMetrics::default(), None, &Default::default());
     (config, subsystem)
@@ -170,4 +175,19 @@ async fn an_on_demand_reload_reads_the_file_at_once() {
     let report = actor.send(ReloadNow).await.expect("actor alive").expect("the file is read");
     assert_eq!(report.outcome, Outcome::Applied, "{report:?}");
     assert_eq!(level(&config), (1, "debug".to_owned()), "without waiting for a poll or the quiet window");
+}
+
+#[actix_rt::test]
+async fn without_a_poll_only_an_on_demand_reload_reads_the_file_not_the_resync() {
+    tokio::time::pause();
+    let (_dir, path) = temp_file(&document("info"));
+    let (config, subsystem) = follow_every(&path, Place::ConfigFile, None);
+    run_for(Duration::from_millis(100)).await;
+    write_in_place(&path, &document("debug"));
+    // Two resync intervals (5 min by default) later, the edit still waits for the operator's signal.
+    run_for(Duration::from_secs(601)).await;
+    assert_eq!(level(&config), (0, "info".to_owned()), "read without being asked");
+    let actor = subsystem.config_actor.expect("running");
+    let report = actor.send(ReloadNow).await.expect("actor alive").expect("the file is read");
+    assert_eq!((report.outcome, level(&config)), (Outcome::Applied, (1, "debug".to_owned())));
 }

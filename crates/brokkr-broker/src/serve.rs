@@ -67,6 +67,12 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         Some(_) => Plan::Disabled { reason: FILE_SOURCE_ONLY },
         None => plan(&boot, &env),
     };
+    // Without the API, the `--config` file is still read again on SIGHUP and `POST …/reload`, as Prometheus and
+    // Vector do; only `--watch-config` polls it.
+    let file_source = file_source.or_else(|| match (&plan, &args.config) {
+        (Plan::Disabled { .. }, Some(path)) => Some(Arc::new(FileSource::new(path.clone(), Place::ConfigFile, None))),
+        _ => None,
+    });
     let options = Options::default();
     let access = connect(&plan, &env, &boot, &options).await?;
     // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound. The
@@ -224,7 +230,7 @@ fn file_source(args: &ServeArgs, boot: &Settings, env: &Environment) -> Option<A
         (None, Some(path)) if args.watch_config => (path.clone(), Place::ConfigFile),
         _ => return None,
     };
-    Some(Arc::new(FileSource::new(path, place, args.watch_interval)))
+    Some(Arc::new(FileSource::new(path, place, Some(args.watch_interval))))
 }
 
 /// The history's first record (see [`startup_record`]), when start-up read the ConfigMap at all.
@@ -269,7 +275,7 @@ fn log_start(
 ) {
     info!(version = env!("CARGO_PKG_VERSION"), "starting brokkr-broker");
     match (plan, access) {
-        (Plan::Disabled { reason: FILE_SOURCE_ONLY }, _) => {
+        _ if following.is_some() => {
             info!(source = following.unwrap_or_default(), "following the configuration's file; no API request is made");
         }
         (Plan::Disabled { reason }, _) => info!(reason, "ConfigMap hot reload is off; no watch is started"),
