@@ -167,7 +167,7 @@ impl<S: AppSettings> ConfigActor<S> {
         let (namespace, name) = (self.source.namespace(), running.settings.reload().configmap.clone());
         let ConfigMapState::Present(version) = state else {
             self.announced.forget_rejection();
-            let message = format!("ConfigMap {namespace}/{name} not found; keeping the last good configuration");
+            let message = format!("{} not found; keeping the last good configuration", self.source.what());
             warn!(trigger = trigger.as_str(), "{message}");
             return self.report_in_force(Some(message));
         };
@@ -241,7 +241,7 @@ impl<S: AppSettings> ConfigActor<S> {
     /// Reads the ConfigMap and applies it, unless something was applied meanwhile: then reads again.
     fn read_then_apply(&mut self, attempt: u32) -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
         let issued = self.order.issue();
-        let configmap = self.source.describe();
+        let configmap = self.source.what();
         let read = read_within(self.source.clone(), READ_TIMEOUT).into_actor(self);
         Box::pin(read.then(move |read, act, ctx| -> ResponseActFuture<Self, Result<ReloadReport, ReloadError>> {
             match read {

@@ -3,12 +3,19 @@
 //! the kubelet's `..data` symlink swap all change what a read returns, and a read sees only whole files after a
 //! rename.
 
-use std::{collections::BTreeMap, fmt, io, path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    collections::BTreeMap,
+    fmt, io,
+    path::PathBuf,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use brokkr_config::{ConfigError, Document, Place, ReloadSettings, layers::MAX_DOCUMENT_BYTES};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
+use tokio::sync::Semaphore;
 
 use crate::{
     messages::{ConfigMapState, ConfigMapVersion},
@@ -28,15 +35,41 @@ pub const MAX_POLL_INTERVAL: Duration = Duration::from_secs(60);
 /// The data key a file's text is kept under in the [`ConfigMapVersion`] that carries it through the actors.
 const FILE_KEY: &str = "file";
 
+/// How long a read waits before it reads the file again to compare: a file written in place is truncated first,
+/// and a read between the truncation and the write would see an empty or partial document.
+pub const SETTLE: Duration = Duration::from_millis(50);
+
+/// How many times a read compares before it gives up on a file that keeps changing.
+const SETTLE_ATTEMPTS: usize = 5;
+
+/// The longest a single read of the file may take (a stalled network or FUSE mount), and the longest a read waits
+/// for the one before it to return.
+pub const FILE_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// A file read at start and then polled every `interval`, or (without one) read again only on demand (SIGHUP,
-/// `POST …/reload`). Each read whose text differs from the last one is a change, a file that is gone is the
-/// document's deletion, and an unreadable file (no permission, not UTF-8, over [`MAX_FILE_BYTES`]) ends the watch
-/// with the error, so the supervisor retries it with backoff while the last good configuration stays.
+/// `POST …/reload`).
+///
+/// Each read is taken only when two reads [`SETTLE`] apart agree, so a file caught half written is read again. A
+/// text that differs from the last one read (by any path: the poll, the resync, an on-demand read) gets the next
+/// number as its resourceVersion, so the `ConfigActor` orders file versions as it orders a ConfigMap's: a debounce
+/// window that closes after an on-demand read applied a newer text is dropped, not applied over it. A file that is
+/// gone is the document's deletion; an unreadable one (no permission, not UTF-8, over [`MAX_FILE_BYTES`], a read
+/// stalled past [`FILE_READ_TIMEOUT`]) ends the watch with the error, so the supervisor retries it with backoff
+/// while the last good configuration stays. One read runs at a time.
 #[derive(Clone)]
 pub struct FileSource {
     path: Arc<PathBuf>,
     place: Place,
     interval: Option<Duration>,
+    versions: Arc<Mutex<Versions>>,
+    one_read: Arc<Semaphore>,
+}
+
+/// The last text read and its number.
+#[derive(Default)]
+struct Versions {
+    text: Option<String>,
+    number: u64,
 }
 
 impl fmt::Debug for FileSource {
@@ -52,26 +85,75 @@ impl FileSource {
     #[must_use]
     pub fn new(path: PathBuf, place: Place, interval: Option<Duration>) -> Self {
         let interval = interval.map(|i| i.clamp(MIN_POLL_INTERVAL, MAX_POLL_INTERVAL));
-        Self { path: Arc::new(path), place, interval }
+        let (versions, one_read) = (Arc::default(), Arc::new(Semaphore::new(1)));
+        Self { path: Arc::new(path), place, interval, versions, one_read }
     }
-}
 
-/// The file's state now, read off the async threads (a read of a stalled network mount must not stop the actors).
-async fn read(path: Arc<PathBuf>) -> io::Result<ConfigMapState> {
-    let read = tokio::task::spawn_blocking(move || match read_capped(&path, MAX_FILE_BYTES) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(|text| {
-                ConfigMapState::Present(ConfigMapVersion {
-                    data: BTreeMap::from([(FILE_KEY.to_owned(), text)]),
-                    resource_version: None,
-                    uid: None,
-                })
-            })
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8")),
-        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(ConfigMapState::Absent),
-        Err(error) => Err(error),
-    });
-    read.await.unwrap_or_else(|join| Err(io::Error::other(join)))
+    /// The file as two reads [`SETTLE`] apart agree on it, numbered.
+    async fn read_settled(&self) -> io::Result<ConfigMapState> {
+        let mut state = self.read_once().await?;
+        for _ in 0..SETTLE_ATTEMPTS {
+            tokio::time::sleep(SETTLE).await;
+            let again = self.read_once().await?;
+            if again == state {
+                return Ok(self.numbered(state));
+            }
+            state = again;
+        }
+        Err(io::Error::other("the file kept changing while it was read"))
+    }
+
+    /// `state` with the number of its text: the same as the last read's if the text is the same, else the next.
+    fn numbered(&self, state: ConfigMapState) -> ConfigMapState {
+        let mut versions = self.versions.lock().unwrap_or_else(PoisonError::into_inner);
+        match state {
+            ConfigMapState::Present(mut version) => {
+                let text = version.data.get(FILE_KEY);
+                if versions.text.as_ref() != text {
+                    versions.number += 1;
+                    versions.text = text.cloned();
+                }
+                version.resource_version = Some(versions.number.to_string());
+                ConfigMapState::Present(version)
+            }
+            ConfigMapState::Absent => {
+                // A file that comes back, even with the same text, is a new version.
+                versions.text = None;
+                ConfigMapState::Absent
+            }
+        }
+    }
+
+    /// One read of the file, off the async threads, bounded by [`FILE_READ_TIMEOUT`]; a read that is still stuck
+    /// keeps the next one waiting, so a stalled mount holds one thread, not one per attempt.
+    async fn read_once(&self) -> io::Result<ConfigMapState> {
+        let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the file could not be read within 5s");
+        let permit = tokio::time::timeout(FILE_READ_TIMEOUT, self.one_read.clone().acquire_owned())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(io::Error::other)?;
+        let path = self.path.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            match read_capped(&path, MAX_FILE_BYTES) {
+                Ok(bytes) => String::from_utf8(bytes)
+                    .map(|text| {
+                        ConfigMapState::Present(ConfigMapVersion {
+                            data: BTreeMap::from([(FILE_KEY.to_owned(), text)]),
+                            resource_version: None,
+                            uid: None,
+                        })
+                    })
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8")),
+                Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(ConfigMapState::Absent),
+                Err(error) => Err(error),
+            }
+        });
+        match tokio::time::timeout(FILE_READ_TIMEOUT, read).await {
+            Ok(joined) => joined.unwrap_or_else(|join| Err(io::Error::other(join))),
+            Err(_) => Err(stalled()),
+        }
+    }
 }
 
 /// A [`ConfigMap`] that carries `state`, as the watch events the `WatcherActor` follows hold one.
@@ -87,15 +169,16 @@ fn failed(error: io::Error) -> watcher::Error {
 
 impl ConfigMapSource for FileSource {
     fn watch(&self) -> WatchStream {
-        let (path, interval) = (self.path.clone(), self.interval);
+        let (source, interval) = (self.clone(), self.interval);
         // A list first, as the API's watch begins: the file as it is now.
         let list = {
-            let path = path.clone();
+            let source = source.clone();
             async move {
-                match read(path).await {
+                match source.read_settled().await {
                     Ok(ConfigMapState::Present(version)) => {
-                        let applied = watcher::Event::InitApply(as_configmap(version.clone()));
-                        (vec![Ok(watcher::Event::Init), Ok(applied), Ok(watcher::Event::InitDone)], Some(version))
+                        let number = version.resource_version.clone();
+                        let applied = watcher::Event::InitApply(as_configmap(version));
+                        (vec![Ok(watcher::Event::Init), Ok(applied), Ok(watcher::Event::InitDone)], number)
                     }
                     Ok(ConfigMapState::Absent) => (vec![Ok(watcher::Event::Init), Ok(watcher::Event::InitDone)], None),
                     Err(error) => (vec![Err(failed(error))], None),
@@ -104,16 +187,17 @@ impl ConfigMapSource for FileSource {
         };
         let stream = list.into_stream().flat_map(move |(events, seen)| {
             let failed_at_start = events.iter().any(Result::is_err);
-            let path = path.clone();
+            let source = source.clone();
+            // What the poll last forwarded: the number of a text, or `None` for no file.
             let changes = stream::unfold(Some(seen), move |seen| {
-                let path = path.clone();
+                let source = source.clone();
                 async move {
                     let mut seen = seen?;
                     loop {
                         tokio::time::sleep(interval.unwrap_or(MAX_POLL_INTERVAL)).await;
-                        match read(path.clone()).await {
-                            Ok(ConfigMapState::Present(version)) if seen.as_ref() != Some(&version) => {
-                                seen = Some(version.clone());
+                        match source.read_settled().await {
+                            Ok(ConfigMapState::Present(version)) if seen != version.resource_version => {
+                                seen.clone_from(&version.resource_version);
                                 return Some((Ok(watcher::Event::Apply(as_configmap(version))), Some(seen)));
                             }
                             Ok(ConfigMapState::Absent) if seen.is_some() => {
@@ -139,7 +223,9 @@ impl ConfigMapSource for FileSource {
     }
 
     fn read(&self) -> BoxFuture<'static, Result<ConfigMapState, kube::Error>> {
-        read(self.path.clone()).map(|read| read.map_err(kube::Error::ReadEvents)).boxed()
+        // `ReadEvents` carries the I/O error; `read_within` reports it as the file's, not as the API's.
+        let source = self.clone();
+        async move { source.read_settled().await.map_err(kube::Error::ReadEvents) }.boxed()
     }
 
     fn namespace(&self) -> String {
@@ -154,6 +240,10 @@ impl ConfigMapSource for FileSource {
             Some(every) => format!("file {} (read every {})", self.path.display(), humantime::format_duration(every)),
             None => format!("file {} (read on SIGHUP and POST /api/v1/admin/config/reload)", self.path.display()),
         }
+    }
+
+    fn what(&self) -> String {
+        format!("file {}", self.path.display())
     }
 
     fn resyncs(&self) -> bool {

@@ -68,15 +68,18 @@ pub enum ReadError {
     /// No answer arrived in time (a stalled API server or a silently dead connection).
     #[error("no answer within {}", humantime::format_duration(*.0))]
     TimedOut(Duration),
+    /// The file the configuration is read from could not be read.
+    #[error("the file could not be read")]
+    File(#[source] std::io::Error),
 }
 
 /// Why a reload requested on demand could not even start.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The ConfigMap could not be read from the API server in time.
-    #[error("failed to read ConfigMap {configmap}")]
+    /// The ConfigMap (or the file) could not be read in time.
+    #[error("failed to read {configmap}")]
     Read {
-        /// `namespace/name`.
+        /// `ConfigMap namespace/name`, or `file PATH`.
         configmap: String,
         /// The API error or the timeout.
         #[source]

@@ -23,7 +23,11 @@ pub const READ_TIMEOUT: Duration = crate::transport::REQUEST_TIMEOUT;
 /// Reads the ConfigMap once through `source`, giving up after `timeout`.
 pub async fn read_within(source: Arc<dyn ConfigMapSource>, timeout: Duration) -> Result<ConfigMapState, ReadError> {
     match tokio::time::timeout(timeout, source.read()).await {
-        Ok(read) => read.map_err(ReadError::Api),
+        // Only a file source gives `ReadEvents` from a one-shot read (kube's own `get` never does).
+        Ok(read) => read.map_err(|error| match error {
+            kube::Error::ReadEvents(error) => ReadError::File(error),
+            error => ReadError::Api(error),
+        }),
         Err(_) => Err(ReadError::TimedOut(timeout)),
     }
 }
@@ -41,6 +45,10 @@ pub trait ConfigMapSource: Send + Sync + 'static {
     fn namespace(&self) -> String;
     /// `namespace/name`, for logs.
     fn describe(&self) -> String;
+    /// What it is, for messages: `ConfigMap namespace/name` by default.
+    fn what(&self) -> String {
+        format!("ConfigMap {}", self.describe())
+    }
     /// Whether the `ConfigActor` reads it again every `resync_interval`; a source read only on demand says no.
     fn resyncs(&self) -> bool {
         true

@@ -191,3 +191,42 @@ async fn without_a_poll_only_an_on_demand_reload_reads_the_file_not_the_resync()
     let report = actor.send(ReloadNow).await.expect("actor alive").expect("the file is read");
     assert_eq!((report.outcome, level(&config)), (Outcome::Applied, (1, "debug".to_owned())));
 }
+
+#[actix_rt::test]
+async fn a_debounce_window_that_closes_after_an_on_demand_read_never_puts_the_older_text_back() {
+    // Found by review: file versions had no order, so the poll's older text, held by the debounce, was applied
+    // over the newer one an on-demand read had just put in force.
+    tokio::time::pause();
+    let (_dir, path) = temp_file(&document("info"));
+    // Polled every 5 s: the 2 s quiet window closes before the next poll sees the newer text.
+    let (config, subsystem) = follow_every(&path, Place::ConfigFile, Some(Duration::from_secs(5)));
+    run_for(Duration::from_millis(100)).await;
+    write_in_place(&path, &document("debug"));
+    run_for(Duration::from_millis(5000)).await; // the poll at 5 s saw it; the quiet window holds it until 7 s
+    write_in_place(&path, &document("warn"));
+    let actor = subsystem.config_actor.expect("running");
+    actor.send(ReloadNow).await.expect("actor alive").expect("the file is read");
+    assert_eq!(level(&config), (1, "warn".to_owned()));
+    run_for(Duration::from_millis(2500)).await; // the window closed at 7 s
+    assert_eq!(level(&config), (1, "warn".to_owned()), "the older text came back: {:?}", config.last_reload());
+    run_for(Duration::from_secs(10)).await; // the next polls find the text in force
+    assert_eq!(level(&config), (1, "warn".to_owned()));
+}
+
+#[actix_rt::test]
+async fn a_file_caught_half_written_is_read_again_before_it_is_judged() {
+    // Found by review: an edit in place truncates first, and the `--config` file replaces the file layer, so an
+    // empty read was a valid document (the defaults) and was applied.
+    tokio::time::pause();
+    let (_dir, path) = temp_file(&document("debug"));
+    let (config, subsystem) = follow_every(&path, Place::ConfigFile, None);
+    run_for(Duration::from_millis(100)).await;
+    write_in_place(&path, ""); // truncated, not yet written
+    let actor = subsystem.config_actor.expect("running");
+    let reload = tokio::spawn(async move { actor.send(ReloadNow).await });
+    run_for(Duration::from_millis(10)).await; // the first read saw the empty file
+    write_in_place(&path, &document("warn")); // the write completes
+    let report = reload.await.expect("joined").expect("actor alive").expect("the file is read");
+    assert_eq!(report.outcome, Outcome::Applied, "{report:?}");
+    assert_eq!(level(&config), (1, "warn".to_owned()), "the half-written file was applied");
+}
