@@ -135,9 +135,22 @@ fn reload_cost(c: &mut Criterion) {
     });
 }
 
+/// The most costly document to refuse: a large valid list beside more mistakes than an answer names, as any pod
+/// that reaches the webhook port can send (the judgement reads each changed value alone once, then the rest).
+fn refusal_cost(c: &mut Criterion) {
+    let (layers, _) = layers_and_config();
+    let origins = vec!["\"https://a.example\""; 11_000].join(", ");
+    let mistakes: String = (0..40).map(|i| format!("z{i:02} = 1\n")).collect();
+    let text = format!("[cors]\nallowed_origins = [{origins}]\n[log]\n{mistakes}");
+    assert!(text.len() <= MAX_DOCUMENT_BYTES && text.len() > MAX_DOCUMENT_BYTES / 2, "{} bytes", text.len());
+    c.bench_function("refusal of a 240 KiB document: 11,000 origins and 40 unknown keys", |bench| {
+        bench.iter(|| black_box(layers.build(Some(&LayerText { origin: "bench".into(), text: text.clone() })).is_err()))
+    });
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(3)).warm_up_time(Duration::from_secs(1));
-    targets = read_path, reload_cost
+    targets = read_path, reload_cost, refusal_cost
 }
 criterion_main!(benches);

@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use serde_path_to_error::Segment;
 use toml::{Table, Value};
 
 use crate::{AppSettings, ConfigError, ReloadSettings, Result, text::quote};
@@ -132,35 +131,24 @@ pub(crate) fn check<S: AppSettings>(s: &S, in_force: &[&str]) -> Result<()> {
     if errors.is_empty() { Ok(()) } else { Err(ConfigError::all(errors)) }
 }
 
-/// The most rounds [`read_every_field`] reads a document: each reads it whole, and an error lists 8 problems.
-pub(crate) const MAX_FIELD_ROUNDS: usize = 16;
+/// The most field errors [`read_every_field`] names; past them it stops reading (an error lists 8 of them).
+pub(crate) const MAX_FIELD_ERRORS: usize = 16;
 
-/// `merged` as `S`, or `None` with every field error in `errors`.
+/// `merged` as `S`, or `None` with every field error in `errors` (at most [`MAX_FIELD_ERRORS`]).
 ///
-/// Each round finds one error (serde stops at the first); the value at fault is put back to its default (or
-/// removed, when it has none: an unknown key) and the rest is read again. At most [`MAX_FIELD_ROUNDS`] rounds:
-/// a document of thousands of unknown keys gets that many errors named, not thousands of reads.
+/// Serde stops at the first error. So when the whole table does not read, each value that differs from `below`
+/// (the layers under the document, and the environment) is read alone over `below`: one read per value, so every
+/// unknown or mistyped key is named, and a large valid value is read once, not once per error. A value that does
+/// not read is put back to `below`'s (or removed, when it has none: an unknown key), and the rest read as one.
 pub(crate) fn read_every_field<S: AppSettings>(
     mut merged: Table,
-    defaults: &Table,
+    below: &Table,
     is_secret_section: impl Fn(&str) -> bool,
     errors: &mut Vec<ConfigError>,
 ) -> Option<S> {
-    for _ in 0..MAX_FIELD_ROUNDS {
-        let error = match serde_path_to_error::deserialize::<_, S>(Value::Table(merged.clone())) {
-            Ok(settings) => return Some(settings),
-            Err(error) => error,
-        };
+    let read = |table: Table| serde_path_to_error::deserialize::<_, S>(Value::Table(table));
+    let field_error = |error: serde_path_to_error::Error<toml::de::Error>| {
         let key = error.path().to_string();
-        let at: Vec<String> = error
-            .path()
-            .iter()
-            .map_while(|segment| match segment {
-                Segment::Map { key } => Some(key.clone()),
-                _ => None,
-            })
-            .take(2)
-            .collect();
         // Any error at or under a secret's section may quote it: `admin = "…"` is a type error on the section.
         let message = if is_secret_section(&key) {
             "invalid value (not shown: the key holds a secret)".to_owned()
@@ -170,41 +158,83 @@ pub(crate) fn read_every_field<S: AppSettings>(
             let inner = error.into_inner().to_string();
             inner.lines().next().unwrap_or_default().trim_end().to_owned()
         };
-        errors.push(ConfigError::Field { key, message });
-        let at: Vec<&str> = at.iter().map(String::as_str).collect();
-        if !restore_default(&mut merged, defaults, &at) {
+        ConfigError::Field { key, message }
+    };
+    let first = match read(merged.clone()) {
+        Ok(settings) => return Some(settings),
+        Err(error) => error,
+    };
+    let changed: Vec<(String, Option<String>)> = merged
+        .iter()
+        .flat_map(|(section, value)| match (value.as_table(), below.get(section).and_then(Value::as_table)) {
+            (Some(table), Some(under)) => table
+                .iter()
+                .filter(|(key, value)| under.get(*key) != Some(*value))
+                .map(|(key, _)| (section.clone(), Some(key.clone())))
+                .collect::<Vec<_>>(),
+            _ if below.get(section) == Some(value) => Vec::new(),
+            _ => vec![(section.clone(), None)],
+        })
+        .collect();
+    for (section, key) in changed {
+        if errors.len() >= MAX_FIELD_ERRORS {
             return None;
         }
-    }
-    None
-}
-
-/// Puts the value at `section.key` (or the whole `section`) back to its default, or removes it when the defaults
-/// have none; false when nothing could change (the error is not at a key, or the default itself is refused).
-fn restore_default(merged: &mut Table, defaults: &Table, at: &[&str]) -> bool {
-    match at {
-        [section] => match defaults.get(*section) {
-            Some(default) if merged.get(*section) != Some(default) => {
-                merged.insert((*section).to_owned(), default.clone());
-                true
-            }
-            Some(_) => false,
-            None => merged.remove(*section).is_some(),
-        },
-        [section, key] => {
-            let default = defaults.get(*section).and_then(Value::as_table).and_then(|t| t.get(*key));
-            let Some(Value::Table(table)) = merged.get_mut(*section) else {
-                return false;
-            };
-            match default {
-                Some(default) if table.get(*key) != Some(default) => {
-                    table.insert((*key).to_owned(), default.clone());
-                    true
+        let mut probe = below.clone();
+        let value = match &key {
+            Some(key) => merged.get(&section).and_then(Value::as_table).and_then(|t| t.get(key)),
+            None => merged.get(&section),
+        };
+        let Some(value) = value.cloned() else { continue };
+        match &key {
+            Some(key) => {
+                let table = probe.entry(section.clone()).or_insert_with(|| Value::Table(Table::new()));
+                if let Value::Table(table) = table {
+                    table.insert(key.clone(), value);
                 }
-                Some(_) => false,
-                None => table.remove(*key).is_some(),
+            }
+            None => {
+                probe.insert(section.clone(), value);
             }
         }
-        _ => false,
+        if let Err(error) = read(probe) {
+            errors.push(field_error(error));
+            let at: Vec<&str> = std::iter::once(section.as_str()).chain(key.as_deref()).collect();
+            restore(&mut merged, below, &at);
+        }
+    }
+    match read(merged) {
+        Ok(settings) => Some(settings),
+        Err(error) => {
+            // Only in combination, or past what was read alone: named as serde met it.
+            if errors.is_empty() || errors.len() < MAX_FIELD_ERRORS {
+                errors.push(field_error(if errors.is_empty() { first } else { error }));
+            }
+            None
+        }
+    }
+}
+
+/// Puts the value at `section.key` (or the whole `section`) back to `below`'s, or removes it when `below` has none.
+fn restore(merged: &mut Table, below: &Table, at: &[&str]) {
+    match at {
+        [section] => match below.get(*section) {
+            Some(under) => {
+                merged.insert((*section).to_owned(), under.clone());
+            }
+            None => {
+                merged.remove(*section);
+            }
+        },
+        [section, key] => {
+            let under = below.get(*section).and_then(Value::as_table).and_then(|t| t.get(*key));
+            if let Some(Value::Table(table)) = merged.get_mut(*section) {
+                match under {
+                    Some(under) => table.insert((*key).to_owned(), under.clone()),
+                    None => table.remove(*key),
+                };
+            }
+        }
+        _ => {}
     }
 }

@@ -168,17 +168,19 @@ impl<S: AppSettings> ConfigLayers<S> {
         }
         // On the application's own defaults, so that a section set in part keeps the rest of its defaults: a
         // reload section that is `#[serde(default)]` would otherwise take `ReloadSettings::default()`'s names.
-        let defaults = defaults_without_secrets::<S>();
-        let mut merged = defaults.clone();
         let document = document.map(parse).transpose()?.unwrap_or_default();
+        // The layers under the document, and over it the environment: what a value the document got wrong is put
+        // back to while the rest is checked.
+        let mut below = defaults_without_secrets::<S>();
         match place {
             Place::ConfigMap { .. } => {
                 refuse_secrets::<S>(&document)?;
-                merge(&mut merged, &self.file);
+                merge(&mut below, &self.file);
             }
             // The file itself, read again: it takes the file layer's place.
             Place::ConfigFile => {}
         }
+        let mut merged = below.clone();
         merge(&mut merged, &document);
         let mut errors = Vec::new();
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
@@ -187,14 +189,16 @@ impl<S: AppSettings> ConfigLayers<S> {
             if merged.get(&section).is_some_and(|value| !value.is_table()) {
                 let message = format!("must be a table, written [{section}]");
                 errors.push(ConfigError::Field { key: section.clone(), message });
-                merged.insert(section.clone(), defaults.get(&section).cloned().unwrap_or(default));
+                merged.insert(section.clone(), below.get(&section).cloned().unwrap_or(default));
             }
         }
         let mut shadowed_by_env = Vec::new();
         for entry in &self.env {
-            let section = merged.entry(entry.section.clone()).or_insert_with(|| Value::Table(Table::new()));
-            if let Value::Table(table) = section {
-                table.insert(entry.key.clone(), entry.value.clone());
+            for table in [&mut merged, &mut below] {
+                let section = table.entry(entry.section.clone()).or_insert_with(|| Value::Table(Table::new()));
+                if let Value::Table(table) = section {
+                    table.insert(entry.key.clone(), entry.value.clone());
+                }
             }
             let in_document =
                 document.get(&entry.section).and_then(Value::as_table).is_some_and(|t| t.contains_key(&entry.key));
@@ -206,13 +210,17 @@ impl<S: AppSettings> ConfigLayers<S> {
             secret_keys::<S>()
                 .any(|(section, _)| key == section || key.strip_prefix(section).is_some_and(|r| r.starts_with('.')))
         };
-        let Some(settings) = crate::checks::read_every_field::<S>(merged, &defaults, in_secret_section, &mut errors)
+        let Some(settings) = crate::checks::read_every_field::<S>(merged, &below, in_secret_section, &mut errors)
         else {
             return Err(ConfigError::all(errors));
         };
         let in_force: Vec<&str> = in_force.iter().map(String::as_str).collect();
         crate::checks::secrets_not_shown(&settings, &in_force)?;
-        errors.extend(crate::checks::every_check(&settings, &in_force));
+        // A key the document got wrong was put back to the layers' value: a check of it would be about a value
+        // nobody wrote in this document.
+        let unread: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_owned)).collect();
+        let about_unread = |e: &ConfigError| e.key().is_some_and(|k| unread.iter().any(|u| u == k));
+        errors.extend(crate::checks::every_check(&settings, &in_force).into_iter().filter(|e| !about_unread(e)));
         if let Place::ConfigMap { namespace } = place {
             errors.extend(self.fixed_changes(&settings, &document)?);
             errors.extend(namespace_moved(&settings, namespace.as_deref()));
@@ -228,7 +236,7 @@ impl<S: AppSettings> ConfigLayers<S> {
         if let Some(base) = self.base.get() {
             return Ok(base);
         }
-        let built = self.build_unredacted(None, &Place::ConfigFile, &[])?.settings;
+        let built = self.build_unredacted(None, &Place::ConfigMap { namespace: None }, &[])?.settings;
         Ok(self.base.get_or_init(|| built))
     }
 
