@@ -352,4 +352,13 @@ async fn the_file_source_mounts_the_configmap_and_grants_no_api_access() {
     assert!(refused.stderr.contains("reload.source=file"), "{}", refused.stderr);
     let refused = template(home.path(), &["--set", "reload.source=nfs"]).await;
     assert_ne!(refused.code, Some(0), "an unknown source");
+    // The broker refuses a poll outside 100ms..=60s at start: the chart refuses it before any pod crash-loops.
+    for interval in ["0s", "99ms", "61s", "1m"] {
+        let set = format!("reload.source=file,reload.pollInterval={interval}");
+        assert_ne!(template(home.path(), &["--set", &set]).await.code, Some(0), "{interval}");
+    }
+    for interval in ["100ms", "2500ms", "60000ms", "60s"] {
+        let set = format!("reload.source=file,reload.pollInterval={interval}");
+        template(home.path(), &["--set", &set]).await.ok(interval);
+    }
 }

@@ -389,10 +389,18 @@ async fn run_on_a_real_node() {
     println!("e2e real pod, file source: edit -> applied in {} ms (kubelet sync 10 s)", started.elapsed().as_millis());
     assert_eq!(status["generation"], 1, "applied live: {status}");
     assert_eq!(broker_pods(&pods).await.len(), 1, "not rolled");
-    let from_file_pod =
-        |e: &&Value| e["user"]["extra"]["authentication.kubernetes.io/pod-name"][0] == file_pod.as_str();
-    let requests = w.cluster.plane.requests_by(&user);
-    assert_eq!(requests.iter().filter(from_file_pod).count(), 0, "the file-source pod called the API server");
+    // No token to call the API server with: the pod has none mounted, yet it has `KUBERNETES_SERVICE_HOST` (the
+    // values set it), so a broker that reached for the API would have failed to load its in-cluster config and
+    // never become Ready; it says it made no request, and was never restarted.
+    let pod = pods.get(&file_pod).await.expect("the file-source pod");
+    let spec = pod.spec.as_ref().expect("spec");
+    assert!(!spec.volumes.iter().flatten().any(|v| v.name.starts_with("kube-api-access-")), "a token: {spec:?}");
+    let env = spec.containers[0].env.iter().flatten();
+    assert!(env.clone().any(|e| e.name == "KUBERNETES_SERVICE_HOST"), "the API is in reach");
+    let log = container_log(&node, &file_pod).unwrap_or_default();
+    assert!(log.contains("no API request is made"), "{log}");
+    let restarts = pod.status.and_then(|s| s.container_statuses).map(|c| c[0].restart_count);
+    assert_eq!(restarts, Some(0));
 
     // Uninstalled, the pods stop and the runtime removes their containers; stopped, the node leaves nothing on this
     // machine: no kernel setting changed, no link to a log of its own.

@@ -72,7 +72,7 @@ fn judge_document(file: &Path, over: &Over) -> Result<(Settings, Vec<String>), C
     Ok((verdict.candidate.settings, warnings))
 }
 
-/// `NAME=value` lines; blank lines and `#` comments are skipped, and only the settings' variables are kept.
+/// The `BROKKR__…=value` lines of `path`; every other line is skipped.
 fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let bytes = brokkr_reload::mounted_file::read_capped(path, MAX_ENV_FILE)
         .map_err(|source| ConfigError::ReadFile { path: path.to_owned(), source })?;
@@ -81,18 +81,18 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
     })?;
     let mut vars = Vec::new();
-    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.trim())) {
-        if line.is_empty() || line.starts_with('#') {
+    for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l))) {
+        // Only the settings' variables are read; any other line (a comment, another variable, the rest of a value
+        // that spans lines) is skipped. A value is kept as it is, spaces included.
+        if !line.trim_start().starts_with(Settings::ENV_PREFIX) {
             continue;
         }
-        // The line is not quoted: it may be a secret pasted alone.
-        let Some((name, value)) = line.split_once('=') else {
+        // The line is not quoted: it may hold a secret.
+        let Some((name, value)) = line.trim_start().split_once('=') else {
             let var = format!("on line {number} of {}", path.display());
             return Err(ConfigError::Env { var, reason: "the line has no '=' (NAME=value)".into() });
         };
-        if name.starts_with(Settings::ENV_PREFIX) {
-            vars.push((name.to_owned(), value.to_owned()));
-        }
+        vars.push((name.to_owned(), value.to_owned()));
     }
     Ok(vars)
 }

@@ -34,7 +34,7 @@ pub enum Command {
         #[arg(long, value_name = "FILE", requires = "configmap")]
         env_file: Option<PathBuf>,
         /// With `--configmap`: the namespace the broker reads the ConfigMap from (a document that names another
-        /// is refused, as the broker refuses it).
+        /// is refused, as the broker refuses it). Without it, that check is skipped.
         #[arg(long, value_name = "NAME", requires = "configmap")]
         namespace: Option<String>,
     },

@@ -17,6 +17,12 @@ pub enum BrokerError {
     /// The liveness probe's socket could not be served.
     #[error("failed to serve the liveness probe")]
     Probe(#[from] crate::probe::ProbeError),
+    /// `--configmap-file` is given, but nothing says which namespace the ConfigMap belongs to.
+    #[error(
+        "--configmap-file needs the namespace the ConfigMap is read from: set POD_NAMESPACE (the chart does) or \
+         config_reload.namespace"
+    )]
+    ConfigMapFileNamespace,
     /// Logging could not be set up.
     #[error("failed to set up logging: {0}")]
     Logging(String),

@@ -62,17 +62,11 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let layers = layers.with_secrets_elsewhere(elsewhere.clone());
     let token = AdminToken::new(&boot.admin, elsewhere, TokenMetrics::register(&mut registry));
     let env = Environment::from_process(args.kubeconfig.clone());
-    let file_source = file_source(&args, &boot, &env);
+    let file_source = file_source(&args, &boot, &env)?;
     let plan = match &file_source {
         Some(_) => Plan::Disabled { reason: FILE_SOURCE_ONLY },
         None => plan(&boot, &env),
     };
-    // Without the API, the `--config` file is still read again on SIGHUP and `POST …/reload`, as Prometheus and
-    // Vector do; only `--watch-config` polls it.
-    let file_source = file_source.or_else(|| match (&plan, &args.config) {
-        (Plan::Disabled { .. }, Some(path)) => Some(Arc::new(FileSource::new(path.clone(), Place::ConfigFile, None))),
-        _ => None,
-    });
     let options = Options::default();
     let access = connect(&plan, &env, &boot, &options).await?;
     // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound. The
@@ -218,19 +212,30 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
 /// Why the API is not used when a file is the source.
 const FILE_SOURCE_ONLY: &str = "the configuration is followed in a file (--watch-config or --configmap-file)";
 
-/// The file source `args` ask for: the `--config` file itself, or the ConfigMap's document in a mounted file (read
-/// as from the namespace the settings or the pod name).
-fn file_source(args: &ServeArgs, boot: &Settings, env: &Environment) -> Option<Arc<FileSource>> {
-    let (path, place) = match (&args.configmap_file, &args.config) {
+/// The file source `args` ask for, when hot reload is on: the ConfigMap's document in a mounted file (read as from
+/// the namespace the settings or the pod give), the `--config` file polled (`--watch-config`), or, without an API
+/// to read a ConfigMap from, the `--config` file read on SIGHUP and `POST …/reload` only, as Prometheus and Vector
+/// do.
+fn file_source(args: &ServeArgs, boot: &Settings, env: &Environment) -> Result<Option<Arc<FileSource>>, BrokerError> {
+    if !boot.config_reload.enabled {
+        return Ok(None);
+    }
+    let polled = Some(args.watch_interval);
+    let (path, place, interval) = match (&args.configmap_file, &args.config) {
         (Some(path), _) => {
             let namespace = boot.config_reload.namespace.clone();
             let namespace = namespace.or(env.pod_namespace.clone()).or(env.service_account_namespace.clone());
-            (path.clone(), Place::ConfigMap { namespace })
+            // Without it, a document could move `config_reload.namespace` unchecked, and the webhook with it.
+            let namespace = namespace.ok_or(BrokerError::ConfigMapFileNamespace)?;
+            (path.clone(), Place::ConfigMap { namespace: Some(namespace) }, polled)
         }
-        (None, Some(path)) if args.watch_config => (path.clone(), Place::ConfigFile),
-        _ => return None,
+        (None, Some(path)) if args.watch_config => (path.clone(), Place::ConfigFile, polled),
+        (None, Some(path)) if matches!(plan(boot, env), Plan::Disabled { .. }) => {
+            (path.clone(), Place::ConfigFile, None)
+        }
+        _ => return Ok(None),
     };
-    Some(Arc::new(FileSource::new(path, place, Some(args.watch_interval))))
+    Ok(Some(Arc::new(FileSource::new(path, place, interval))))
 }
 
 /// The history's first record (see [`startup_record`]), when start-up read the ConfigMap at all.

@@ -90,22 +90,44 @@ async fn allowed(listen: &str, origin: &str) -> Option<String> {
     answer.starts_with("HTTP/1.1 200").then(|| header.unwrap_or_default())
 }
 
+/// The body of `GET path`, with the admin token.
+async fn get(listen: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(listen).await.ok()?;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: b\r\nAuthorization: Bearer {TOKEN}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.ok()?;
+    answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// How many events the source has delivered (`brokkr_config_watch_events_total`).
+async fn watch_events(listen: &str) -> Option<u64> {
+    let body = get(listen, "/metrics").await?;
+    body.lines().find_map(|l| l.strip_prefix("brokkr_config_watch_events_total ")?.parse().ok())
+}
+
 /// Waits until the file source has read the file once (its first read is forwarded at once): an edit before it
 /// would be applied by that read, without the poll and the quiet window being measured.
 async fn until_read_once(listen: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
+    while watch_events(listen).await.is_none_or(|n| n == 0) {
+        assert!(Instant::now() < deadline, "the file source never read the file");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Waits until the last reload was rejected with `error`, as the admin status says.
+async fn until_rejected(listen: &str, error: &str, within: Duration) {
+    let deadline = Instant::now() + within;
     loop {
-        let events = async {
-            let mut stream = TcpStream::connect(listen).await.ok()?;
-            stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: b\r\nConnection: close\r\n\r\n").await.ok()?;
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).await.ok()?;
-            answer.lines().find_map(|l| l.strip_prefix("brokkr_config_watch_events_total ")?.parse::<u64>().ok())
-        };
-        if events.await.is_some_and(|n| n >= 1) {
+        let status =
+            get(listen, "/api/v1/admin/config").await.and_then(|b| serde_json::from_str::<serde_json::Value>(&b).ok());
+        let last = status.as_ref().map(|s| s["last_reload"].clone()).unwrap_or_default();
+        if last["outcome"] == "rejected" && last["error"].as_str().is_some_and(|e| e.contains(error)) {
             return;
         }
-        assert!(Instant::now() < deadline, "the file source never read the file");
+        assert!(Instant::now() < deadline, "not rejected with {error:?} within {within:?}: {last}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -160,19 +182,25 @@ async fn edits_of_the_file_apply_live_and_broken_ones_keep_the_last_good_configu
     mount(dir.path(), "..v2", &document(&listen, "https://four.example"));
     println!("..data swap → applied: {:?}", until_allowed(&listen, "https://four.example", within).await);
 
-    // Broken, oversized and deleted files: each has 2 s to be (wrongly) applied; four.example stays.
+    // Broken, oversized and deleted files: each is seen (the rejection is recorded, the deletion counted as an event)
+    // and four.example stays.
     let good = document(&listen, "https://five.example");
     let broken = [
-        ("half-written", good[..good.len() - 12].to_owned()),
-        ("300 KiB", format!("{good}# {}\n", "x".repeat(300 * 1024))),
+        ("half-written", good[..good.len() - 12].to_owned(), "is not valid TOML"),
+        ("300 KiB", format!("{good}# {}\n", "x".repeat(300 * 1024)), "at most 262144 bytes are parsed"),
     ];
-    for (case, text) in broken {
+    for (case, text, error) in broken {
         mount(dir.path(), &format!("..{case}"), &text);
-        tokio::time::sleep(Duration::from_secs(2)).await;
+        until_rejected(&listen, error, within).await;
         assert_eq!(allowed(&listen, "https://four.example").await.as_deref(), Some("https://four.example"), "{case}");
     }
+    let events = watch_events(&listen).await.expect("metrics");
     std::fs::remove_file(dir.path().join("..data")).expect("the mount vanishes");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    let deadline = Instant::now() + within;
+    while watch_events(&listen).await.is_none_or(|now| now == events) {
+        assert!(Instant::now() < deadline, "the deletion was not seen");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(allowed(&listen, "https://four.example").await.as_deref(), Some("https://four.example"), "deleted");
     mount(dir.path(), "..v3", &good);
     println!("recreated → applied: {:?}", until_allowed(&listen, "https://five.example", within).await);
@@ -189,6 +217,7 @@ async fn without_watch_config_sighup_reads_the_file_and_nothing_else_does() {
     // `--watch-config` polls it. (With a kubeconfig and no `--watch-config`, the ConfigMap is the source.)
     let broker = serve(&file, None, &[]);
     until_allowed(&listen, "https://one.example", Duration::from_secs(30)).await;
+    until_read_once(&listen).await;
     std::fs::write(&file, document(&listen, "https://two.example")).expect("edit");
     // Four quiet windows, the debounce of the document: a poll would have applied it.
     tokio::time::sleep(Duration::from_millis(800)).await;
@@ -198,4 +227,43 @@ async fn without_watch_config_sighup_reads_the_file_and_nothing_else_does() {
     let sent = Command::new("kill").args(["-HUP", &pid.to_string()]).status().expect("kill runs");
     assert!(sent.success());
     println!("SIGHUP → applied: {:?}", until_allowed(&listen, "https://two.example", Duration::from_secs(5)).await);
+}
+
+#[tokio::test]
+async fn a_mounted_configmap_needs_its_namespace_and_is_not_read_with_hot_reload_off() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let listen = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").to_string();
+    let base = dir.path().join("base.toml");
+    std::fs::write(&base, document(&listen, "https://one.example")).expect("write");
+    let mounted = dir.path().join("broker.toml");
+    std::fs::write(&mounted, "[cors]\nallowed_origins = [\"https://two.example\"]\n").expect("write");
+    let broker = |env: &[(&str, &str)]| {
+        let mut command = Command::new(support::broker::binary());
+        command.args(["serve", "--config"]).arg(&base).arg("--configmap-file").arg(&mounted).env_clear();
+        command.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
+        Serving(command.spawn().expect("spawn the broker"))
+    };
+
+    // Found by review: without a namespace, a document could move `config_reload.namespace` unchecked.
+    let mut refused = broker(&[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = refused.0.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "started without knowing the ConfigMap's namespace");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.0.stderr.take().expect("stderr"), &mut stderr).expect("read");
+    assert!(!status.success() && stderr.contains("--configmap-file needs the namespace"), "{status}: {stderr}");
+
+    // Found by review: with hot reload off, the mounted document was still applied at every start.
+    let off = broker(&[("POD_NAMESPACE", "brokkr"), ("BROKKR__CONFIG_RELOAD__ENABLED", "false")]);
+    until_allowed(&listen, "https://one.example", Duration::from_secs(30)).await;
+    assert_eq!(allowed(&listen, "https://two.example").await.as_deref(), Some(""), "the document was read");
+    drop(off);
+
+    let _on = broker(&[("POD_NAMESPACE", "brokkr")]);
+    until_allowed(&listen, "https://two.example", Duration::from_secs(30)).await;
 }
