@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, fmt};
 
 use crate::{
     AppSettings, Candidate, Change, ConfigError, ConfigLayers, ReloadSettings, Result, diff,
-    layers::{LayerText, Place},
+    layers::{LayerText, MAX_DOCUMENT_BYTES, Place},
     text::clip,
 };
 
@@ -43,8 +43,10 @@ impl Document {
                 text: text.clone(),
                 place: Place::ConfigMap { namespace: Some(namespace.to_owned()) },
             }),
+            // The namespace may be an admission request's own: the error is cut before anyone quotes it.
             None => {
-                Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() })
+                Err(ConfigError::MissingDataKey { namespace: namespace.into(), name: name.clone(), key: key.clone() }
+                    .bounded())
             }
         }
     }
@@ -88,6 +90,10 @@ impl<S> Verdict<S> {
 /// The document's problems: syntax, size, unknown or mistyped keys, values out of range, a secret or a fixed key
 /// where the document may not set them ([`Place`]).
 pub fn judge<S: AppSettings>(layers: &ConfigLayers<S>, document: &Document, running: &S) -> Result<Verdict<S>> {
+    if document.text.len() > MAX_DOCUMENT_BYTES {
+        let origin = crate::text::clip(&document.origin, crate::text::ERROR_LIMIT).into_owned();
+        return Err(ConfigError::TooLarge { origin, bytes: document.text.len(), limit: MAX_DOCUMENT_BYTES });
+    }
     let layer = LayerText { origin: document.origin.clone(), text: document.text.clone() };
     let candidate = layers.build_at(Some(&layer), &document.place, Some(running))?;
     let restart_pending = diff(running, &candidate.settings).into_iter().filter(|c| !c.live).collect();

@@ -401,3 +401,25 @@ fn a_mistyped_value_is_judged_against_the_layers_below_not_the_defaults() {
     assert_eq!(err.key(), Some("config_reload.debounce"), "{err}");
     assert!(!err.to_string().contains("max_wait"), "{err}");
 }
+
+#[test]
+fn a_missing_data_key_error_is_bounded_whatever_the_namespace_sent() {
+    // Found by review: an admission review names its own namespace, and the error quoted it whole into a log line.
+    let namespace = "n".repeat(1024 * 1024);
+    let reload = Settings::default().config_reload;
+    let err = crate::Document::from_configmap(&std::collections::BTreeMap::new(), &namespace, &reload)
+        .expect_err("no data key");
+    assert!(err.to_string().len() < 2 * crate::text::ERROR_LIMIT, "{} bytes", err.to_string().len());
+}
+
+#[test]
+fn a_document_over_the_limit_is_refused_by_judge_naming_its_size() {
+    let layers = ConfigLayers::new();
+    let document = crate::Document {
+        origin: "cm".into(),
+        text: "#".repeat(MAX_DOCUMENT_BYTES + 1),
+        place: Place::ConfigMap { namespace: None },
+    };
+    let err = crate::judge(&layers, &document, &Settings::default()).expect_err("too large");
+    assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
+}
