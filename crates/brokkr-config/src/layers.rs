@@ -334,11 +334,20 @@ fn parse(layer: &LayerText) -> Result<Table> {
         });
     }
     layer.text.parse::<Table>().map_err(|source| {
-        let at = source.span().map(|span| position(span.start));
-        ConfigError::Syntax {
-            origin: layer.origin.clone(),
-            message: format!("{}{}", source.message().trim_end(), at.unwrap_or_default()),
+        let at = source.span().map(|span| position(span.start)).unwrap_or_default();
+        let syntax = |message: String| ConfigError::Syntax { origin: layer.origin.clone(), message };
+        // The first as toml words it, then the other lines' errors toml_parser recovers past: all at once.
+        let mut errors = vec![syntax(format!("{}{at}", source.message().trim_end()))];
+        let mut lines = vec![at.split(", column").next().unwrap_or_default().to_owned()];
+        for (description, offset) in crate::syntax::errors(&layer.text) {
+            let at = position(offset);
+            let line = at.split(", column").next().unwrap_or_default().to_owned();
+            if !lines.contains(&line) {
+                lines.push(line);
+                errors.push(syntax(format!("{description}{at}")));
+            }
         }
+        ConfigError::all(errors)
     })
 }
 

@@ -423,3 +423,12 @@ fn a_document_over_the_limit_is_refused_by_judge_naming_its_size() {
     let err = crate::judge(&layers, &document, &Settings::default()).expect_err("too large");
     assert!(matches!(err, ConfigError::TooLarge { .. }), "{err}");
 }
+
+#[test]
+fn syntax_errors_on_several_lines_are_named_in_one_answer() {
+    let doc = "[log\nlevel = \"info\"\n[cors]\nmax_age = = \"1m\"\n[config_reload]\ndebounce \"1s\"\n";
+    let err = ConfigLayers::new().build(Some(&text("cm", doc))).expect_err("rejected").to_string();
+    for line in ["line 1", "line 4", "line 6"] {
+        assert!(err.contains(line), "{line} missing from {err}");
+    }
+}

@@ -20,6 +20,7 @@ mod outcome;
 pub mod reloadable;
 pub mod secret;
 pub mod settings;
+mod syntax;
 pub mod text;
 
 pub use app::{AppSettings, check_declarations, diff};
