@@ -15,7 +15,7 @@ use brokkr_config::{ConfigError, Document, Place, ReloadSettings, layers::MAX_DO
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{
     messages::{ConfigMapState, ConfigMapVersion},
@@ -89,16 +89,23 @@ impl FileSource {
         Self { path: Arc::new(path), place, interval, versions, one_read }
     }
 
-    /// The file as two reads [`SETTLE`] apart agree on it, numbered.
+    /// The file as two reads [`SETTLE`] apart agree on it, numbered. The one read permit is held from the first
+    /// read to the number, so texts are numbered in the order they were read, whichever path read them.
     async fn read_settled(&self) -> io::Result<ConfigMapState> {
-        let mut state = self.read_once().await?;
+        let permit = tokio::time::timeout(FILE_READ_TIMEOUT, self.one_read.clone().acquire_owned())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(io::Error::other)?;
+        let (mut state, mut permit) = self.read_once(permit).await?;
         for _ in 0..SETTLE_ATTEMPTS {
             tokio::time::sleep(SETTLE).await;
-            let again = self.read_once().await?;
+            let (again, held) = self.read_once(permit).await?;
             if again == state {
-                return Ok(self.numbered(state));
+                let numbered = self.numbered(state);
+                drop(held);
+                return Ok(numbered);
             }
-            state = again;
+            (state, permit) = (again, held);
         }
         Err(io::Error::other("the file kept changing while it was read"))
     }
@@ -124,18 +131,13 @@ impl FileSource {
         }
     }
 
-    /// One read of the file, off the async threads, bounded by [`FILE_READ_TIMEOUT`]; a read that is still stuck
-    /// keeps the next one waiting, so a stalled mount holds one thread, not one per attempt.
-    async fn read_once(&self) -> io::Result<ConfigMapState> {
-        let stalled = || io::Error::new(io::ErrorKind::TimedOut, "the file could not be read within 5s");
-        let permit = tokio::time::timeout(FILE_READ_TIMEOUT, self.one_read.clone().acquire_owned())
-            .await
-            .map_err(|_| stalled())?
-            .map_err(io::Error::other)?;
+    /// One read of the file, off the async threads, bounded by [`FILE_READ_TIMEOUT`]. The permit goes with the
+    /// read and comes back with it: a read that is still stuck keeps it, so a stalled mount holds one thread, and
+    /// the next read waits for it, not one thread per attempt.
+    async fn read_once(&self, permit: OwnedSemaphorePermit) -> io::Result<(ConfigMapState, OwnedSemaphorePermit)> {
         let path = self.path.clone();
         let read = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            match read_capped(&path, MAX_FILE_BYTES) {
+            let state = match read_capped(&path, MAX_FILE_BYTES) {
                 Ok(bytes) => String::from_utf8(bytes)
                     .map(|text| {
                         ConfigMapState::Present(ConfigMapVersion {
@@ -147,13 +149,20 @@ impl FileSource {
                     .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the file is not UTF-8")),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(ConfigMapState::Absent),
                 Err(error) => Err(error),
-            }
+            };
+            (state, permit)
         });
         match tokio::time::timeout(FILE_READ_TIMEOUT, read).await {
-            Ok(joined) => joined.unwrap_or_else(|join| Err(io::Error::other(join))),
+            Ok(Ok((state, permit))) => state.map(|state| (state, permit)),
+            Ok(Err(join)) => Err(io::Error::other(join)),
             Err(_) => Err(stalled()),
         }
     }
+}
+
+/// A read that did not return within [`FILE_READ_TIMEOUT`], or waited that long for the one before it.
+fn stalled() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the file could not be read within 5s")
 }
 
 /// A [`ConfigMap`] that carries `state`, as the watch events the `WatcherActor` follows hold one.

@@ -42,6 +42,12 @@ fn follow(path: &Path, place: Place) -> (ReloadableConfig, Subsystem) {
 
 /// As [`follow`], polled every `poll`, or read only on demand.
 fn follow_every(path: &Path, place: Place, poll: Option<Duration>) -> (ReloadableConfig, Subsystem) {
+    let (config, subsystem, _) = follow_counted(path, place, poll);
+    (config, subsystem)
+}
+
+/// As [`follow_every`], with the metrics whose `watch_events` count what the source forwarded.
+fn follow_counted(path: &Path, place: Place, poll: Option<Duration>) -> (ReloadableConfig, Subsystem, ReloadMetrics) {
     let text = std::fs::read_to_string(path).expect("read");
     let layers = match place {
         Place::ConfigFile => ConfigLayers::new().with_file_text(&LayerText { origin: "file".into(), text }),
@@ -50,9 +56,9 @@ fn follow_every(path: &Path, place: Place, poll: Option<Duration>) -> (Reloadabl
     .expect("valid");
     let config = ReloadableConfig::new(layers.build(None).expect("valid").settings);
     let source = Arc::new(FileSource::new(path.to_owned(), place, poll));
-    let subsystem =
-        Subsystem::register(source, config.clone(), layers, ReloadMetrics::default(), None, &Default::default());
-    (config, subsystem)
+    let metrics = ReloadMetrics::default();
+    let subsystem = Subsystem::register(source, config.clone(), layers, metrics.clone(), None, &Default::default());
+    (config, subsystem, metrics)
 }
 
 fn level(config: &ReloadableConfig) -> (u64, String) {
@@ -199,15 +205,18 @@ async fn a_debounce_window_that_closes_after_an_on_demand_read_never_puts_the_ol
     tokio::time::pause();
     let (_dir, path) = temp_file(&document("info"));
     // Polled every 5 s: the 2 s quiet window closes before the next poll sees the newer text.
-    let (config, subsystem) = follow_every(&path, Place::ConfigFile, Some(Duration::from_secs(5)));
+    let (config, subsystem, metrics) = follow_counted(&path, Place::ConfigFile, Some(Duration::from_secs(5)));
     run_for(Duration::from_millis(100)).await;
     write_in_place(&path, &document("debug"));
-    run_for(Duration::from_millis(5000)).await; // the poll at 5 s saw it; the quiet window holds it until 7 s
+    // The poll at about 5.1 s (5 s after the first read settled) forwarded it; the quiet window holds it.
+    run_for(Duration::from_millis(5300)).await;
+    assert_eq!(metrics.watch_events.get(), 2, "the start-up read and the poll that saw the older text");
+    assert_eq!(level(&config), (0, "info".to_owned()));
     write_in_place(&path, &document("warn"));
     let actor = subsystem.config_actor.expect("running");
     actor.send(ReloadNow).await.expect("actor alive").expect("the file is read");
     assert_eq!(level(&config), (1, "warn".to_owned()));
-    run_for(Duration::from_millis(2500)).await; // the window closed at 7 s
+    run_for(Duration::from_millis(2000)).await; // the window closed at about 7.2 s
     assert_eq!(level(&config), (1, "warn".to_owned()), "the older text came back: {:?}", config.last_reload());
     run_for(Duration::from_secs(10)).await; // the next polls find the text in force
     assert_eq!(level(&config), (1, "warn".to_owned()));

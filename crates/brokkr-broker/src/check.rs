@@ -81,18 +81,22 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
     })?;
     let mut vars = Vec::new();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     for (number, line) in text.lines().enumerate().map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l))) {
+        // `export NAME=value` as a shell file writes it, `NAME=value` as `kubectl set env --list` prints it.
+        let line = line.trim_start();
+        let line = line.strip_prefix("export ").map_or(line, str::trim_start);
         // Only the settings' variables are read; any other line (a comment, another variable, the rest of a value
         // that spans lines) is skipped. A value is kept as it is, spaces included.
-        if !line.trim_start().starts_with(Settings::ENV_PREFIX) {
+        if !line.starts_with(Settings::ENV_PREFIX) {
             continue;
         }
         // The line is not quoted: it may hold a secret.
-        let Some((name, value)) = line.trim_start().split_once('=') else {
+        let Some((name, value)) = line.split_once('=') else {
             let var = format!("on line {number} of {}", path.display());
             return Err(ConfigError::Env { var, reason: "the line has no '=' (NAME=value)".into() });
         };
-        vars.push((name.to_owned(), value.to_owned()));
+        vars.push((name.trim_end().to_owned(), value.to_owned()));
     }
     Ok(vars)
 }

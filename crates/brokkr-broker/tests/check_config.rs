@@ -80,3 +80,25 @@ fn a_value_with_control_characters_is_printed_escaped() {
     assert!(!stdout.chars().any(|c| c != '\n' && brokkr_config::text::hidden(c)), "{stdout:?}");
     assert!(stdout.contains("\\u{1b}[2J\\u{202e}"), "{stdout}");
 }
+
+#[test]
+fn an_env_file_is_read_as_a_pod_sets_it_whatever_the_shell_form() {
+    // Found by review: `export` lines, a byte order mark and a space before `=` made a variable vanish silently.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (document, env) = (dir.path().join("broker.toml"), dir.path().join("pod.env"));
+    std::fs::write(&document, "[admin]\ntoken_overlap = \"10m\"").expect("write");
+    for vars in [
+        "BROKKR__ADMIN__TOKEN_OVERLAP=10m\n",
+        "\u{feff}export BROKKR__ADMIN__TOKEN_OVERLAP=10m\n",
+        "# the pod's\nPATH=/bin\n  BROKKR__ADMIN__TOKEN_OVERLAP =10m\r\n",
+    ] {
+        std::fs::write(&env, vars).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_brokkr-broker"))
+            .args(["check-config", "--configmap", "--env-file"])
+            .args([&env, &document])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{vars:?}: the chart-set overlap, repeated, is refused: {stderr}");
+    }
+}

@@ -244,19 +244,30 @@ async fn a_mounted_configmap_needs_its_namespace_and_is_not_read_with_hot_reload
         Serving(command.spawn().expect("spawn the broker"))
     };
 
-    // Found by review: without a namespace, a document could move `config_reload.namespace` unchecked.
+    // Found by review: without a namespace, a document could move `config_reload.namespace` unchecked. (Inside a
+    // pod the ServiceAccount's namespace file gives one, which `env_clear` cannot hide: that part needs a host.)
+    let in_a_pod = Path::new("/var/run/secrets/kubernetes.io/serviceaccount/namespace").exists();
+    if in_a_pod {
+        println!("skipped the missing-namespace case: this machine is a pod with a ServiceAccount namespace");
+    }
     let mut refused = broker(&[]);
     let deadline = Instant::now() + Duration::from_secs(30);
     let status = loop {
+        if in_a_pod {
+            break None;
+        }
         if let Some(status) = refused.0.try_wait().expect("wait") {
-            break status;
+            break Some(status);
         }
         assert!(Instant::now() < deadline, "started without knowing the ConfigMap's namespace");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut refused.0.stderr.take().expect("stderr"), &mut stderr).expect("read");
-    assert!(!status.success() && stderr.contains("--configmap-file needs the namespace"), "{status}: {stderr}");
+    if let Some(status) = status {
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut refused.0.stderr.take().expect("stderr"), &mut stderr).expect("read");
+        assert!(!status.success() && stderr.contains("--configmap-file needs the namespace"), "{status}: {stderr}");
+    }
+    drop(refused);
 
     // Found by review: with hot reload off, the mounted document was still applied at every start.
     let off = broker(&[("POD_NAMESPACE", "brokkr"), ("BROKKR__CONFIG_RELOAD__ENABLED", "false")]);

@@ -129,8 +129,7 @@ impl<S: AppSettings> ConfigLayers<S> {
         let mut in_force = running.map(AppSettings::secret_values).unwrap_or_default();
         in_force.extend(self.elsewhere.values());
         self.build_unredacted(document, place, &in_force).map_err(|error| {
-            let document =
-                document.filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES).and_then(|layer| parse(layer).ok());
+            let document = document.filter(|layer| layer.text.len() <= MAX_DOCUMENT_BYTES).and_then(parse_quietly);
             let tables = [Some(&self.file), document.as_ref()];
             let secrets = secret_keys::<S>()
                 .flat_map(|(section, key)| {
@@ -171,16 +170,18 @@ impl<S: AppSettings> ConfigLayers<S> {
         let document = document.map(parse).transpose()?.unwrap_or_default();
         // The layers under the document, and over it the environment: what a value the document got wrong is put
         // back to while the rest is checked.
-        let mut below = defaults_without_secrets::<S>();
-        match place {
+        let defaults = defaults_without_secrets::<S>();
+        let mut below = defaults.clone();
+        merge(&mut below, &self.file);
+        let mut merged = match place {
             Place::ConfigMap { .. } => {
                 refuse_secrets::<S>(&document)?;
-                merge(&mut below, &self.file);
+                below.clone()
             }
-            // The file itself, read again: it takes the file layer's place.
-            Place::ConfigFile => {}
-        }
-        let mut merged = below.clone();
+            // The file itself, read again: it takes the file layer's place (a value it gets wrong is put back to
+            // the one it had at start).
+            Place::ConfigFile => defaults,
+        };
         merge(&mut merged, &document);
         let mut errors = Vec::new();
         // Every section must be a table: serde would build a section from an array (`admin = []` gives the
@@ -218,8 +219,11 @@ impl<S: AppSettings> ConfigLayers<S> {
         crate::checks::secrets_not_shown(&settings, &in_force)?;
         // A key the document got wrong was put back to the layers' value: a check of it would be about a value
         // nobody wrote in this document.
-        let unread: Vec<String> = errors.iter().filter_map(|e| e.key().map(str::to_owned)).collect();
-        let about_unread = |e: &ConfigError| e.key().is_some_and(|k| unread.iter().any(|u| u == k));
+        // Compared as `section.key`: a field error may be deeper (`cors.allowed_origins[0]`).
+        let setting =
+            |key: &str| key.split('[').next().unwrap_or_default().splitn(3, '.').take(2).collect::<Vec<_>>().join(".");
+        let unread: Vec<String> = errors.iter().filter_map(|e| e.key().map(setting)).collect();
+        let about_unread = |e: &ConfigError| e.key().is_some_and(|k| unread.contains(&setting(k)));
         errors.extend(crate::checks::every_check(&settings, &in_force).into_iter().filter(|e| !about_unread(e)));
         if let Place::ConfigMap { namespace } = place {
             errors.extend(self.fixed_changes(&settings, &document)?);
@@ -334,21 +338,31 @@ fn parse(layer: &LayerText) -> Result<Table> {
         });
     }
     layer.text.parse::<Table>().map_err(|source| {
-        let at = source.span().map(|span| position(span.start)).unwrap_or_default();
         let syntax = |message: String| ConfigError::Syntax { origin: layer.origin.clone(), message };
-        // The first as toml words it, then the other lines' errors toml_parser recovers past: all at once.
-        let mut errors = vec![syntax(format!("{}{at}", source.message().trim_end()))];
-        let mut lines = vec![at.split(", column").next().unwrap_or_default().to_owned()];
+        let Some(span) = source.span() else {
+            return syntax(source.message().trim_end().to_owned());
+        };
+        // The first as toml words it, then the errors on other lines that toml_parser recovers past: all at once.
+        let line_of =
+            |offset: usize| layer.text[..crate::text::floor_boundary(&layer.text, offset)].matches('\n').count();
+        let mut errors = vec![syntax(format!("{}{}", source.message().trim_end(), position(span.start)))];
+        let mut lines = vec![line_of(span.start)];
         for (description, offset) in crate::syntax::errors(&layer.text) {
-            let at = position(offset);
-            let line = at.split(", column").next().unwrap_or_default().to_owned();
-            if !lines.contains(&line) {
-                lines.push(line);
-                errors.push(syntax(format!("{description}{at}")));
+            if errors.len() >= crate::syntax::MAX_SYNTAX_ERRORS {
+                break;
+            }
+            if !lines.contains(&line_of(offset)) {
+                lines.push(line_of(offset));
+                errors.push(syntax(format!("{description}{}", position(offset))));
             }
         }
         ConfigError::all(errors)
     })
+}
+
+/// The document's table, or `None`: for finding the secrets it sets, after its errors were reported.
+fn parse_quietly(layer: &LayerText) -> Option<Table> {
+    Some(&layer.text).filter(|text| crate::depth::too_deep(text).is_none()).and_then(|text| text.parse().ok())
 }
 
 /// The defaults as TOML, without the secrets: a secret serializes as `<redacted>` and must keep its own default.

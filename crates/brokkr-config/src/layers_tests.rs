@@ -432,3 +432,19 @@ fn syntax_errors_on_several_lines_are_named_in_one_answer() {
         assert!(err.contains(line), "{line} missing from {err}");
     }
 }
+
+#[test]
+fn a_mistyped_value_of_the_followed_file_is_judged_against_the_file_it_replaces() {
+    // Found by review: with `--watch-config` the value was put back to the built-in default, not the file's.
+    let start = "[config_reload]\ndebounce = \"500ms\"\nmax_wait = \"1s\"";
+    let layers = ConfigLayers::new().with_file_text(&text("file", start)).expect("valid");
+    let running = layers.build(None).expect("valid").settings;
+    let edited = crate::Document {
+        origin: "config file".into(),
+        text: "[config_reload]\ndebounce = \"later\"\nmax_wait = \"1s\"".into(),
+        place: Place::ConfigFile,
+    };
+    let err = crate::judge(&layers, &edited, &running).expect_err("rejected");
+    assert_eq!(err.key(), Some("config_reload.debounce"), "{err}");
+    assert!(!err.to_string().contains("max_wait"), "{err}");
+}
