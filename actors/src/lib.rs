@@ -20,6 +20,7 @@ pub mod pod_status;
 pub mod registration;
 pub mod reload_log;
 pub mod resource_version;
+pub mod rollout_plan;
 pub mod source;
 pub mod startup;
 pub mod status;
