@@ -21,6 +21,7 @@ pub mod registration;
 pub mod reload_log;
 pub mod resource_version;
 pub mod rollout_plan;
+pub mod rollout_verdict;
 pub mod source;
 pub mod startup;
 pub mod status;
