@@ -11,7 +11,10 @@ use std::{
     time::Duration,
 };
 
-use brokkr_config::{ConfigError, Document, Place, ReloadSettings, layers::MAX_DOCUMENT_BYTES};
+use brokkr_config::{
+    ConfigError, Document, Place, ReloadSettings,
+    layers::{LayerText, MAX_DOCUMENT_BYTES},
+};
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::runtime::watcher;
@@ -265,6 +268,6 @@ impl ConfigMapSource for FileSource {
             Place::ConfigMap { .. } => format!("ConfigMap file {}", self.path.display()),
             Place::ConfigFile => format!("config file {}", self.path.display()),
         };
-        Ok(Document { origin, text, place: self.place.clone() })
+        Ok(Document { layer: LayerText { origin, text }, place: self.place.clone() })
     }
 }

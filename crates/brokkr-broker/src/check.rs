@@ -6,7 +6,9 @@ use std::{
     process::ExitCode,
 };
 
-use brokkr_config::{AppSettings, ConfigError, ConfigLayers, Document, Place, Settings, judge, text::escape};
+use brokkr_config::{
+    AppSettings, ConfigError, ConfigLayers, Document, Place, Settings, judge, layers::LayerText, text::escape,
+};
 
 /// The layers a pod has under and over its ConfigMap's document: its `--config` file and its environment.
 #[derive(Debug, Default)]
@@ -63,8 +65,7 @@ fn judge_document(file: &Path, over: &Over) -> Result<(Settings, Vec<String>), C
     let text =
         std::fs::read_to_string(file).map_err(|source| ConfigError::ReadFile { path: file.to_owned(), source })?;
     let document = Document {
-        origin: format!("ConfigMap document {}", file.display()),
-        text,
+        layer: LayerText { origin: format!("ConfigMap document {}", file.display()), text },
         place: Place::ConfigMap { namespace: over.namespace.clone() },
     };
     let verdict = judge(&layers, &document, &running)?;

@@ -2,34 +2,22 @@
 //! [`Verdict`] out, or every error at once. A reload, the start-up read, an admission review and `check-config`
 //! all call [`judge`], so they cannot disagree.
 
-use std::{collections::BTreeMap, fmt};
+use std::collections::BTreeMap;
 
 use crate::{
     AppSettings, Candidate, Change, ConfigError, ConfigLayers, ReloadSettings, Result, diff,
-    layers::{LayerText, MAX_DOCUMENT_BYTES, Place},
+    layers::{LayerText, Place},
     text::clip,
 };
 
-/// A document to judge: its text and where it came from.
-#[derive(Clone, PartialEq, Eq)]
+/// A document to judge: its text with where it came from, and its place among the layers. Its `Debug` shows the
+/// text's size, never the text (see [`LayerText`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Document {
-    /// Such as `ConfigMap brokkr/brokkr-broker key broker.toml` or `config file /etc/brokkr/broker.toml`, for errors.
-    pub origin: String,
-    /// The TOML text.
-    pub text: String,
+    /// The TOML text, and its origin (such as `ConfigMap brokkr/brokkr-broker key broker.toml`) for errors.
+    pub layer: LayerText,
     /// Its place among the layers.
     pub place: Place,
-}
-
-/// Shows where the text came from and its size, never the text: it may hold a secret.
-impl fmt::Debug for Document {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Document")
-            .field("origin", &self.origin)
-            .field("text", &format!("<{} bytes>", self.text.len()))
-            .field("place", &self.place)
-            .finish()
-    }
 }
 
 impl Document {
@@ -39,8 +27,7 @@ impl Document {
         let (name, key) = (&reload.configmap, &reload.key);
         match data.get(key) {
             Some(text) => Ok(Self {
-                origin: format!("ConfigMap {namespace}/{name} key {key}"),
-                text: text.clone(),
+                layer: LayerText { origin: format!("ConfigMap {namespace}/{name} key {key}"), text: text.clone() },
                 place: Place::ConfigMap { namespace: Some(namespace.to_owned()) },
             }),
             // The namespace may be an admission request's own: the error is cut before anyone quotes it.
@@ -90,12 +77,7 @@ impl<S> Verdict<S> {
 /// The document's problems: syntax, size, unknown or mistyped keys, values out of range, a secret or a fixed key
 /// where the document may not set them ([`Place`]).
 pub fn judge<S: AppSettings>(layers: &ConfigLayers<S>, document: &Document, running: &S) -> Result<Verdict<S>> {
-    if document.text.len() > MAX_DOCUMENT_BYTES {
-        let origin = crate::text::clip(&document.origin, crate::text::ERROR_LIMIT).into_owned();
-        return Err(ConfigError::TooLarge { origin, bytes: document.text.len(), limit: MAX_DOCUMENT_BYTES });
-    }
-    let layer = LayerText { origin: document.origin.clone(), text: document.text.clone() };
-    let candidate = layers.build_at(Some(&layer), &document.place, Some(running))?;
+    let candidate = layers.build_at(Some(&document.layer), &document.place, Some(running))?;
     let restart_pending = diff(running, &candidate.settings).into_iter().filter(|c| !c.live).collect();
     let shadowed = candidate
         .shadowed_by_env

@@ -416,8 +416,7 @@ fn a_missing_data_key_error_is_bounded_whatever_the_namespace_sent() {
 fn a_document_over_the_limit_is_refused_by_judge_naming_its_size() {
     let layers = ConfigLayers::new();
     let document = crate::Document {
-        origin: "cm".into(),
-        text: "#".repeat(MAX_DOCUMENT_BYTES + 1),
+        layer: text("cm", &"#".repeat(MAX_DOCUMENT_BYTES + 1)),
         place: Place::ConfigMap { namespace: None },
     };
     let err = crate::judge(&layers, &document, &Settings::default()).expect_err("too large");
@@ -440,8 +439,7 @@ fn a_mistyped_value_of_the_followed_file_is_judged_against_the_file_it_replaces(
     let layers = ConfigLayers::new().with_file_text(&text("file", start)).expect("valid");
     let running = layers.build(None).expect("valid").settings;
     let edited = crate::Document {
-        origin: "config file".into(),
-        text: "[config_reload]\ndebounce = \"later\"\nmax_wait = \"1s\"".into(),
+        layer: text("config file", "[config_reload]\ndebounce = \"later\"\nmax_wait = \"1s\""),
         place: Place::ConfigFile,
     };
     let err = crate::judge(&layers, &edited, &running).expect_err("rejected");
