@@ -75,17 +75,20 @@ fn denied_by(status: &kube::core::Status, pod: &str, policy: &str) -> bool {
 }
 
 /// The changes the start-up check asks for as dry runs, each of which the chart's policy must refuse: a label, an
-/// annotation outside the prefix, and a `config.brokkr.io/` key the broker does not own.
+/// annotation outside the prefix, and a `config.brokkr.io/` key the broker does not own. Each round asks for a new
+/// random value: a key someone already set to a fixed value would make the dry run change nothing, which the policy
+/// admits (a foreign key may stay as it is), and the check would report the guard missing.
 fn forbidden_changes() -> [(&'static str, serde_json::Value); 3] {
+    let value = format!("{:016x}", fastrand::u64(..));
     [
-        ("a label", json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": "1" } } })),
+        ("a label", json!({ "metadata": { "labels": { "config.brokkr.io/guard-check": value } } })),
         (
             "an annotation outside config.brokkr.io/",
-            json!({ "metadata": { "annotations": { "brokkr.io/guard-check": "1" } } }),
+            json!({ "metadata": { "annotations": { "brokkr.io/guard-check": value } } }),
         ),
         (
             "a config.brokkr.io/ annotation it does not own",
-            json!({ "metadata": { "annotations": { "config.brokkr.io/guard-check": "1" } } }),
+            json!({ "metadata": { "annotations": { "config.brokkr.io/guard-check": value } } }),
         ),
     ]
 }

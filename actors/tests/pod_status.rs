@@ -171,8 +171,13 @@ async fn only_the_charts_policy_counts_and_every_forbidden_change_must_be_refuse
     }
     assert!(bodies[0].contains("\"labels\"") && bodies[1].contains("\"brokkr.io/guard-check\""), "{bodies:?}");
     assert!(bodies[2].contains("\"config.brokkr.io/guard-check\""), "{bodies:?}");
+    // Found by review: with a fixed value, a key someone already set to it made the dry run a no-op, which the
+    // policy admits (a foreign key may stay as it is): every round asks for a value that cannot already be there.
+    let value = |body: &str| body.rsplit(':').next().unwrap_or_default().trim_matches(|c| "\"}".contains(c)).to_owned();
+    assert_ne!(value(&bodies[0]), "1", "{bodies:?}");
     // The chart's policy refuses the label change but the annotation is admitted: no proof, again 2 s later.
-    let (dry, _, again) = next(&mut handle, guard()).await;
+    let (dry, again_body, again) = next(&mut handle, guard()).await;
+    assert_ne!(value(&again_body), value(&bodies[0]), "the same value twice: {again_body} {}", bodies[0]);
     let waited = again - decoy_at.expect("asked");
     assert!(dry && waited >= Duration::from_secs(2) && waited < REFUSED_RETRY, "{waited:?}");
     let (dry, _, admitted) = next(&mut handle, ok()).await;
