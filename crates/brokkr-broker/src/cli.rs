@@ -66,7 +66,8 @@ pub struct ServeArgs {
     /// Follow the `--config` file while running, as Prometheus's `auto-reload-config` and Vector's `--watch-config`
     /// do: an edit in place or a file renamed over it is applied within the poll interval and the debounce, and
     /// SIGHUP and `POST /api/v1/admin/config/reload` read it at once. The file is judged as the file layer (it may
-    /// hold the admin token; a changed restart-only key waits for the next start). No API request is made.
+    /// hold the admin token; a changed restart-only key waits for the next start), so it must be a file no one else
+    /// can write: follow a mounted ConfigMap with `--configmap-file`. No API request is made.
     #[arg(long, env = "BROKKR_WATCH_CONFIG", requires = "config", conflicts_with = "configmap_file")]
     pub watch_config: bool,
     /// Read the broker's ConfigMap from this file, where a volume mounts it, instead of from the API server: for
