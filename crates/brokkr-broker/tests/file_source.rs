@@ -62,7 +62,7 @@ async fn counting_api_server() -> (String, Arc<AtomicUsize>) {
 
 /// The broker on `config`, with `KUBECONFIG` set to `kubeconfig` if given.
 fn serve(config: &Path, kubeconfig: Option<&Path>, watch: &[&str]) -> Serving {
-    let mut command = Command::new(support::broker::binary());
+    let mut command = brokkr_testenv::child_command(&support::broker::binary());
     command.args(["serve", "--config"]).arg(config).args(watch).env_clear();
     if let Some(kubeconfig) = kubeconfig {
         command.env("KUBECONFIG", kubeconfig);
@@ -238,7 +238,7 @@ async fn a_mounted_configmap_needs_its_namespace_and_is_not_read_with_hot_reload
     let mounted = dir.path().join("broker.toml");
     std::fs::write(&mounted, "[cors]\nallowed_origins = [\"https://two.example\"]\n").expect("write");
     let broker = |env: &[(&str, &str)]| {
-        let mut command = Command::new(support::broker::binary());
+        let mut command = brokkr_testenv::child_command(&support::broker::binary());
         command.args(["serve", "--config"]).arg(&base).arg("--configmap-file").arg(&mounted).env_clear();
         command.envs(env.iter().copied()).stdout(Stdio::null()).stderr(Stdio::piped());
         Serving(command.spawn().expect("spawn the broker"))

@@ -3,7 +3,7 @@
 use std::{
     net::SocketAddr,
     path::PathBuf,
-    process::{Child, Command, Stdio},
+    process::{Child, Stdio},
     time::{Duration, Instant},
 };
 
@@ -48,7 +48,7 @@ impl Broker {
         replace(&key_file, &key);
         let free = || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
         let (http, webhook) = (free(), free());
-        let child = Command::new(binary())
+        let child = brokkr_testenv::child_command(&binary())
             .arg("serve")
             .env_clear()
             .env("BROKKR__SERVER__LISTEN", http.to_string())
