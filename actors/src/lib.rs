@@ -11,6 +11,7 @@ pub mod config_actor;
 pub mod debounce;
 pub mod events;
 pub mod file_source;
+pub mod health_gate;
 pub mod history;
 pub mod messages;
 pub mod metrics;

@@ -13,6 +13,8 @@ use actix_web::{
 };
 use brokkr_config::ReloadableConfig;
 
+use crate::traffic::{Refusal, TrafficMetrics};
+
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 const ALLOWED_HEADERS: &str = "authorization, content-type";
 /// Every request header a preflight answer depends on (Fetch standard, "CORS protocol and HTTP caches").
@@ -23,6 +25,9 @@ const PREFLIGHT_VARY: &str = "Origin, Access-Control-Request-Method, Access-Cont
 /// While CORS is on (`cors.allowed_origins` is not empty), every response carries `Vary: Origin`, added to any
 /// `Vary` the handler set: whether it gets CORS headers depends on `Origin`, also when `Origin` is absent or not
 /// allowed, so a cache must not hand one origin's answer to another. While CORS is off, responses pass untouched.
+///
+/// With [`TrafficMetrics`] in the app, every request with an `Origin` that is not allowed counts as a refusal, also
+/// while CORS is off: emptying `cors.allowed_origins` refuses every browser client, the most harmful CORS change.
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
@@ -30,10 +35,20 @@ pub async fn middleware(
     let Some(config) = req.app_data::<web::Data<ReloadableConfig>>() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
+    let traffic = req.app_data::<web::Data<TrafficMetrics>>();
+    let is_preflight = |req: &ServiceRequest| {
+        req.method() == Method::OPTIONS
+            && req.headers().contains_key(header::ORIGIN)
+            && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+    };
+    let refusal = |req: &ServiceRequest| if is_preflight(req) { Refusal::Preflight } else { Refusal::Origin };
     // The snapshot is held, not its settings cloned: no allocation per request.
     let snapshot = config.current();
     let cors = &snapshot.settings.cors;
     if cors.allowed_origins.is_empty() {
+        if let Some(traffic) = traffic.filter(|_| req.headers().contains_key(header::ORIGIN)) {
+            traffic.refused(refusal(&req));
+        }
         return Ok(next.call(req).await?.map_into_left_body());
     }
     let origin = req.headers().get(header::ORIGIN).cloned();
@@ -48,10 +63,10 @@ pub async fn middleware(
             None
         }
     });
-    let preflight = req.method() == Method::OPTIONS
-        && origin.is_some()
-        && req.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
+    if let Some(traffic) = traffic.filter(|_| origin.is_some() && allow.is_none()) {
+        traffic.refused(refusal(&req));
+    }
+    if is_preflight(&req) {
         let mut response = HttpResponse::NoContent();
         response.insert_header((header::VARY, PREFLIGHT_VARY));
         if let Some(allow) = allow {

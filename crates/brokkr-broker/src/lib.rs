@@ -21,4 +21,6 @@ pub mod settings_docs;
 pub mod shutdown;
 pub mod tls;
 pub mod token_file;
+pub mod traffic;
+pub mod traffic_gate;
 pub mod webhook;

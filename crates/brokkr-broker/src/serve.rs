@@ -28,6 +28,7 @@ use crate::{
     listeners::{self, StartupFallback},
     logging, probe, shutdown,
     tls::CertificateGauge,
+    traffic::{self, TrafficMetrics},
     webhook,
 };
 
@@ -104,6 +105,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
 
     let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
+    let traffic = web::Data::new(TrafficMetrics::register(&mut registry));
     let webhook = match listeners.webhook {
         Some(listener) => {
             // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
@@ -155,7 +157,9 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             .app_data(fallback.clone())
             .app_data(token.clone())
             .app_data(history.clone())
+            .app_data(traffic.clone())
             .wrap(from_fn(cors::middleware))
+            .wrap(from_fn(traffic::count))
             // No route reads a body; an unread chunked one must not hold the connection.
             .wrap(from_fn(hold::payload_until_answered))
             .configure(http::routes)
