@@ -12,15 +12,20 @@ use std::{
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture, SpawnHandle, WrapFuture, fut,
 };
-use brokkr_config::{AppSettings, ConfigLayers, Outcome, ReloadOutcome, ReloadableConfig, Settings, SourceRef, judge};
+use brokkr_config::{
+    AppSettings, Candidate, ConfigLayers, Outcome, ReloadOutcome, ReloadableConfig, Result as ConfigResult, Settings,
+    SourceRef, judge,
+};
+use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 pub use crate::messages::ReloadError;
 use crate::{
+    admission::{Admission, Admit, AdmitAll, DocumentHash},
     announce::Announcements,
     events::{News, ReloadEvents},
     history::{ReloadHistory, ReloadRecord},
-    messages::{ConfigMapState, Reload, ReloadNow, ReloadReport, Trigger},
+    messages::{ConfigMapState, ConfigMapVersion, Reload, ReloadNow, ReloadReport, Trigger},
     metrics::ReloadMetrics,
     reload_log::{AuditLog, TracingAudit, log_outcome, warn_restart_required, warn_shadowed},
     source::{ConfigMapSource, READ_TIMEOUT, read_within},
@@ -46,9 +51,9 @@ const ON_DEMAND_ATTEMPTS: u32 = 3;
 /// that changes it) and a start-up grace timer after which the broker reports ready even if the API server never
 /// answered.
 pub struct ConfigActor<S: AppSettings = Settings> {
-    config: ReloadableConfig<S>,
-    layers: ConfigLayers<S>,
-    source: Arc<dyn ConfigMapSource>,
+    pub(crate) config: ReloadableConfig<S>,
+    pub(crate) layers: ConfigLayers<S>,
+    pub(crate) source: Arc<dyn ConfigMapSource>,
     metrics: ReloadMetrics,
     events: Option<Arc<dyn ReloadEvents>>,
     audit: Arc<dyn AuditLog>,
@@ -58,6 +63,11 @@ pub struct ConfigActor<S: AppSettings = Settings> {
     resync: Option<SpawnHandle>,
     order: VersionOrder,
     announced: Announcements,
+    pub(crate) admission: Arc<dyn Admission>,
+    /// The newest valid version the admission held back, judged again on [`crate::messages::Readmit`].
+    pub(crate) held: Option<ConfigMapVersion>,
+    /// The hash of the document in force, once one is (start-up's is not known here).
+    pub(crate) document_hash: watch::Sender<Option<DocumentHash>>,
 }
 
 /// Timer → itself: time for the periodic full re-read.
@@ -87,7 +97,24 @@ impl<S: AppSettings> ConfigActor<S> {
             resync: None,
             order: VersionOrder::default(),
             announced: Announcements::default(),
+            admission: Arc::new(AdmitAll),
+            held: None,
+            document_hash: watch::channel(None).0,
         }
+    }
+
+    /// Asks `admission` before applying any valid version; the default admits every one.
+    #[must_use]
+    pub fn admission(mut self, admission: Arc<dyn Admission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// Publishes the hash of the document in force in `hash` (a staged rollout compares it with its state).
+    #[must_use]
+    pub fn document_hash(mut self, hash: watch::Sender<Option<DocumentHash>>) -> Self {
+        self.document_hash = hash;
+        self
     }
 
     /// Publishes Kubernetes Events about reloads through `events`.
@@ -139,7 +166,7 @@ impl<S: AppSettings> ConfigActor<S> {
     /// Applies `state`. `consistent` marks a read with nothing applied while it was in flight: it is the API
     /// server's current state, so a version lower than the newest one acted on means storage went back (etcd
     /// restored from a backup) and is followed, not dropped.
-    fn apply(
+    pub(crate) fn apply(
         &mut self,
         state: ConfigMapState,
         trigger: Trigger,
@@ -171,13 +198,36 @@ impl<S: AppSettings> ConfigActor<S> {
             warn!(trigger = trigger.as_str(), "{message}");
             return self.report_in_force(Some(message));
         };
-        let verdict = self
-            .source
-            .document(&version, running.settings.reload())
-            .and_then(|document| judge(&self.layers, &document, &running.settings));
-        let source = SourceRef { namespace, name, resource_version: version.resource_version };
-        let outcome = self.config.reload(verdict.map(|v| v.candidate), Some(source.clone()));
-        self.publish(&outcome, &source, trigger);
+        let source = SourceRef { namespace, name, resource_version: version.resource_version.clone() };
+        let judged = self.source.document(&version, running.settings.reload()).and_then(|document| {
+            let hash = DocumentHash::of(&document.layer.text);
+            judge(&self.layers, &document, &running.settings).map(|verdict| (verdict.candidate, hash))
+        });
+        self.held = None;
+        match judged {
+            Ok((candidate, hash)) => match self.admission.admit(&hash) {
+                Admit::Yes => self.put_in_force(Ok(candidate), Some(hash), &source, trigger, ctx),
+                Admit::Hold { reason } => {
+                    self.held = Some(version);
+                    self.hold(reason, &source, trigger)
+                }
+            },
+            Err(error) => self.put_in_force(Err(error), None, &source, trigger, ctx),
+        }
+    }
+
+    /// Reloads `candidate` (a judged document) and publishes the outcome; `hash` is its document's, now in force
+    /// unless it was rejected.
+    pub(crate) fn put_in_force(
+        &mut self,
+        candidate: ConfigResult<Candidate<S>>,
+        hash: Option<DocumentHash>,
+        source: &SourceRef,
+        trigger: Trigger,
+        ctx: &mut Context<Self>,
+    ) -> ReloadReport {
+        let outcome = self.config.reload(candidate, Some(source.clone()));
+        self.publish(&outcome, source, trigger);
         let generation = self.config.current().generation;
         let mut report = ReloadReport { outcome: outcome.label(), changes: Vec::new(), generation, error: None };
         match outcome {
@@ -186,11 +236,28 @@ impl<S: AppSettings> ConfigActor<S> {
                     self.schedule_resync(ctx);
                 }
                 report.changes = changes;
+                self.document_hash.send_replace(hash);
             }
             ReloadOutcome::Rejected { reason } => report.error = Some(reason),
-            ReloadOutcome::Unchanged { .. } => {}
+            ReloadOutcome::Unchanged { .. } => {
+                self.document_hash.send_replace(hash);
+            }
         }
         report
+    }
+
+    /// A valid version the admission held back: counted and recorded, nothing applied.
+    fn hold(&mut self, reason: String, source: &SourceRef, trigger: Trigger) -> ReloadReport {
+        let now = self.config.current();
+        self.metrics.record_reload(Outcome::Held, now.generation, &now.hash, 0);
+        let rv = source.resource_version.as_deref().unwrap_or("");
+        info!(resource_version = rv, trigger = trigger.as_str(), %reason, "valid version held by the staged rollout");
+        let mut record = ReloadRecord::new(trigger, Outcome::Held, Vec::new());
+        (record.generation, record.hash) = (now.generation, now.hash.clone());
+        record.resource_version.clone_from(&source.resource_version);
+        record.error = Some(reason.clone());
+        self.history.record(record, now.settings.reload().history);
+        ReloadReport { outcome: Outcome::Held, changes: Vec::new(), generation: now.generation, error: Some(reason) }
     }
 
     /// Everything that follows an outcome: metrics, Events and audit records, the latter two only when news.

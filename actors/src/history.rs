@@ -75,13 +75,13 @@ impl ReloadRecord {
             return false;
         }
         // Applied and then unchanged is the same state: that version in force.
-        let rejected = |r: &Self| match r.outcome {
-            Outcome::Rejected => true,
-            Outcome::Applied | Outcome::Unchanged | Outcome::Unread => false,
+        let state = |r: &Self| match r.outcome {
+            Outcome::Applied | Outcome::Unchanged => Outcome::Applied,
+            Outcome::Rejected | Outcome::Unread | Outcome::Held => r.outcome,
         };
         self.changes.is_empty()
-            && (rejected(self), &self.resource_version, &self.restart_required, &self.error)
-                == (rejected(before), &before.resource_version, &before.restart_required, &before.error)
+            && (state(self), &self.resource_version, &self.restart_required, &self.error)
+                == (state(before), &before.resource_version, &before.restart_required, &before.error)
     }
 }
 

@@ -6,8 +6,10 @@
 //! ([`brokkr_config::AppSettings`], the broker's [`brokkr_config::Settings`] by default), and [`Options`] holds the
 //! names it shows (metric prefix, Event reporter, audit log): `examples/embedded.rs` embeds it in another program.
 
+pub mod admission;
 mod announce;
 pub mod config_actor;
+mod config_actor_rollout;
 pub mod debounce;
 pub mod events;
 pub mod file_source;

@@ -104,6 +104,10 @@ pub enum Trigger {
     Resync,
     /// `POST /api/v1/admin/config/reload` or SIGHUP: an operator is waiting for the answer.
     OnDemand,
+    /// A staged rollout admitted this replica: the version it held is judged again.
+    Rollout,
+    /// A staged rollout put the last good configuration back.
+    Rollback,
 }
 
 impl Trigger {
@@ -120,6 +124,8 @@ impl Trigger {
             Self::Watch => "watch",
             Self::Resync => "resync",
             Self::OnDemand => "manual",
+            Self::Rollout => "rollout",
+            Self::Rollback => "rollback",
         }
     }
 }
@@ -133,6 +139,34 @@ impl Serialize for Trigger {
 impl std::fmt::Display for Trigger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// Rollout → config: the admission answer changed; judge the version held back again (trigger `rollout`).
+#[derive(Debug, Clone, Copy, Message)]
+#[rtype(result = "Option<ReloadReport>")]
+pub struct Readmit;
+
+/// Rollout → config: put this document back, bypassing admission and version order (trigger `rollback`).
+#[derive(Clone, Message)]
+#[rtype(result = "ReloadReport")]
+pub struct Rollback {
+    /// The last good document's text. May hold a secret's reference, never printed.
+    pub text: String,
+    /// The resourceVersion the ConfigMap had when this text was in it, shown with the configuration in force.
+    pub resource_version: Option<String>,
+    /// Why, for the log: `"the traffic gate failed on brokkr-0"`.
+    pub reason: String,
+}
+
+/// Shows the text's size, never the text.
+impl fmt::Debug for Rollback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rollback")
+            .field("text", &format_args!("<{} bytes>", self.text.len()))
+            .field("resource_version", &self.resource_version)
+            .field("reason", &self.reason)
+            .finish()
     }
 }
 

@@ -76,6 +76,10 @@ impl ReloadMetrics {
             Outcome::Rejected => {
                 self.last_successful.set(0);
             }
+            // Valid, and nothing applied: no failure, and no newer success either.
+            Outcome::Held => {
+                self.last_successful.set(1);
+            }
             Outcome::Applied | Outcome::Unchanged | Outcome::Unread => {
                 self.last_successful.set(1);
                 self.last_success_timestamp.set(unix_now());

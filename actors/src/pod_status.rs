@@ -121,7 +121,7 @@ fn refusal(code: u16) -> bool {
 pub fn annotations<S>(record: &ReloadRecord, in_force: &ConfigSnapshot<S>) -> BTreeMap<String, String> {
     let error = || record.error.clone().unwrap_or_default();
     let (outcome, reason) = match record.outcome {
-        Outcome::Rejected | Outcome::Unread => (record.outcome.as_str(), error()),
+        Outcome::Rejected | Outcome::Unread | Outcome::Held => (record.outcome.as_str(), error()),
         Outcome::Applied | Outcome::Unchanged if !record.restart_required.is_empty() => {
             (RESTART_REQUIRED, format!("waiting for a restart: {}", record.restart_required.join(", ")))
         }

@@ -32,7 +32,11 @@ fn every_outcome_has_a_metric_series_with_its_string_form() {
 #[test]
 fn every_trigger_and_outcome_is_a_history_entry_and_an_annotation() {
     let triggers: Vec<&str> = Trigger::all().map(Trigger::as_str).collect();
-    assert_eq!(triggers, ["start-up", "watch", "resync", "manual"], "the serialized forms must not change");
+    assert_eq!(
+        triggers,
+        ["start-up", "watch", "resync", "manual", "rollout", "rollback"],
+        "the serialized forms must not change"
+    );
     let config = ReloadableConfig::new(ConfigLayers::new().build(None).expect("defaults").settings);
     let history = ReloadHistory::default();
     let mut expected = Vec::new();
@@ -43,7 +47,7 @@ fn every_trigger_and_outcome_is_a_history_entry_and_an_annotation() {
             // The annotation says whether the version judged is in force; unchanged is in force too.
             let shown = match outcome {
                 Outcome::Applied | Outcome::Unchanged => Outcome::Applied,
-                Outcome::Rejected | Outcome::Unread => outcome,
+                Outcome::Rejected | Outcome::Unread | Outcome::Held => outcome,
             };
             let said = annotations(&record, &config.current());
             assert_eq!(said[OUTCOME], shown.as_str(), "{trigger}/{outcome}: the annotation");

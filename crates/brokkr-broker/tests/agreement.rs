@@ -87,6 +87,7 @@ async fn by_reload(document: &str) -> Said {
         Outcome::Applied | Outcome::Unchanged | Outcome::Unread => {
             Said { accepted: true, error: String::new(), warned }
         }
+        Outcome::Held => panic!("held, with the default admission that admits every version"),
     }
 }
 

@@ -17,6 +17,9 @@ pub enum Outcome {
     /// At start-up only: the document was absent or could not be read in time, so the broker runs on the file and
     /// the environment until the source delivers one.
     Unread,
+    /// The document was valid, but a staged rollout has not admitted this replica yet: the configuration in force
+    /// did not change, and the document is judged again when the rollout admits it.
+    Held,
 }
 
 impl Outcome {
@@ -28,6 +31,7 @@ impl Outcome {
             Self::Unchanged => "unchanged",
             Self::Rejected => "rejected",
             Self::Unread => "unread",
+            Self::Held => "held",
         }
     }
 
@@ -62,7 +66,11 @@ mod tests {
     #[test]
     fn every_outcome_has_one_distinct_string_form_that_parses_back() {
         let forms: Vec<&str> = Outcome::all().map(Outcome::as_str).collect();
-        assert_eq!(forms, ["applied", "unchanged", "rejected", "unread"], "the serialized forms must not change");
+        assert_eq!(
+            forms,
+            ["applied", "unchanged", "rejected", "unread", "held"],
+            "the serialized forms must not change"
+        );
         for outcome in Outcome::all() {
             assert_eq!(Outcome::parse(outcome.as_str()), Some(outcome));
             assert_eq!(serde_json::to_value(outcome).ok(), Some(serde_json::json!(outcome.as_str())));

@@ -1,0 +1,56 @@
+//! `ConfigActor`'s two rollout messages: [`Readmit`] judges the version the admission held back again, and
+//! [`Rollback`] puts the last good document back without asking the admission or the version order.
+
+use actix::{Context, Handler, MessageResult};
+use brokkr_config::{AppSettings, Document, Place, SourceRef, judge, layers::LayerText};
+use tracing::{info, warn};
+
+use crate::{
+    admission::DocumentHash,
+    config_actor::ConfigActor,
+    messages::{ConfigMapState, Readmit, ReloadReport, Rollback, Trigger},
+};
+
+impl<S: AppSettings> Handler<Readmit> for ConfigActor<S> {
+    type Result = Option<ReloadReport>;
+
+    /// `None` when nothing is held: the version in force is the newest valid one.
+    fn handle(&mut self, _: Readmit, ctx: &mut Self::Context) -> Self::Result {
+        let held = self.held.take()?;
+        // Not older than the newest acted on: it was the newest when it was held, and a newer one clears it.
+        Some(self.apply(ConfigMapState::Present(held), Trigger::Rollout, false, ctx))
+    }
+}
+
+impl<S: AppSettings> Handler<Rollback> for ConfigActor<S> {
+    type Result = MessageResult<Rollback>;
+
+    /// Judged over this replica's own layers like any document: if they refuse it (the environment changed since
+    /// it was good), what is in force stays and the report says why.
+    fn handle(&mut self, msg: Rollback, ctx: &mut Context<Self>) -> Self::Result {
+        self.held = None;
+        let running = self.config.current();
+        let namespace = self.source.namespace();
+        let source = SourceRef {
+            namespace: namespace.clone(),
+            name: running.settings.reload().configmap.clone(),
+            resource_version: msg.resource_version,
+        };
+        let hash = DocumentHash::of(&msg.text);
+        let document = Document {
+            layer: LayerText { origin: format!("the last good configuration (ConfigMap {namespace})"), text: msg.text },
+            place: Place::ConfigMap { namespace: Some(namespace) },
+        };
+        let candidate = judge(&self.layers, &document, &running.settings).map(|verdict| verdict.candidate);
+        let report = self.put_in_force(candidate, Some(hash), &source, Trigger::Rollback, ctx);
+        match &report.error {
+            None => {
+                info!(reason = %msg.reason, generation = report.generation, "rolled back to the last good configuration")
+            }
+            Some(error) => {
+                warn!(reason = %msg.reason, %error, "could not roll back: this replica refuses the last good configuration")
+            }
+        }
+        MessageResult(report)
+    }
+}
