@@ -44,6 +44,9 @@ pub struct Verdict {
     /// Why, for `failed` and `rejected`; empty otherwise.
     #[serde(default)]
     pub reason: String,
+    /// The gate that judged (`traffic`, `readiness`), for the Event that names it.
+    #[serde(default)]
+    pub gate: String,
 }
 
 /// Why an annotation is not a verdict; what it quotes of the annotation is cut and escaped (another principal may
@@ -101,6 +104,9 @@ impl Verdict {
         if verdict.hash.len() != 64 || !verdict.hash.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(VerdictError::Malformed("hash"));
         }
+        if verdict.gate.len() > 32 || !verdict.gate.chars().all(id_char) {
+            return Err(VerdictError::Malformed("gate"));
+        }
         if humantime::parse_rfc3339(&verdict.through).is_err() {
             return Err(VerdictError::Malformed("time"));
         }
@@ -141,6 +147,7 @@ mod tests {
             state,
             through: humantime::format_rfc3339_seconds(through).to_string(),
             reason: String::new(),
+            gate: "traffic".into(),
         }
     }
 
@@ -184,6 +191,7 @@ mod tests {
             "[]".into(),
             good.replace("\"healthy\"", "\"passed\""),
             good.replace("\"r-1\"", "\"R 1\""),
+            good.replace("\"traffic\"", "\"Traffic Gate\""),
             good.replace(HASH, "abc"),
             good.replace("1970-01-01T00:00:00Z", "yesterday"),
             good.replace("}", ",\"extra\":1}"),
