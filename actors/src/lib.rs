@@ -23,6 +23,7 @@ pub mod pod_status;
 pub mod registration;
 pub mod reload_log;
 pub mod resource_version;
+pub mod rollout_admission;
 mod rollout_members;
 pub mod rollout_plan;
 pub mod rollout_status;
