@@ -74,6 +74,34 @@ const SET_BY_CHART: &[(&str, &str)] = &[
     ),
     ("webhook.listen", "with the webhook on, the chart sets `BROKKR__WEBHOOK__LISTEN` to `0.0.0.0:<ports.webhook>`"),
     (
+        "rollout.enabled",
+        "the chart sets `BROKKR__ROLLOUT__ENABLED=true` when the chart value `rollout.enabled` is true, with the \
+         objects and rights the rollout needs",
+    ),
+    (
+        "rollout.steps",
+        "with `rollout.enabled`, the chart sets `BROKKR__ROLLOUT__STEPS` from the chart value `rollout.steps`",
+    ),
+    (
+        "rollout.bake",
+        "with `rollout.enabled`, the chart sets `BROKKR__ROLLOUT__BAKE` from the chart value `rollout.bake`",
+    ),
+    (
+        "rollout.progress_deadline",
+        "with `rollout.enabled`, the chart sets `BROKKR__ROLLOUT__PROGRESS_DEADLINE` from the chart value \
+         `rollout.progressDeadline`",
+    ),
+    (
+        "rollout.max_error_ratio",
+        "with `rollout.enabled`, the chart sets `BROKKR__ROLLOUT__MAX_ERROR_RATIO` from the chart value \
+         `rollout.maxErrorRatio`",
+    ),
+    (
+        "rollout.min_requests",
+        "with `rollout.enabled`, the chart sets `BROKKR__ROLLOUT__MIN_REQUESTS` from the chart value \
+         `rollout.minRequests`",
+    ),
+    (
         "webhook.cert_file",
         "the chart keeps this default and mounts the Secret `<fullname>-webhook-tls` read-only at \
          `/etc/brokkr/webhook-tls`",

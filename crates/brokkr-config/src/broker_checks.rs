@@ -185,6 +185,7 @@ pub(crate) fn broker_checks(s: &Settings, in_force: &[&str]) -> Result<()> {
     check(within("admin.token_overlap", s.admin.token_overlap, Duration::ZERO, secs(3600)));
     check(check_path("webhook.cert_file", &s.webhook.cert_file));
     check(check_path("webhook.key_file", &s.webhook.key_file));
+    errors.extend(crate::rollout_steps::check_policy(&s.rollout));
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),

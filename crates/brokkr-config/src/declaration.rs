@@ -325,6 +325,48 @@ pub const DECLARATIONS: &[Declaration<Settings>] = declarations![config_reload;
         r#""/tls/tls.key""#,
         "PEM private key of that certificate"
     ),
+    declare!(
+        rollout.enabled,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        display,
+        "true",
+        "stage every ConfigMap edit: the first wave of replicas applies it, each next wave after every earlier replica stayed healthy for `rollout.bake`, and a failed health gate rolls it back everywhere (see [Staged rollout](docs/OPERATIONS.md#staged-rollout)). Needs the chart's `rollout.enabled`"
+    ),
+    declare!(
+        rollout.steps,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        list,
+        r#"["1", "50%", "100%"]"#,
+        "the waves, as replicas in all: counts (`1`) or shares rounded up (`25%`), growing, the last `100%`; the first wave has at least one replica, and a step that adds none is skipped"
+    ),
+    declare!(
+        rollout.bake,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        duration,
+        r#""5m""#,
+        "how long every replica of a wave must stay healthy before the next wave (1 s to 24 h)"
+    ),
+    declare!(
+        rollout.progress_deadline,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        duration,
+        r#""30m""#,
+        "how long a wave may take to become healthy before the rollout halts, with the reason (at least `rollout.bake`, at most 24 h)"
+    ),
+    declare!(
+        rollout.max_error_ratio,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        display,
+        "0.01",
+        "the traffic gate fails when more than this share of a replica's requests since it applied the text failed (answered 5xx, or refused by CORS): 0 to 1"
+    ),
+    declare!(
+        rollout.min_requests,
+        Fixed("the policy that governs a change must not be changeable by that change"),
+        display,
+        "100",
+        "with fewer requests than this since it applied the text, a replica's gate decides on readiness alone (and says so)"
+    ),
 ];
 
 /// The declaration of `key`.

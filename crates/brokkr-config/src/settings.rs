@@ -22,6 +22,8 @@ pub struct Settings {
     pub config_reload: ReloadSettings,
     /// The validating admission webhook for the broker's ConfigMap.
     pub webhook: WebhookSettings,
+    /// The staged rollout of ConfigMap edits: its policy, from the file or the environment only.
+    pub rollout: RolloutSettings,
 }
 
 /// `[server]`: restart-only.
@@ -166,6 +168,41 @@ impl Default for WebhookSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 8443)),
             cert_file: PathBuf::from("/etc/brokkr/webhook-tls/tls.crt"),
             key_file: PathBuf::from("/etc/brokkr/webhook-tls/tls.key"),
+        }
+    }
+}
+
+/// `[rollout]`: fixed. The staged rollout's policy; the ConfigMap may repeat it but never change it, because the
+/// policy that governs a change must not be changeable by that change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RolloutSettings {
+    /// Stage every ConfigMap edit through waves of replicas, with a health gate and automatic rollback.
+    pub enabled: bool,
+    /// The waves' steps: counts or shares of the replicas in all, growing, the last `100%`.
+    pub steps: Vec<String>,
+    /// How long every replica of a wave must stay healthy before the next wave.
+    #[serde(with = "crate::duration")]
+    pub bake: Duration,
+    /// How long a wave may take to become healthy before the rollout halts.
+    #[serde(with = "crate::duration")]
+    pub progress_deadline: Duration,
+    /// The highest share of failed requests (5xx and CORS refusals) a replica's gate passes.
+    pub max_error_ratio: crate::ratio::Ratio,
+    /// Fewer requests than this in a bake: the gate decides on readiness alone.
+    #[serde(deserialize_with = "crate::count::deserialize")]
+    pub min_requests: usize,
+}
+
+impl Default for RolloutSettings {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            steps: vec!["1".into(), "25%".into(), "100%".into()],
+            bake: Duration::from_secs(120),
+            progress_deadline: Duration::from_secs(600),
+            max_error_ratio: crate::ratio::Ratio::from_millionths(50_000),
+            min_requests: 20,
         }
     }
 }
