@@ -54,10 +54,10 @@ pub struct ConfigActor<S: AppSettings = Settings> {
     pub(crate) config: ReloadableConfig<S>,
     pub(crate) layers: ConfigLayers<S>,
     pub(crate) source: Arc<dyn ConfigMapSource>,
-    metrics: ReloadMetrics,
+    pub(crate) metrics: ReloadMetrics,
     events: Option<Arc<dyn ReloadEvents>>,
     audit: Arc<dyn AuditLog>,
-    history: ReloadHistory,
+    pub(crate) history: ReloadHistory,
     ready: Arc<AtomicBool>,
     startup_grace: Duration,
     resync: Option<SpawnHandle>,
@@ -68,6 +68,8 @@ pub struct ConfigActor<S: AppSettings = Settings> {
     pub(crate) held: Option<ConfigMapVersion>,
     /// The hash of the document in force, once one is (start-up's is not known here).
     pub(crate) document_hash: watch::Sender<Option<DocumentHash>>,
+    /// The hash of the newest valid document judged, whether admitted or held.
+    judged_hash: watch::Sender<Option<DocumentHash>>,
 }
 
 /// Timer → itself: time for the periodic full re-read.
@@ -100,6 +102,7 @@ impl<S: AppSettings> ConfigActor<S> {
             admission: Arc::new(AdmitAll),
             held: None,
             document_hash: watch::channel(None).0,
+            judged_hash: watch::channel(None).0,
         }
     }
 
@@ -114,6 +117,14 @@ impl<S: AppSettings> ConfigActor<S> {
     #[must_use]
     pub fn document_hash(mut self, hash: watch::Sender<Option<DocumentHash>>) -> Self {
         self.document_hash = hash;
+        self
+    }
+
+    /// Publishes the hash of the newest valid document judged, admitted or held, in `hash` (a staged rollout asks
+    /// for a coordinator when its status does not name it).
+    #[must_use]
+    pub fn judged_hash(mut self, hash: watch::Sender<Option<DocumentHash>>) -> Self {
+        self.judged_hash = hash;
         self
     }
 
@@ -205,13 +216,16 @@ impl<S: AppSettings> ConfigActor<S> {
         });
         self.held = None;
         match judged {
-            Ok((candidate, hash)) => match self.admission.admit(&hash) {
-                Admit::Yes => self.put_in_force(Ok(candidate), Some(hash), &source, trigger, ctx),
-                Admit::Hold { reason } => {
-                    self.held = Some(version);
-                    self.hold(reason, &source, trigger)
+            Ok((candidate, hash)) => {
+                self.judged_hash.send_replace(Some(hash.clone()));
+                match self.admission.admit(&hash) {
+                    Admit::Yes => self.put_in_force(Ok(candidate), Some(hash), &source, trigger, ctx),
+                    Admit::Hold { reason } => {
+                        self.held = Some(version);
+                        self.hold(reason, &source, trigger)
+                    }
                 }
-            },
+            }
             Err(error) => self.put_in_force(Err(error), None, &source, trigger, ctx),
         }
     }
@@ -244,20 +258,6 @@ impl<S: AppSettings> ConfigActor<S> {
             }
         }
         report
-    }
-
-    /// A valid version the admission held back: counted and recorded, nothing applied.
-    fn hold(&mut self, reason: String, source: &SourceRef, trigger: Trigger) -> ReloadReport {
-        let now = self.config.current();
-        self.metrics.record_reload(Outcome::Held, now.generation, &now.hash, 0);
-        let rv = source.resource_version.as_deref().unwrap_or("");
-        info!(resource_version = rv, trigger = trigger.as_str(), %reason, "valid version held by the staged rollout");
-        let mut record = ReloadRecord::new(trigger, Outcome::Held, Vec::new());
-        (record.generation, record.hash) = (now.generation, now.hash.clone());
-        record.resource_version.clone_from(&source.resource_version);
-        record.error = Some(reason.clone());
-        self.history.record(record, now.settings.reload().history);
-        ReloadReport { outcome: Outcome::Held, changes: Vec::new(), generation: now.generation, error: Some(reason) }
     }
 
     /// Everything that follows an outcome: metrics, Events and audit records, the latter two only when news.

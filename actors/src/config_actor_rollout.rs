@@ -2,14 +2,31 @@
 //! [`Rollback`] puts the last good document back without asking the admission or the version order.
 
 use actix::{Context, Handler, MessageResult};
-use brokkr_config::{AppSettings, Document, Place, SourceRef, judge, layers::LayerText};
+use brokkr_config::{AppSettings, Document, Outcome, Place, SourceRef, judge, layers::LayerText};
 use tracing::{info, warn};
 
 use crate::{
     admission::DocumentHash,
     config_actor::ConfigActor,
+    history::ReloadRecord,
     messages::{ConfigMapState, Readmit, ReloadReport, Rollback, Trigger},
 };
+
+impl<S: AppSettings> ConfigActor<S> {
+    /// A valid version the admission held back: counted and recorded, nothing applied.
+    pub(crate) fn hold(&mut self, reason: String, source: &SourceRef, trigger: Trigger) -> ReloadReport {
+        let now = self.config.current();
+        self.metrics.record_reload(Outcome::Held, now.generation, &now.hash, 0);
+        let rv = source.resource_version.as_deref().unwrap_or("");
+        info!(resource_version = rv, trigger = trigger.as_str(), %reason, "valid version held by the staged rollout");
+        let mut record = ReloadRecord::new(trigger, Outcome::Held, Vec::new());
+        (record.generation, record.hash) = (now.generation, now.hash.clone());
+        record.resource_version.clone_from(&source.resource_version);
+        record.error = Some(reason.clone());
+        self.history.record(record, now.settings.reload().history);
+        ReloadReport { outcome: Outcome::Held, changes: Vec::new(), generation: now.generation, error: Some(reason) }
+    }
+}
 
 impl<S: AppSettings> Handler<Readmit> for ConfigActor<S> {
     type Result = Option<ReloadReport>;

@@ -100,6 +100,16 @@ pub struct Command {
     pub by: String,
 }
 
+/// Who wrote a status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Coordinator {
+    /// The holder's Pod name.
+    pub holder: String,
+    /// The Lease's `leaseTransitions` when it took the Lease.
+    pub term: i32,
+}
+
 /// A condition in the form `kubectl wait --for=condition=…` reads.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,6 +132,8 @@ pub struct Condition {
 pub struct RolloutStatus {
     /// Drawn when a rollout starts; every verdict and command names it, and it salts the wave order.
     pub rollout_id: String,
+    /// The replica that wrote this status, and its Lease term: a fence against an older holder's writes.
+    pub coordinator: Option<Coordinator>,
     /// Where the rollout stands.
     pub phase: Phase,
     /// The text being rolled out.
