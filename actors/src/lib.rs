@@ -30,6 +30,7 @@ mod rollout_members;
 pub mod rollout_objects;
 pub mod rollout_plan;
 pub mod rollout_pods;
+pub mod rollout_replica;
 pub mod rollout_status;
 pub mod rollout_step;
 pub mod rollout_verdict;

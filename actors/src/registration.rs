@@ -137,6 +137,8 @@ pub fn plan<S: AppSettings>(settings: &S, env: &Environment) -> Plan {
 /// A connection to the API server for the broker's ConfigMap; connecting makes no request.
 #[derive(Clone)]
 pub struct ApiAccess {
+    /// The client every request of the subsystem goes through.
+    pub client: kube::Client,
     /// The ConfigMap.
     pub source: Arc<KubeConfigMapSource>,
     /// Where Events about reloads go.
@@ -184,8 +186,18 @@ pub async fn connect<S: AppSettings>(
     let pod_namespace = env.pod_namespace.clone().or_else(|| env.service_account_namespace.clone());
     let pod_namespace = pod_namespace.unwrap_or_else(|| namespace.clone());
     let pod = env.pod_name.as_deref().map(|pod| PodStatus::new(client.clone(), &pod_namespace, pod));
-    let events = Arc::new(KubeReloadEvents::new(client, &options.event_controller, env.pod_name.clone()));
-    Ok(Some(ApiAccess { source, events, connection: connection.clone(), pod, protocol }))
+    let events = Arc::new(KubeReloadEvents::new(client.clone(), &options.event_controller, env.pod_name.clone()));
+    Ok(Some(ApiAccess { client, source, events, connection: connection.clone(), pod, protocol }))
+}
+
+/// What a staged rollout hands the `ConfigActor`: the admission to ask, and where to publish the hashes.
+pub struct Staging {
+    /// Asked before any valid version is applied.
+    pub admission: Arc<dyn crate::admission::Admission>,
+    /// The hash of the document in force.
+    pub document_hash: tokio::sync::watch::Sender<Option<crate::admission::DocumentHash>>,
+    /// The hash of the newest valid document judged.
+    pub judged_hash: tokio::sync::watch::Sender<Option<crate::admission::DocumentHash>>,
 }
 
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.
@@ -252,6 +264,21 @@ impl<S: AppSettings> Subsystem<S> {
         events: Option<Arc<dyn crate::events::ReloadEvents>>,
         options: &Options,
     ) -> Self {
+        Self::register_staged(source, config, layers, metrics, events, options, None)
+    }
+
+    /// As [`Subsystem::register`], with the `ConfigActor` asking `staging`'s admission before it applies and
+    /// publishing the hashes a staged rollout follows.
+    #[must_use]
+    pub fn register_staged(
+        source: Arc<dyn ConfigMapSource>,
+        config: ReloadableConfig<S>,
+        layers: ConfigLayers<S>,
+        metrics: ReloadMetrics,
+        events: Option<Arc<dyn crate::events::ReloadEvents>>,
+        options: &Options,
+        staging: Option<Staging>,
+    ) -> Self {
         let ready = Arc::new(AtomicBool::new(false));
         let mut actor = ConfigActor::new(config.clone(), layers, source.clone(), metrics.clone())
             .ready_flag(ready.clone())
@@ -259,6 +286,12 @@ impl<S: AppSettings> Subsystem<S> {
             .history(options.history.clone());
         if let Some(events) = events {
             actor = actor.events(events);
+        }
+        if let Some(staging) = staging {
+            actor = actor
+                .admission(staging.admission)
+                .document_hash(staging.document_hash)
+                .judged_hash(staging.judged_hash);
         }
         let config_actor = actor.start();
         let debounce = DebounceActor::new(config, config_actor.clone().recipient(), metrics.clone()).start();

@@ -18,7 +18,10 @@ use tracing::{debug, info, warn};
 use crate::{
     admission::DocumentHash,
     lease::{Attempt, LeaseLock},
-    rollout_objects::{ConfigRollout, ConfigRolloutDocument, KeptText, documents, rollouts},
+    rollout_objects::{
+        ConfigRollout, ConfigRolloutDocument, DocumentSpec, KeptText, RolloutSpec, document_resource, documents,
+        rollout_resource, rollouts,
+    },
     rollout_pods::{deployment_rolling, pod_view},
     rollout_status::{Coordinator, Phase, RolloutStatus, VersionRef},
     rollout_step::{Memory, Notice, Observed, Policy, Text, step},
@@ -113,7 +116,14 @@ impl<S: AppSettings> CoordinatorRun<S> {
         let api = |e| CoordinatorError::Api(e);
         let names = &self.names;
         let rollouts = rollouts(self.client.clone(), &names.namespace);
-        let object = rollouts.get(&names.object).await.map_err(api)?;
+        let object = match rollouts.get_opt(&names.object).await.map_err(api)? {
+            Some(object) => object,
+            // First use: the chart cannot create an object of a kind it defines in the same install.
+            None => {
+                let empty = ConfigRollout::new(&names.object, &rollout_resource(), RolloutSpec::default());
+                rollouts.create(&PostParams::default(), &empty).await.map_err(api)?
+            }
+        };
         let status = object.status.clone().unwrap_or_default();
         if let Some(other) = status.coordinator.as_ref().filter(|c| c.term > term) {
             return Err(CoordinatorError::Fenced(format!("{} writes in term {}", other.holder, other.term)));
@@ -179,8 +189,11 @@ impl<S: AppSettings> CoordinatorRun<S> {
             return Ok(true);
         }
         let documents = documents(self.client.clone(), &self.names.namespace);
-        let mut document: ConfigRolloutDocument =
-            documents.get(&self.names.object).await.map_err(CoordinatorError::Api)?;
+        let existing = documents.get_opt(&self.names.object).await.map_err(CoordinatorError::Api)?;
+        let created = existing.is_none();
+        let mut document: ConfigRolloutDocument = existing.unwrap_or_else(|| {
+            ConfigRolloutDocument::new(&self.names.object, &document_resource(), DocumentSpec::default())
+        });
         let rv = configmap.and_then(|c| c.metadata.resource_version.clone()).unwrap_or_default();
         let from_configmap = |hash: &str| {
             text.filter(|t| DocumentHash::of(t).as_str() == hash).map(|t| KeptText {
@@ -199,10 +212,13 @@ impl<S: AppSettings> CoordinatorRun<S> {
             let Some(kept) = kept else { return Ok(false) };
             document.spec.last_good = Some(kept);
         }
-        documents
-            .replace(&self.names.object, &PostParams::default(), &document)
-            .await
-            .map_err(CoordinatorError::Api)?;
+        let written = if created {
+            documents.create(&PostParams::default(), &document).await
+        } else {
+            // The resourceVersion just read: a write in between is a 409, and the step is taken again.
+            documents.replace(&self.names.object, &PostParams::default(), &document).await
+        };
+        written.map_err(CoordinatorError::Api)?;
         Ok(true)
     }
 

@@ -99,6 +99,13 @@ pub struct ServeArgs {
     /// chart's exec probe, `brokkr-broker probe`, asks it); a socket a previous run left there is replaced.
     #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
     pub probe_socket: Option<PathBuf>,
+    /// With `rollout.enabled`: the label selector of the release's broker Pods, whose readiness, restarts and
+    /// verdicts the rollout's coordinator reads (the chart sets it).
+    #[arg(long, value_name = "SELECTOR", env = "BROKKR_ROLLOUT_PODS")]
+    pub rollout_pods: Option<String>,
+    /// With `rollout.enabled`: the name of the broker's container in those Pods, whose restarts fail a bake.
+    #[arg(long, value_name = "NAME", env = "BROKKR_ROLLOUT_CONTAINER", default_value = "broker")]
+    pub rollout_container: String,
 }
 
 /// A poll interval within the file source's bounds.

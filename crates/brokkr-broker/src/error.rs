@@ -23,6 +23,9 @@ pub enum BrokerError {
          config_reload.namespace"
     )]
     ConfigMapFileNamespace,
+    /// `rollout.enabled` is set, but the broker cannot take part in a staged rollout as started.
+    #[error("rollout.enabled needs {0} (the chart sets it with rollout.enabled)")]
+    Rollout(&'static str),
     /// Logging could not be set up.
     #[error("failed to set up logging: {0}")]
     Logging(String),

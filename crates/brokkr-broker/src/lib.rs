@@ -19,6 +19,7 @@ pub mod review;
 pub mod serve;
 pub mod settings_docs;
 pub mod shutdown;
+pub mod staging;
 pub mod tls;
 pub mod token_file;
 pub mod traffic;

@@ -26,7 +26,7 @@ use crate::{
     error::BrokerError,
     hold, http,
     listeners::{self, StartupFallback},
-    logging, probe, shutdown,
+    logging, probe, shutdown, staging,
     tls::CertificateGauge,
     traffic::{self, TrafficMetrics},
     webhook,
@@ -105,7 +105,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
 
     let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
-    let traffic = web::Data::new(TrafficMetrics::register(&mut registry));
+    let traffic = TrafficMetrics::register(&mut registry);
     let webhook = match listeners.webhook {
         Some(listener) => {
             // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
@@ -135,9 +135,13 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
             ),
         }
     }
-    let subsystem = match file_source.filter(|_| settings.config_reload.enabled) {
-        Some(file) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
-        None => Subsystem::start(access, config.clone(), layers, metrics, &options),
+    let subsystem = match (file_source.filter(|_| settings.config_reload.enabled), &access) {
+        (Some(file), _) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
+        (None, Some(access)) if settings.rollout.enabled => {
+            let traffic = traffic.clone();
+            staging::start(access, &args, &settings, &config, &layers, metrics, &options, traffic)?
+        }
+        (None, _) => Subsystem::start(access, config.clone(), layers, metrics, &options),
     };
     shutdown::reload_on_sighup(hangups, subsystem.clone());
 
@@ -147,6 +151,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
     let (fallback, token) = (web::Data::new(fallback), web::Data::new(token));
     let history = web::Data::new(options.history.clone());
+    let traffic = web::Data::new(traffic);
     let app_draining = draining.clone();
     let server = HttpServer::new(move || {
         App::new()
