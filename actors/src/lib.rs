@@ -31,6 +31,7 @@ pub mod rollout_objects;
 pub mod rollout_plan;
 pub mod rollout_pods;
 pub mod rollout_replica;
+pub mod rollout_startup;
 pub mod rollout_status;
 pub mod rollout_step;
 pub mod rollout_verdict;

@@ -198,7 +198,10 @@ impl<S: AppSettings> RolloutReplica<S> {
         if *self.running.borrow() != self.written_hash {
             self.annotate(ctx, None);
         }
-        let Some(status) = self.current().cloned() else { return };
+        let Some(status) = self.current().cloned() else {
+            // No status yet: the object is new or not created. A coordinator creates and fills it.
+            return self.campaign(ctx, &RolloutStatus::default());
+        };
         let running = self.running.borrow().clone();
         let running_hash = running.as_ref().map(|h| h.as_str().to_owned()).unwrap_or_default();
         if let Some(reason) = running.as_ref().and_then(|r| stray(&status, &self.uid, r.as_str())) {

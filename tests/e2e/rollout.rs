@@ -9,12 +9,13 @@ use brokkr_e2e::{
     Broker,
     broker::plugin_binary,
     chart::{NAMESPACE, RELEASE, Walkthrough},
+    pods::{create_ready_pod, pod_kubeconfig},
 };
 use brokkr_reload::pod_status::{IN_FORCE, OUTCOME, SEEN};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
     Api,
-    api::{Patch, PatchParams, PostParams},
+    api::{Patch, PatchParams},
 };
 use serde_json::json;
 
@@ -38,29 +39,6 @@ async fn kubectl_brokkr(w: &Walkthrough, kubeconfig: &Path, args: &[&str]) -> (i
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&output.stderr);
     (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
-}
-
-/// A Pod object like the Deployment's, marked Ready by hand (no kubelet runs here).
-async fn create_ready_pod(pods: &Api<Pod>, name: &str) {
-    let pod: Pod = serde_json::from_value(json!({
-        "metadata": {
-            "name": name,
-            "labels": { "app.kubernetes.io/name": "brokkr-broker", "app.kubernetes.io/instance": RELEASE },
-            "annotations": { "team": "platform" },
-        },
-        "spec": { "serviceAccountName": RELEASE, "containers": [{ "name": "broker", "image": "brokkr/broker" }] },
-    }))
-    .expect("a Pod");
-    pods.create(&PostParams::default(), &pod).await.expect("create Pod");
-    let ready = json!({ "status": { "conditions": [{ "type": "Ready", "status": "True" }] } });
-    pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&ready)).await.expect("mark Ready");
-}
-
-/// A kubeconfig with a token of the brokers' ServiceAccount bound to Pod `name`, as the kubelet projects it.
-async fn pod_kubeconfig(w: &Walkthrough, name: &str) -> std::path::PathBuf {
-    let bound = ["-n", NAMESPACE, "create", "token", RELEASE, "--bound-object-kind", "Pod"];
-    let token = w.kubectl(&[&bound[..], &["--bound-object-name", name]].concat()).await.ok("pod-bound token");
-    w.cluster.plane.token_kubeconfig(name, token.trim()).expect("kubeconfig")
 }
 
 /// A broker for Pod `name` as the Deployment runs it with `podStatus.enabled`.
@@ -97,7 +75,7 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     let mut brokers: Vec<Option<Broker>> = Vec::new();
     let mut kubeconfigs = Vec::new();
     for name in PODS {
-        create_ready_pod(&pods, name).await;
+        drop(create_ready_pod(&pods, name).await);
         let kubeconfig = pod_kubeconfig(&w, name).await;
         brokers.push(Some(start_pod_broker(&w, name, &kubeconfig).await));
         kubeconfigs.push(kubeconfig);

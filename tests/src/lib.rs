@@ -7,6 +7,7 @@ pub mod chart;
 pub mod cluster;
 pub mod measure;
 pub mod node;
+pub mod pods;
 pub mod timing;
 pub mod watch_probe;
 

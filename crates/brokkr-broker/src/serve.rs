@@ -13,6 +13,7 @@ use brokkr_reload::{
     plan,
     registration::{ApiAccess, connect},
     reload_log::AUDIT_TARGET,
+    rollout_startup::StagedStart,
     startup::{STARTUP_READ_TIMEOUT, Startup, read_startup, startup_record},
 };
 use prometheus_client::registry::Registry;
@@ -72,7 +73,15 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let access = connect(&plan, &env, &boot, &options).await?;
     // Restart-only keys set in the ConfigMap take effect now, at start-up: read it once, within a bound. The
     // `--config` file followed by `--watch-config` was read as the file layer already.
+    // With a staged rollout, the start-up read starts on the ConfigMap's text only where the rollout admits it.
+    let staged_start = access.as_ref().filter(|_| boot.rollout.enabled).and_then(|access| {
+        let uid = std::env::var("POD_UID").ok().filter(|uid| !uid.is_empty())?;
+        let reload = &boot.config_reload;
+        let (object, key) = (reload.configmap.clone(), reload.key.clone());
+        Some(Arc::new(StagedStart::new(access.source.clone(), access.client.clone(), object, key, uid)))
+    });
     let document_source: Option<Arc<dyn ConfigMapSource>> = match (&access, &file_source) {
+        (Some(_), _) if staged_start.is_some() => staged_start.clone().map(|s| s as Arc<dyn ConfigMapSource>),
         (Some(access), _) => Some(access.source.clone()),
         (None, Some(file)) if args.configmap_file.is_some() => Some(file.clone()),
         _ => None,
@@ -139,7 +148,8 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         (Some(file), _) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
         (None, Some(access)) if settings.rollout.enabled => {
             let traffic = traffic.clone();
-            staging::start(access, &args, &settings, &config, &layers, metrics, &options, traffic)?
+            let started_on = staged_start.as_ref().and_then(|s| s.started_on());
+            staging::start(access, &args, &settings, (&config, &layers), metrics, &options, traffic, started_on)?
         }
         (None, _) => Subsystem::start(access, config.clone(), layers, metrics, &options),
     };

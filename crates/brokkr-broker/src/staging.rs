@@ -7,6 +7,7 @@ use std::{sync::Arc, time::Duration};
 use brokkr_config::{ConfigLayers, ReloadableConfig, Settings, rollout_steps::parse_steps};
 use brokkr_reload::{
     ConfigMapSource, Options, ReloadMetrics, Subsystem,
+    admission::DocumentHash,
     lease::LeaseLock,
     registration::{ApiAccess, Staging},
     rollout_admission::RolloutAdmission,
@@ -28,7 +29,8 @@ use crate::{
 /// skew allowance).
 pub const LEASE_DURATION: Duration = Duration::from_secs(15);
 
-/// The subsystem on `access` with the staged rollout of `settings.rollout`.
+/// The subsystem on `access` with the staged rollout of `settings.rollout`; `started_on` is the hash of the text
+/// the start-up read put in force.
 ///
 /// # Errors
 /// [`BrokerError::Rollout`] when the Pod's name, uid or the Pods' selector is missing.
@@ -37,11 +39,11 @@ pub fn start(
     access: &ApiAccess,
     args: &ServeArgs,
     settings: &Settings,
-    config: &ReloadableConfig,
-    layers: &ConfigLayers,
+    (config, layers): (&ReloadableConfig, &ConfigLayers),
     metrics: ReloadMetrics,
     options: &Options,
     traffic: TrafficMetrics,
+    started_on: Option<DocumentHash>,
 ) -> Result<Subsystem, BrokerError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let pod = var("POD_NAME").ok_or(BrokerError::Rollout("POD_NAME, the Pod's name"))?;
@@ -63,7 +65,7 @@ pub fn start(
         pod: pod.clone(),
     };
     let (status, status_read) = watch::channel(None);
-    let (document_hash, running) = watch::channel(None);
+    let (document_hash, running) = watch::channel(started_on);
     let (judged_hash, judged) = watch::channel(None);
     let admission = Arc::new(RolloutAdmission::new(status_read, uid.clone()));
     let staging = Staging { admission, document_hash, judged_hash };

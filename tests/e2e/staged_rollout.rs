@@ -1,0 +1,200 @@
+//! The staged rollout on a real API server: four brokers on Pod objects with pod-bound tokens, installed by the
+//! chart with `rollout.enabled`, each with traffic from a browser client. A healthy change goes through every wave,
+//! each after its bake; a harmful one (the client's origin dropped) fails the traffic gate on the first wave and is
+//! rolled back by itself, the other replicas never apply it, and a replica restarted afterwards starts on the last
+//! good configuration.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use brokkr_e2e::{
+    Broker,
+    chart::{NAMESPACE, RELEASE, Walkthrough},
+    pods::{create_ready_pod, pod_kubeconfig},
+};
+use brokkr_reload::{
+    admission::DocumentHash,
+    rollout_objects::rollouts,
+    rollout_pods::DOCUMENT_HASH,
+    rollout_status::{Phase, RolloutStatus},
+};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
+use serde_json::{Value, json};
+
+const PODS: [&str; 4] = ["broker-a", "broker-b", "broker-c", "broker-d"];
+const CLIENT: &str = "https://app.example";
+const POLICY: &str = "brokkr-broker-brokkr-pod-status";
+const BAKE: Duration = Duration::from_secs(4);
+
+fn document(origin: &str, max_age: &str) -> String {
+    format!("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"{origin}\"]\nmax_age = \"{max_age}\"\n")
+}
+
+fn hash(text: &str) -> String {
+    DocumentHash::of(text).as_str().to_owned()
+}
+
+/// A broker for Pod `name` as the Deployment runs it with `rollout.enabled` (steps 1, 50%, 100%; a 4 s bake).
+async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str) -> Broker {
+    let kubeconfig = pod_kubeconfig(w, name).await;
+    let selector = format!("app.kubernetes.io/name=brokkr-broker,app.kubernetes.io/instance={RELEASE}");
+    let env = [
+        ("POD_NAME", name),
+        ("POD_UID", uid),
+        ("BROKKR__CONFIG_RELOAD__CONFIGMAP", RELEASE),
+        ("BROKKR_POD_STATUS", "true"),
+        ("BROKKR_POD_STATUS_POLICY", POLICY),
+        ("BROKKR_ROLLOUT_PODS", selector.as_str()),
+        ("BROKKR__ROLLOUT__ENABLED", "true"),
+        ("BROKKR__ROLLOUT__STEPS", "[\"1\", \"50%\", \"100%\"]"),
+        ("BROKKR__ROLLOUT__BAKE", "4s"),
+        ("BROKKR__ROLLOUT__PROGRESS_DEADLINE", "60s"),
+        ("BROKKR__ROLLOUT__MIN_REQUESTS", "5"),
+        ("BROKKR__ROLLOUT__MAX_ERROR_RATIO", "0.2"),
+    ];
+    Broker::start(&kubeconfig, NAMESPACE, &env, w.cluster.plane.dir()).await
+}
+
+/// A browser client calling every broker from `CLIENT` ten times a second, until `stop`.
+fn traffic(urls: Vec<String>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        while !stop.load(Ordering::Relaxed) {
+            for url in &urls {
+                let _ = http.get(url).header("origin", CLIENT).timeout(Duration::from_secs(1)).send().await;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// The rollout's status once `done` holds, within `timeout`.
+async fn wait_for(
+    w: &Walkthrough,
+    what: &str,
+    timeout: Duration,
+    done: impl Fn(&RolloutStatus) -> bool,
+) -> RolloutStatus {
+    let api = rollouts(w.cluster.admin.clone(), NAMESPACE);
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = api.get_opt(RELEASE).await.expect("read the ConfigRollout").and_then(|o| o.status);
+        if let Some(status) = status.filter(|s| done(s)) {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn set_document(w: &Walkthrough, toml: &str) -> String {
+    let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let patch = json!({ "data": { "broker.toml": toml } });
+    let cm = configmaps.patch(RELEASE, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("edit");
+    cm.metadata.resource_version.expect("resourceVersion")
+}
+
+/// The text each Pod says it runs, by Pod name.
+async fn running(pods: &Api<Pod>) -> Vec<(String, String)> {
+    let mut said = Vec::new();
+    for name in PODS {
+        let annotations = pods.get(name).await.expect("the Pod").metadata.annotations.unwrap_or_default();
+        said.push((name.to_owned(), annotations.get(DOCUMENT_HASH).cloned().unwrap_or_default()));
+    }
+    said
+}
+
+/// How many records of `history` applied the ConfigMap version `resource_version`.
+fn applied(history: &Value, resource_version: &str) -> usize {
+    let records = history["records"].as_array().cloned().unwrap_or_default();
+    records.iter().filter(|r| r["resource_version"] == resource_version && r["outcome"] == "applied").count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_from_the_first_wave() {
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    let install = ["install", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE];
+    let values = ["--set", "podStatus.enabled=true", "--set", "rollout.enabled=true"];
+    w.helm(&[&install[..], &values[..]].concat()).await.ok("helm install");
+    let first = document(CLIENT, "1m");
+    set_document(&w, &first).await;
+    let pods = Api::<Pod>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let mut brokers = Vec::new();
+    let mut uids = Vec::new();
+    for name in PODS {
+        let uid = create_ready_pod(&pods, name).await;
+        brokers.push(Some(start_pod_broker(&w, name, &uid).await));
+        uids.push(uid);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let urls = brokers.iter().flatten().map(|b| b.url("/healthz")).collect();
+    let client = traffic(urls, stop.clone());
+
+    // The coordinator adopts the text every ready replica runs as the last good one.
+    let adopted = wait_for(&w, "adopt the first text", Duration::from_secs(60), |s| s.last_good.is_some()).await;
+    assert_eq!(adopted.last_good.map(|g| g.hash), Some(hash(&first)), "{}", adopted.reason);
+
+    // A healthy change: wave 1 (one replica), wave 2 (one more), wave 3 (the other two), each after its bake.
+    let healthy = document(CLIENT, "2m");
+    let started = Instant::now();
+    set_document(&w, &healthy).await;
+    let progressing = wait_for(&w, "start a rollout", Duration::from_secs(30), |s| s.phase == Phase::Progressing).await;
+    assert_eq!(progressing.waves.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 2]);
+    let done = wait_for(&w, "complete the healthy rollout", Duration::from_secs(90), |s| {
+        s.phase == Phase::Complete && s.last_good.as_ref().is_some_and(|g| g.hash == hash(&healthy))
+    })
+    .await;
+    let took = started.elapsed();
+    println!("e2e staged rollout: edit to complete through 3 waves of a {BAKE:?} bake in {} ms", took.as_millis());
+    assert!(took >= BAKE * 3, "each of the three waves baked: {took:?} ({})", done.reason);
+    for (name, runs) in running(&pods).await {
+        assert_eq!(runs, hash(&healthy), "{name} runs the completed text");
+    }
+
+    // A harmful change: the client's origin dropped. The canary's gate fails; every replica keeps the last good.
+    let harmful = document("https://other.example", "2m");
+    let harmful_rv = set_document(&w, &harmful).await;
+    let started = Instant::now();
+    let rolled_back =
+        wait_for(&w, "roll the harmful change back", Duration::from_secs(60), |s| s.phase == Phase::RolledBack).await;
+    println!("e2e staged rollout: harmful edit rolled back after {} ms", started.elapsed().as_millis());
+    let failure = rolled_back.failed.last().expect("the failure is recorded");
+    assert_eq!((failure.gate.as_str(), failure.hash.as_str()), ("traffic", hash(&harmful).as_str()), "{failure:?}");
+    let canary = rolled_back.waves[0][0].name.clone();
+    assert_eq!(failure.replica, canary, "the first wave's replica failed it");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&pods).await.iter().any(|(_, runs)| *runs != hash(&healthy)) {
+        assert!(Instant::now() < deadline, "every replica runs the last good text: {:?}", running(&pods).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for (name, broker) in PODS.iter().zip(&brokers) {
+        let history = broker.as_ref().expect("running").history().await;
+        let expected = usize::from(*name == canary);
+        assert_eq!(applied(&history, &harmful_rv), expected, "{name} applied the harmful version: {history}");
+        if *name == canary {
+            let triggers: Vec<&str> =
+                history["records"].as_array().expect("records").iter().filter_map(|r| r["trigger"].as_str()).collect();
+            assert!(triggers.contains(&"rollback"), "{history}");
+        }
+    }
+
+    // A replica restarted now, with the harmful text still in the ConfigMap, starts on the last good one.
+    let index = PODS.iter().position(|p| *p != canary).expect("another replica");
+    brokers[index] = None;
+    let restarted = start_pod_broker(&w, PODS[index], &uids[index]).await;
+    restarted.wait_for_configmap().await;
+    assert_eq!(restarted.allowed_origin("/healthz", CLIENT).await.as_deref(), Some(CLIENT), "the last good CORS");
+    assert_eq!(applied(&restarted.history().await, &harmful_rv), 0, "it never applied the harmful version");
+    stop.store(true, Ordering::Relaxed);
+    client.await.expect("the client stops");
+}
