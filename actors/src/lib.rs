@@ -25,6 +25,7 @@ pub mod registration;
 pub mod reload_log;
 pub mod resource_version;
 pub mod rollout_admission;
+mod rollout_bake;
 pub mod rollout_coordinator;
 mod rollout_members;
 pub mod rollout_objects;

@@ -6,11 +6,16 @@
 use std::{sync::Arc, time::Duration};
 
 use brokkr_config::{AppSettings, ConfigLayers, Document, ReloadableConfig, judge, text::clip};
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference, Pod};
 use kube::{
     Api, Client,
     api::{ListParams, PostParams},
-    runtime::events::{Event, EventType, Recorder, Reporter},
+    runtime::{
+        WatchStreamExt,
+        events::{Event, EventType, Recorder, Reporter},
+        watcher,
+    },
 };
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -29,6 +34,20 @@ use crate::{
 
 /// How often the holder steps.
 pub const STEP_EVERY: Duration = Duration::from_secs(2);
+
+/// Waits for the next change of a broker Pod, or [`STEP_EVERY`], whichever comes first; a burst of changes within
+/// [`SETTLE`] counts as one.
+async fn next_change<T>(changes: &mut (impl futures::Stream<Item = T> + Unpin)) {
+    tokio::select! {
+        () = tokio::time::sleep(STEP_EVERY) => return,
+        _ = changes.next() => {}
+    }
+    tokio::time::sleep(SETTLE).await;
+    while changes.next().now_or_never().flatten().is_some() {}
+}
+
+/// How long the coordinator lets a burst of Pod changes settle before it steps.
+const SETTLE: Duration = Duration::from_millis(100);
 
 /// Where the rollout's objects are, and who this replica is.
 #[derive(Debug, Clone)]
@@ -85,6 +104,10 @@ impl<S: AppSettings> CoordinatorRun<S> {
     pub async fn run(&self, lock: &mut LeaseLock, term: i32) -> Result<(), CoordinatorError> {
         let mut memory = Memory::default();
         let mut renewed = Instant::now();
+        // Any change of a broker Pod (a verdict written, readiness lost) steps at once, not at the next period.
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.names.namespace);
+        let config = watcher::Config::default().labels(&self.names.pods);
+        let mut changes = watcher::watcher(pods, config).default_backoff().boxed();
         let result = loop {
             if renewed.elapsed() >= STEP_EVERY * 2 {
                 match lock.try_acquire_or_renew().await.map_err(CoordinatorError::Api) {
@@ -98,7 +121,7 @@ impl<S: AppSettings> CoordinatorRun<S> {
                 break Err(CoordinatorError::Fenced("the Lease lapsed before it was renewed".into()));
             }
             match self.step_once(&mut memory, term).await {
-                Ok(true) => tokio::time::sleep(STEP_EVERY).await,
+                Ok(true) => next_change(&mut changes).await,
                 Ok(false) => break Ok(()),
                 // Another writer in between: read again at once.
                 Err(CoordinatorError::Api(kube::Error::Api(status))) if status.code == 409 => {}

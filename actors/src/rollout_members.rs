@@ -42,7 +42,7 @@ pub(crate) fn follow_membership(next: &mut RolloutStatus, memory: &mut Memory, o
         last.extend(newcomers);
     }
     if replaced {
-        next.admitted_at = humantime::format_rfc3339_seconds(observed.wall).to_string();
+        next.admitted_at = humantime::format_rfc3339_millis(observed.wall).to_string();
         memory.restart(next, now);
     }
 }

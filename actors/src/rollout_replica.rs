@@ -21,21 +21,20 @@ use tracing::{debug, info, warn};
 use crate::{
     admission::DocumentHash,
     config_actor::ConfigActor,
-    health_gate::{GateAnswer, GateWindow, HealthGate, ask},
+    health_gate::HealthGate,
     lease::{Attempt, LeaseLock},
     messages::{Readmit, Rollback},
     rollout_admission::stray,
+    rollout_bake::Bake,
     rollout_coordinator::{CoordinatorRun, RolloutNames},
     rollout_objects::{ConfigRollout, documents, rollouts},
     rollout_pods::DOCUMENT_HASH,
     rollout_status::{Phase, RolloutStatus},
-    rollout_verdict::{GateState, VERDICT, Verdict},
+    rollout_verdict::{VERDICT, Verdict},
 };
 
 /// How often the replica looks at its state.
 const TICK: Duration = Duration::from_secs(1);
-/// How long the gate may take to answer.
-const GATE_DEADLINE: Duration = Duration::from_secs(5);
 /// A replica running a text other than the last good one re-reads the status this often.
 const CONFIRM_EVERY: Duration = Duration::from_secs(5);
 /// ... and rolls back by itself when it could not confirm its admission for this long.
@@ -47,35 +46,29 @@ const CAMPAIGN_EVERY: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 struct RolloutSeen(Option<Box<ConfigRollout>>);
 
-/// A gate window bound to the rollout and text it judges.
-struct Bake {
-    rollout: String,
-    hash: String,
-    window: Box<dyn GateWindow>,
-    last_written: Option<Instant>,
-    checking: bool,
-}
+/// The local state changed: the `ConfigActor` applied a text (`false`), or judged a new valid one (`true`).
+struct LocalChange(bool);
 
 /// The replica's rollout actor. Start it with [`RolloutReplica::start_following`].
 pub struct RolloutReplica<S: AppSettings> {
-    names: RolloutNames,
-    uid: String,
-    client: Client,
-    config_actor: Addr<ConfigActor<S>>,
-    status: watch::Sender<Option<RolloutStatus>>,
-    object: Option<ConfigRollout>,
-    running: watch::Receiver<Option<DocumentHash>>,
-    judged: watch::Receiver<Option<DocumentHash>>,
-    written_hash: Option<DocumentHash>,
-    gate: Arc<dyn HealthGate>,
-    bake: Option<Bake>,
-    bake_time: Duration,
-    confirmed: Instant,
-    confirming: bool,
-    rolling_back: bool,
-    coordinator: Arc<CoordinatorRun<S>>,
-    lock: Option<LeaseLock>,
-    last_campaign: Option<Instant>,
+    pub(crate) names: RolloutNames,
+    pub(crate) uid: String,
+    pub(crate) client: Client,
+    pub(crate) config_actor: Addr<ConfigActor<S>>,
+    pub(crate) status: watch::Sender<Option<RolloutStatus>>,
+    pub(crate) object: Option<ConfigRollout>,
+    pub(crate) running: watch::Receiver<Option<DocumentHash>>,
+    pub(crate) judged: watch::Receiver<Option<DocumentHash>>,
+    pub(crate) written_hash: Option<DocumentHash>,
+    pub(crate) gate: Arc<dyn HealthGate>,
+    pub(crate) bake: Option<Bake>,
+    pub(crate) bake_time: Duration,
+    pub(crate) confirmed: Instant,
+    pub(crate) confirming: bool,
+    pub(crate) rolling_back: bool,
+    pub(crate) coordinator: Arc<CoordinatorRun<S>>,
+    pub(crate) lock: Option<LeaseLock>,
+    pub(crate) last_campaign: Option<Instant>,
 }
 
 /// What a replica needs to take part.
@@ -134,7 +127,7 @@ impl<S: AppSettings> RolloutReplica<S> {
     }
 
     /// Merge-patches this Pod's rollout annotations: the text it runs and, if any, its verdict.
-    fn annotate(&self, ctx: &mut Context<Self>, verdict: Option<Verdict>) {
+    pub(crate) fn annotate(&self, ctx: &mut Context<Self>, verdict: Option<Verdict>) {
         let hash = self.running.borrow().clone();
         let mut annotations = serde_json::Map::new();
         if let Some(hash) = &hash {
@@ -161,7 +154,7 @@ impl<S: AppSettings> RolloutReplica<S> {
     }
 
     /// Puts the last good text back, read from the `ConfigRolloutDocument` and checked against the status.
-    fn roll_back(&mut self, ctx: &mut Context<Self>, reason: String) {
+    pub(crate) fn roll_back(&mut self, ctx: &mut Context<Self>, reason: String) {
         let Some(good) = self.current().and_then(|s| s.last_good.clone()) else { return };
         if self.rolling_back {
             return;
@@ -194,7 +187,7 @@ impl<S: AppSettings> RolloutReplica<S> {
     }
 
     /// The periodic look: roll back a stray text, bake an admitted target, confirm, campaign.
-    fn tick(&mut self, ctx: &mut Context<Self>) {
+    pub(crate) fn tick(&mut self, ctx: &mut Context<Self>) {
         if *self.running.borrow() != self.written_hash {
             self.annotate(ctx, None);
         }
@@ -223,47 +216,6 @@ impl<S: AppSettings> RolloutReplica<S> {
             self.confirm(ctx);
         }
         self.campaign(ctx, &status);
-    }
-
-    /// Opens the gate's window for a newly applied target, and asks it when a verdict is due.
-    fn bake_target(&mut self, ctx: &mut Context<Self>, status: &RolloutStatus, hash: String) {
-        let fresh = self.bake.as_ref().is_none_or(|b| b.rollout != status.rollout_id || b.hash != hash);
-        if fresh {
-            self.bake = Some(Bake {
-                rollout: status.rollout_id.clone(),
-                hash,
-                window: self.gate.open(),
-                last_written: None,
-                checking: false,
-            });
-        }
-        let every = self.bake_time / 4;
-        let Some(bake) = self.bake.as_mut() else { return };
-        let due = bake.last_written.is_none_or(|at| at.elapsed() >= every);
-        if !due || bake.checking {
-            return;
-        }
-        bake.checking = true;
-        let mut window = std::mem::replace(&mut bake.window, Box::new(crate::health_gate::ReadinessOnly));
-        let (rollout, hash, gate) = (bake.rollout.clone(), bake.hash.clone(), self.gate.name());
-        let check = async move {
-            let answer = ask(window.as_mut(), GATE_DEADLINE).await;
-            (answer, window)
-        };
-        ctx.spawn(check.into_actor(self).map(move |(answer, window), act, ctx| {
-            let Some(bake) = act.bake.as_mut().filter(|b| b.rollout == rollout && b.hash == hash) else { return };
-            (bake.window, bake.checking, bake.last_written) = (window, false, Some(Instant::now()));
-            let through = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            let (state, reason) = match &answer {
-                GateAnswer::Healthy { basis } => (GateState::Healthy, basis.clone()),
-                GateAnswer::Unhealthy { reason } => (GateState::Failed, reason.clone()),
-            };
-            let verdict = Verdict { rollout, hash, state, through, reason: reason.clone(), gate: gate.into() };
-            act.annotate(ctx, Some(verdict));
-            if state == GateState::Failed {
-                act.roll_back(ctx, format!("the {gate} gate failed: {reason}"));
-            }
-        }));
     }
 
     /// Reads the status now, outside the watch: the stray bound must not rest on the watch being alive.
@@ -298,7 +250,11 @@ impl<S: AppSettings> RolloutReplica<S> {
             || status.phase == Phase::Progressing
             || judged.as_deref().is_some_and(|h| !named(h))
             || unacknowledged;
-        let Some(mut lock) = self.lock.take().filter(|_| needed) else { return };
+        if !needed {
+            return;
+        }
+        // Taken only when needed: the lock comes back when the attempt (or the run) ends.
+        let Some(mut lock) = self.lock.take() else { return };
         self.last_campaign = Some(Instant::now());
         let run = self.coordinator.clone();
         let work = async move {
@@ -351,8 +307,28 @@ impl<S: AppSettings> Actor for RolloutReplica<S> {
             }
         });
         ctx.add_stream(stream);
+        // Acted on at once, not at the next tick: the gate's window opens when the target is applied.
+        for (receiver, judged) in [(self.running.clone(), false), (self.judged.clone(), true)] {
+            ctx.add_stream(futures::stream::unfold(receiver, move |mut receiver| async move {
+                receiver.changed().await.ok()?;
+                Some((LocalChange(judged), receiver))
+            }));
+        }
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
+}
+
+impl<S: AppSettings> actix::StreamHandler<LocalChange> for RolloutReplica<S> {
+    fn handle(&mut self, LocalChange(judged): LocalChange, ctx: &mut Self::Context) {
+        if judged {
+            // A new text wants a coordinator now, not at the next periodic attempt.
+            self.last_campaign = None;
+        }
+        self.tick(ctx);
+    }
+
+    /// The `ConfigActor` is gone: nothing more to follow, but the actor keeps its other streams.
+    fn finished(&mut self, _: &mut Self::Context) {}
 }
 
 impl<S: AppSettings> actix::StreamHandler<RolloutSeen> for RolloutReplica<S> {

@@ -201,7 +201,7 @@ fn consider(
     next.target = Some(text.version.clone());
     next.restart_pending = restart_pending;
     next.admitted = 1;
-    next.admitted_at = humantime::format_rfc3339_seconds(observed.wall).to_string();
+    next.admitted_at = humantime::format_rfc3339_millis(observed.wall).to_string();
     next.phase = Phase::Progressing;
     next.reason = format!("wave 1 of {} admitted", next.waves.len());
     memory.restart(next, now);
@@ -272,7 +272,7 @@ fn progress(
         return;
     }
     next.admitted += 1;
-    next.admitted_at = humantime::format_rfc3339_seconds(observed.wall).to_string();
+    next.admitted_at = humantime::format_rfc3339_millis(observed.wall).to_string();
     for member in &mut next.waves[wave] {
         member.restarts = observed.pods.iter().find(|p| p.uid == member.uid).map_or(0, |p| p.restarts);
     }

@@ -102,7 +102,7 @@ impl Fleet {
     /// Every admitted member writes `state` for the current rollout, healthy through now.
     fn verdicts(&mut self, state: GateState) {
         let (id, target) = (self.status.rollout_id.clone(), self.status.target.clone().expect("a target").hash);
-        let through = humantime::format_rfc3339_seconds(self.observed.wall).to_string();
+        let through = humantime::format_rfc3339_millis(self.observed.wall).to_string();
         let admitted: Vec<String> = self.admitted();
         for uid in admitted {
             let verdict = Verdict {

@@ -149,13 +149,26 @@ async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_fro
     let started = Instant::now();
     set_document(&w, &healthy).await;
     let progressing = wait_for(&w, "start a rollout", Duration::from_secs(30), |s| s.phase == Phase::Progressing).await;
+    let rollout_started = started.elapsed();
     assert_eq!(progressing.waves.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 2]);
+    let mut admitted_at = vec![rollout_started];
+    for wave in 2..=3 {
+        wait_for(&w, "admit the next wave", Duration::from_secs(60), |s| s.admitted >= wave).await;
+        admitted_at.push(started.elapsed());
+    }
     let done = wait_for(&w, "complete the healthy rollout", Duration::from_secs(90), |s| {
         s.phase == Phase::Complete && s.last_good.as_ref().is_some_and(|g| g.hash == hash(&healthy))
     })
     .await;
     let took = started.elapsed();
-    println!("e2e staged rollout: edit to complete through 3 waves of a {BAKE:?} bake in {} ms", took.as_millis());
+    admitted_at.push(took);
+    let overheads: Vec<u128> = admitted_at.windows(2).map(|w| (w[1] - w[0]).saturating_sub(BAKE).as_millis()).collect();
+    println!(
+        "e2e staged rollout: edit to complete through 3 waves of a {BAKE:?} bake in {} ms; rollout started after {} \
+         ms; overhead per wave beyond the bake {overheads:?} ms",
+        took.as_millis(),
+        rollout_started.as_millis()
+    );
     assert!(took >= BAKE * 3, "each of the three waves baked: {took:?} ({})", done.reason);
     for (name, runs) in running(&pods).await {
         assert_eq!(runs, hash(&healthy), "{name} runs the completed text");
