@@ -28,6 +28,7 @@ pub mod rollout_admission;
 mod rollout_bake;
 pub mod rollout_coordinator;
 mod rollout_members;
+pub mod rollout_metrics;
 pub mod rollout_objects;
 pub mod rollout_plan;
 pub mod rollout_pods;

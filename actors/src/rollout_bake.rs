@@ -83,6 +83,7 @@ impl<S: AppSettings> RolloutReplica<S> {
             let verdict = Verdict { rollout, hash, state, through, reason: reason.clone(), gate: gate.into() };
             act.annotate(ctx, Some(verdict));
             if state == GateState::Failed {
+                act.metrics.gate_failures.inc();
                 act.roll_back(ctx, format!("the {gate} gate failed: {reason}"));
             } else if ended_meanwhile {
                 act.tick(ctx);

@@ -27,6 +27,7 @@ use crate::{
     rollout_admission::stray,
     rollout_bake::Bake,
     rollout_coordinator::{CoordinatorRun, RolloutNames},
+    rollout_metrics::RolloutMetrics,
     rollout_objects::{ConfigRollout, documents, rollouts},
     rollout_pods::DOCUMENT_HASH,
     rollout_status::{Phase, RolloutStatus},
@@ -69,6 +70,7 @@ pub struct RolloutReplica<S: AppSettings> {
     pub(crate) coordinator: Arc<CoordinatorRun<S>>,
     pub(crate) lock: Option<LeaseLock>,
     pub(crate) last_campaign: Option<Instant>,
+    pub(crate) metrics: RolloutMetrics,
 }
 
 /// What a replica needs to take part.
@@ -93,6 +95,8 @@ pub struct ReplicaParts<S: AppSettings> {
     pub coordinator: CoordinatorRun<S>,
     /// The Lease it asks for.
     pub lock: LeaseLock,
+    /// Where it counts what it sees and does.
+    pub metrics: RolloutMetrics,
 }
 
 impl<S: AppSettings> RolloutReplica<S> {
@@ -117,6 +121,7 @@ impl<S: AppSettings> RolloutReplica<S> {
             rolling_back: false,
             coordinator: Arc::new(parts.coordinator),
             lock: Some(parts.lock),
+            metrics: parts.metrics,
             last_campaign: None,
         };
         actor.start()
@@ -177,7 +182,10 @@ impl<S: AppSettings> RolloutReplica<S> {
         ctx.spawn(work.into_actor(self).map(|done, act, _| {
             act.rolling_back = false;
             match done {
-                Ok(report) if report.error.is_none() => info!(generation = report.generation, "rolled back"),
+                Ok(report) if report.error.is_none() => {
+                    act.metrics.rollbacks.inc();
+                    info!(generation = report.generation, "rolled back");
+                }
                 Ok(report) => {
                     warn!(error = ?report.error, "this replica refuses the last good text; keeping what it runs")
                 }
@@ -280,6 +288,9 @@ impl<S: AppSettings> RolloutReplica<S> {
         let changed = self.current() != status.as_ref();
         self.object = object;
         if changed {
+            if let Some(status) = &status {
+                self.metrics.saw(status);
+            }
             self.status.send_replace(status);
             self.config_actor.do_send(Readmit);
             self.tick(ctx);

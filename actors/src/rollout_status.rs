@@ -148,6 +148,8 @@ pub struct RolloutStatus {
     pub admitted: usize,
     /// When the last wave was admitted (RFC 3339).
     pub admitted_at: String,
+    /// The policy's bake, as the coordinator follows it (`2m`): with `admittedAt`, when the wave may pass.
+    pub bake: String,
     /// The coordinator's judgement of the newest text.
     pub observed: Option<Observation>,
     /// Restart-only keys the target changes: they are not gated, and reach a Pod at its next start.

@@ -123,6 +123,18 @@ pub fn step(
         (Some(_), Some(text)) => consider(&mut next, memory, text, &live, observed, policy, now, &mut notices),
         (_, None) => {}
     }
+    next.bake = humantime::format_duration(policy.bake).to_string();
+    if let Some(abort) =
+        observed.abort.as_ref().filter(|c| c.rollout_id == next.rollout_id && next.aborted.as_ref() != Some(*c))
+    {
+        // A halted rollout may be aborted too: its admitted waves still run the target.
+        if matches!(next.phase, Phase::Progressing | Phase::Halted) {
+            next.aborted = Some(abort.clone());
+            let reason = format!("aborted by {}", abort.by);
+            let failure = Failure { reason, replica: String::new(), gate: "abort".into(), ..Failure::default() };
+            roll_back(&mut next, failure, &mut notices);
+        }
+    }
     if next.phase == Phase::Progressing {
         progress(&mut next, memory, observed, policy, now, &mut notices);
     }
@@ -221,15 +233,6 @@ fn progress(
     now: Instant,
     notices: &mut Vec<Notice>,
 ) {
-    if let Some(abort) = observed.abort.as_ref().filter(|c| c.rollout_id == next.rollout_id) {
-        next.aborted = Some(abort.clone());
-        let reason = format!("aborted by {}", abort.by);
-        return roll_back(
-            next,
-            Failure { reason, replica: String::new(), gate: "abort".into(), ..Failure::default() },
-            notices,
-        );
-    }
     crate::rollout_members::follow_membership(next, memory, observed, now);
     if let Some(failure) = crate::rollout_members::first_failure(next, observed) {
         return match failure.gate.as_str() {

@@ -311,6 +311,19 @@ async fn no_wave_is_admitted_while_the_deployment_rolls_and_newcomers_join_the_l
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_halted_rollout_can_be_aborted_and_its_text_is_then_failed() {
+    let mut fleet = Fleet::new(2);
+    fleet.edit("target", "r-1");
+    fleet.after(Duration::from_secs(600)).await;
+    assert_eq!(fleet.status.phase, Phase::Halted);
+    fleet.observed.abort = Some(Command { rollout_id: "r-1".into(), wave: 0, by: "alice".into() });
+    fleet.step();
+    assert_eq!(fleet.status.phase, Phase::RolledBack);
+    assert!(fleet.status.is_failed(&hash("target")));
+    assert_eq!(fleet.status.bake, "2m", "the status says the bake it follows");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_replica_whose_own_layers_refuse_the_text_halts_without_failing_it() {
     let mut fleet = Fleet::new(4);
     fleet.edit("target", "r-1");

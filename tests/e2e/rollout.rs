@@ -7,7 +7,6 @@ use std::{collections::BTreeMap, path::Path};
 
 use brokkr_e2e::{
     Broker,
-    broker::plugin_binary,
     chart::{NAMESPACE, RELEASE, Walkthrough},
     pods::{create_ready_pod, pod_kubeconfig},
 };
@@ -24,22 +23,6 @@ const PODS: [&str; 3] = ["broker-a", "broker-b", "broker-c"];
 /// The chart's Pod guard for RELEASE in NAMESPACE (`brokkr-broker.podStatusPolicyName`).
 const POLICY: &str = "brokkr-broker-brokkr-pod-status";
 const OPERATOR: &str = "operator";
-
-/// `kubectl args…` with the operator's kubeconfig and the plugin on `PATH`: (exit code, stdout).
-async fn kubectl_brokkr(w: &Walkthrough, kubeconfig: &Path, args: &[&str]) -> (i32, String) {
-    let plugin_dir = plugin_binary().parent().expect("plugin folder").to_owned();
-    let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
-    let output = tokio::process::Command::new(w.cluster.plane.bin().join("kubectl"))
-        .args(args)
-        .env("KUBECONFIG", kubeconfig)
-        .env("PATH", path)
-        .output()
-        .await
-        .expect("run kubectl");
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
-}
 
 /// A broker for Pod `name` as the Deployment runs it with `podStatus.enabled`.
 async fn start_pod_broker(w: &Walkthrough, name: &str, kubeconfig: &Path) -> Broker {
@@ -88,9 +71,9 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     let operator = operator.as_path();
 
     // Each broker writes its state at start-up; `rollout-status` then says the current version runs everywhere.
-    let (code, out) = kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE]).await;
+    let (code, out) = w.kubectl_brokkr(operator, &["brokkr", "rollout-status", "-n", NAMESPACE]).await;
     assert_eq!(code, 0, "{out}");
-    let (code, table) = kubectl_brokkr(&w, operator, &["brokkr", "status", "-n", NAMESPACE]).await;
+    let (code, table) = w.kubectl_brokkr(operator, &["brokkr", "status", "-n", NAMESPACE]).await;
     assert_eq!(code, 0, "{table}");
     assert!(table.contains("POD") && table.contains("RESOURCE-VERSION") && table.contains("OUTCOME"), "{table}");
     assert!(PODS.iter().all(|p| table.lines().any(|l| l.starts_with(p) && l.contains("applied"))), "{table}");
@@ -104,7 +87,7 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
     let rv = configmaps.get(RELEASE).await.expect("ConfigMap").metadata.resource_version.expect("resourceVersion");
     let (code, out) =
-        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
+        w.kubectl_brokkr(operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
     println!(
         "e2e kubectl brokkr rollout-status: all 3 replicas on the edit after {} ms",
         started.elapsed().as_millis()
@@ -131,7 +114,7 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     // A rejected edit: non-zero at once, with the reason; the replicas keep the last good version.
     let rejected = set_document(&w, "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"forever\"").await;
     let (code, out) =
-        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
+        w.kubectl_brokkr(operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "60s"]).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("rejected") && out.contains("cors.max_age"), "{out}");
     // Every replica judges it before the next edit, which its debounce would otherwise coalesce with this one.
@@ -159,7 +142,7 @@ async fn a_rollout_is_watched_per_replica_and_a_broker_may_annotate_only_its_own
     brokers[2] = None;
     let rv = set_document(&w, "[config_reload]\ndebounce = \"1s\"\n[cors]\nmax_age = \"3m\"").await;
     let (code, out) =
-        kubectl_brokkr(&w, operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "8s"]).await;
+        w.kubectl_brokkr(operator, &["brokkr", "rollout-status", "-n", NAMESPACE, "--timeout", "8s"]).await;
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("timed out") && out.contains("broker-c"), "{out}");
     assert!(!out.contains("broker-a (") && !out.contains("broker-b ("), "only the stopped one lags: {out}");

@@ -43,8 +43,8 @@ fn hash(text: &str) -> String {
     DocumentHash::of(text).as_str().to_owned()
 }
 
-/// A broker for Pod `name` as the Deployment runs it with `rollout.enabled` (steps 1, 50%, 100%; a 4 s bake).
-async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str) -> Broker {
+/// A broker for Pod `name` as the Deployment runs it with `rollout.enabled` (steps 1, 50%, 100%; `bake`).
+async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str, bake: &str) -> Broker {
     let kubeconfig = pod_kubeconfig(w, name).await;
     let selector = format!("app.kubernetes.io/name=brokkr-broker,app.kubernetes.io/instance={RELEASE}");
     let env = [
@@ -56,8 +56,8 @@ async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str) -> Broker {
         ("BROKKR_ROLLOUT_PODS", selector.as_str()),
         ("BROKKR__ROLLOUT__ENABLED", "true"),
         ("BROKKR__ROLLOUT__STEPS", "[\"1\", \"50%\", \"100%\"]"),
-        ("BROKKR__ROLLOUT__BAKE", "4s"),
-        ("BROKKR__ROLLOUT__PROGRESS_DEADLINE", "60s"),
+        ("BROKKR__ROLLOUT__BAKE", bake),
+        ("BROKKR__ROLLOUT__PROGRESS_DEADLINE", "10m"),
         ("BROKKR__ROLLOUT__MIN_REQUESTS", "5"),
         ("BROKKR__ROLLOUT__MAX_ERROR_RATIO", "0.2"),
     ];
@@ -107,7 +107,8 @@ async fn set_document(w: &Walkthrough, toml: &str) -> String {
 async fn running(pods: &Api<Pod>) -> Vec<(String, String)> {
     let mut said = Vec::new();
     for name in PODS {
-        let annotations = pods.get(name).await.expect("the Pod").metadata.annotations.unwrap_or_default();
+        let Some(pod) = pods.get_opt(name).await.expect("read the Pod") else { continue };
+        let annotations = pod.metadata.annotations.unwrap_or_default();
         said.push((name.to_owned(), annotations.get(DOCUMENT_HASH).cloned().unwrap_or_default()));
     }
     said
@@ -133,7 +134,7 @@ async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_fro
     let mut uids = Vec::new();
     for name in PODS {
         let uid = create_ready_pod(&pods, name).await;
-        brokers.push(Some(start_pod_broker(&w, name, &uid).await));
+        brokers.push(Some(start_pod_broker(&w, name, &uid, "4s").await));
         uids.push(uid);
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -185,6 +186,10 @@ async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_fro
     assert_eq!((failure.gate.as_str(), failure.hash.as_str()), ("traffic", hash(&harmful).as_str()), "{failure:?}");
     let canary = rolled_back.waves[0][0].name.clone();
     assert_eq!(failure.replica, canary, "the first wave's replica failed it");
+    let admin = w.cluster.plane.admin_kubeconfig();
+    let (code, out) = w.kubectl_brokkr(admin, &["brokkr", "-n", NAMESPACE, "rollout-status"]).await;
+    assert_eq!(code, 1, "a rollback ends rollout-status at once: {out}");
+    assert!(out.contains(&format!("the traffic gate failed on {canary}")), "{out}");
     let deadline = Instant::now() + Duration::from_secs(30);
     while running(&pods).await.iter().any(|(_, runs)| *runs != hash(&healthy)) {
         assert!(Instant::now() < deadline, "every replica runs the last good text: {:?}", running(&pods).await);
@@ -204,10 +209,137 @@ async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_fro
     // A replica restarted now, with the harmful text still in the ConfigMap, starts on the last good one.
     let index = PODS.iter().position(|p| *p != canary).expect("another replica");
     brokers[index] = None;
-    let restarted = start_pod_broker(&w, PODS[index], &uids[index]).await;
+    let restarted = start_pod_broker(&w, PODS[index], &uids[index], "4s").await;
     restarted.wait_for_configmap().await;
     assert_eq!(restarted.allowed_origin("/healthz", CLIENT).await.as_deref(), Some(CLIENT), "the last good CORS");
     assert_eq!(applied(&restarted.history().await, &harmful_rv), 0, "it never applied the harmful version");
     stop.store(true, Ordering::Relaxed);
     client.await.expect("the client stops");
+}
+
+/// The operator's rights the README names: follow and steer the rollout, read the Pods and the ConfigMap.
+const OPERATOR_ROLE: &str = r#"{"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+  "metadata": {"name": "rollout-operator", "namespace": "brokkr"},
+  "rules": [
+    {"apiGroups": ["brokkr.io"], "resources": ["configrollouts"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["pods", "configmaps"], "verbs": ["get", "list", "watch"]}]}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordinator_is_replaced() {
+    let w = Walkthrough::start().await;
+    w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
+    let install = ["install", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE];
+    let values = ["--set", "podStatus.enabled=true", "--set", "rollout.enabled=true"];
+    w.helm(&[&install[..], &values[..]].concat()).await.ok("helm install");
+    w.kubectl_with(&["apply", "-f", "-"], OPERATOR_ROLE).await.ok("operator Role");
+    let bind = ["-n", NAMESPACE, "create", "rolebinding", "rollout-operator", "--role=rollout-operator"];
+    w.kubectl(&[&bind[..], &["--user", "operator"]].concat()).await.ok("bind the operator");
+    let operator = w.cluster.plane.user_kubeconfig("operator").expect("operator kubeconfig");
+    let brokkr = |args: &'static [&'static str]| {
+        let mut all = vec!["brokkr", "-n", NAMESPACE];
+        all.extend_from_slice(args);
+        all
+    };
+    set_document(&w, &document(CLIENT, "1m")).await;
+    let pods = Api::<Pod>::namespaced(w.cluster.admin.clone(), NAMESPACE);
+    let mut brokers = Vec::new();
+    for name in PODS {
+        let uid = create_ready_pod(&pods, name).await;
+        // A bake no test waits for: the operator's promote moves each wave.
+        brokers.push(Some(start_pod_broker(&w, name, &uid, "5m").await));
+    }
+    wait_for(&w, "adopt the first text", Duration::from_secs(60), |s| s.last_good.is_some()).await;
+
+    // A newer edit during wave 1 supersedes: a new rollout at wave 1, and nobody keeps running the older text.
+    let first = document(CLIENT, "2m");
+    set_document(&w, &first).await;
+    let superseded = wait_for(&w, "stage the first edit", Duration::from_secs(30), |s| {
+        s.phase == Phase::Progressing && s.target.as_ref().is_some_and(|t| t.hash == hash(&first))
+    })
+    .await;
+    let second = document(CLIENT, "3m");
+    set_document(&w, &second).await;
+    let started = wait_for(&w, "stage the newer edit", Duration::from_secs(30), |s| {
+        s.target.as_ref().is_some_and(|t| t.hash == hash(&second))
+    })
+    .await;
+    assert_ne!(started.rollout_id, superseded.rollout_id);
+    assert_eq!(started.admitted, 1, "a superseding edit starts at the first wave");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while running(&pods).await.iter().any(|(_, runs)| *runs == hash(&first)) {
+        assert!(Instant::now() < deadline, "a replica still runs the superseded text: {:?}", running(&pods).await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Forged inputs are refused by the chart's policies: a verdict written by anyone but the Pod's broker, and a
+    // command that does not carry its writer's name.
+    let forged = json!({ "metadata": { "annotations": { "config.brokkr.io/verdict": "{}" } } });
+    let refused = pods.patch(PODS[0], &PatchParams::default(), &Patch::Merge(&forged)).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("only a Pod's own broker")), "a forged verdict");
+    let api = rollouts(w.cluster.admin.clone(), NAMESPACE);
+    let command = json!({ "spec": { "promote": { "rolloutId": started.rollout_id, "wave": 1, "by": "operator" } } });
+    let refused = api.patch(RELEASE, &PatchParams::default(), &Patch::Merge(&command)).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("user name")), "a command in another's name");
+
+    // The operator promotes wave 1 with their own credentials.
+    let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout", "promote"])).await;
+    assert_eq!(code, 0, "{out}");
+    let promoted = wait_for(&w, "promote wave 1", Duration::from_secs(30), |s| s.admitted == 2).await;
+    assert_eq!(promoted.promoted.map(|c| c.by).as_deref(), Some("operator"));
+    let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout-status", "--timeout", "1s"])).await;
+    assert_eq!(code, 2, "still baking: {out}");
+    assert!(out.contains("wave 2 of 3") && out.contains("left"), "{out}");
+
+    // The coordinator's process dies with its Pod: another replica takes the Lease over, fences, and goes on.
+    let holder = promoted.coordinator.clone().expect("a coordinator wrote the status");
+    let index = PODS.iter().position(|p| *p == holder.holder).expect("a broker holds the Lease");
+    brokers[index] = None;
+    pods.delete(&holder.holder, &Default::default()).await.expect("delete the coordinator's Pod");
+    let resumed = wait_for(&w, "another coordinator", Duration::from_secs(45), |s| {
+        s.coordinator.as_ref().is_some_and(|c| c.holder != holder.holder && c.term > holder.term)
+    })
+    .await;
+    assert_eq!(resumed.rollout_id, started.rollout_id, "the same rollout, resumed");
+    assert!(resumed.waves.iter().flatten().all(|m| m.name != holder.holder), "the deleted Pod left the waves");
+
+    // Promote through the remaining waves; the rollout completes on the three replicas left.
+    for _ in 0..3 {
+        let status = wait_for(&w, "a rollout", Duration::from_secs(5), |_| true).await;
+        if status.phase == Phase::Complete {
+            break;
+        }
+        let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout", "promote"])).await;
+        assert_eq!(code, 0, "{out}");
+        let wave = status.admitted;
+        wait_for(&w, "the next wave", Duration::from_secs(30), |s| s.admitted > wave || s.phase == Phase::Complete)
+            .await;
+    }
+    let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout-status", "--timeout", "30s"])).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("all 3 ready replicas run text"), "{out}");
+
+    // An abort: every replica goes back to the last good text, and rollout-status says who aborted.
+    let third = document(CLIENT, "4m");
+    set_document(&w, &third).await;
+    wait_for(&w, "stage the third edit", Duration::from_secs(30), |s| {
+        s.phase == Phase::Progressing && s.target.as_ref().is_some_and(|t| t.hash == hash(&third))
+    })
+    .await;
+    let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout", "abort"])).await;
+    assert_eq!(code, 0, "{out}");
+    let aborted = wait_for(&w, "abort", Duration::from_secs(30), |s| s.phase == Phase::RolledBack).await;
+    assert_eq!(aborted.failed.last().map(|f| f.gate.as_str()), Some("abort"));
+    let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout-status"])).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("aborted by operator"), "{out}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let live: Vec<(String, String)> =
+            running(&pods).await.into_iter().filter(|(name, _)| *name != holder.holder).collect();
+        if live.iter().all(|(_, runs)| *runs == hash(&second)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "every replica runs the last good text: {live:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }

@@ -159,6 +159,23 @@ impl Walkthrough {
         crate::Broker::start(&kubeconfig, NAMESPACE, &all, self.cluster.plane.dir()).await
     }
 
+    /// `kubectl args…` with `kubeconfig` (an operator's) and the `kubectl-brokkr` plugin on `PATH`: (exit code,
+    /// stdout and stderr).
+    pub async fn kubectl_brokkr(&self, kubeconfig: &Path, args: &[&str]) -> (i32, String) {
+        let plugin_dir = crate::broker::plugin_binary().parent().expect("plugin folder").to_owned();
+        let path = format!("{}:{}", plugin_dir.display(), std::env::var("PATH").unwrap_or_default());
+        let output = tokio::process::Command::new(self.cluster.plane.bin().join("kubectl"))
+            .args(args)
+            .env("KUBECONFIG", kubeconfig)
+            .env("PATH", path)
+            .output()
+            .await
+            .expect("run kubectl");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        (output.status.code().unwrap_or(-1), format!("{stdout}{stderr}"))
+    }
+
     /// Where to write files for the test.
     #[must_use]
     pub fn dir(&self) -> &Path {

@@ -13,6 +13,7 @@ pub mod listeners;
 pub mod logging;
 pub use brokkr_reload::mounted_file;
 pub mod plugin;
+pub mod plugin_staged;
 pub mod probe;
 pub mod report;
 pub mod review;

@@ -52,9 +52,12 @@ pub struct PluginCli {
     /// Namespace of the brokers; the kubeconfig context's by default.
     #[arg(short, long, global = true)]
     pub namespace: Option<String>,
-    /// The brokers' ConfigMap.
+    /// The brokers' ConfigMap (and, with a staged rollout, the ConfigRollout of the same name).
     #[arg(long, global = true, default_value = "brokkr-broker")]
     pub configmap: String,
+    /// The ConfigMap's data key that holds the document.
+    #[arg(long, global = true, default_value = "broker.toml")]
+    pub key: String,
     /// Label selector of the brokers' Pods.
     #[arg(short = 'l', long, global = true, default_value = "app.kubernetes.io/name=brokkr-broker")]
     pub selector: String,
@@ -80,11 +83,31 @@ pub enum PluginCommand {
     /// Waits until every ready replica runs the ConfigMap's current resourceVersion, restart-only keys included
     /// (exit 0); exits 1 at once when a replica rejected it, with the reason, 2 on timeout, naming the replicas
     /// that lag, and 3 when it cannot ask.
+    ///
+    /// With a staged rollout (the chart's `rollout.enabled`) it follows the rollout instead: wave N of M, the bake
+    /// left, each replica's text and verdict; it exits 1 at once when the text is rolled back (naming the replica
+    /// and the gate), halted, or invalid.
     RolloutStatus {
         /// How long to wait.
         #[arg(long, default_value = "60s", value_parser = parse_timeout)]
         timeout: Duration,
     },
+    /// Steers a staged rollout in progress, with your own credentials (you need `get` and `patch` on
+    /// `configrollouts.brokkr.io`; the chart's admission policy holds the command to your user name).
+    Rollout {
+        /// What to do.
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
+}
+
+/// `kubectl brokkr rollout` actions.
+#[derive(Debug, Clone, Copy, Subcommand)]
+pub enum RolloutAction {
+    /// Skips the rest of the current wave's bake: the next wave is admitted once every replica so far is healthy.
+    Promote,
+    /// Rolls every replica back to the last good text and marks the text being rolled out failed.
+    Abort,
 }
 
 /// Why the plugin could not answer.
@@ -105,6 +128,9 @@ pub enum PluginError {
     /// `--timeout` reaches past what the clock can hold.
     #[error("--timeout {} is too long to wait for", humantime::format_duration(*.0))]
     TimeoutTooLong(Duration),
+    /// Nothing to act on, or an answer that is not what was asked for.
+    #[error("{0}")]
+    Refused(String),
     /// The API server did not answer within [`REQUEST_TIMEOUT`].
     #[error("{what}: no answer within {}", humantime::format_duration(REQUEST_TIMEOUT))]
     Timeout {
@@ -115,9 +141,9 @@ pub enum PluginError {
 
 impl PluginError {
     /// Whether asking again may help (not a refusal, a missing object or a kubeconfig problem).
-    fn is_transient(&self) -> bool {
+    pub(crate) fn is_transient(&self) -> bool {
         match self {
-            Self::Kubeconfig(_) | Self::TimeoutTooLong(_) => false,
+            Self::Kubeconfig(_) | Self::TimeoutTooLong(_) | Self::Refused(_) => false,
             Self::Api { source: kube::Error::Api(status), .. } => !matches!(status.code, 400 | 401 | 403 | 404),
             Self::Api { .. } | Self::Timeout { .. } => true,
         }
@@ -190,11 +216,13 @@ pub fn printable(value: &str) -> String {
 }
 
 /// The client, namespace and what to read.
-struct Target {
-    configmaps: Api<ConfigMap>,
+pub(crate) struct Target {
+    pub(crate) client: Client,
+    pub(crate) configmaps: Api<ConfigMap>,
     pods: Api<Pod>,
-    namespace: String,
-    configmap: String,
+    pub(crate) namespace: String,
+    pub(crate) configmap: String,
+    pub(crate) key: String,
     selector: String,
 }
 
@@ -218,16 +246,18 @@ impl Target {
         };
         Ok(Self {
             configmaps: Api::namespaced(client.clone(), &namespace),
-            pods: Api::namespaced(client, &namespace),
+            pods: Api::namespaced(client.clone(), &namespace),
+            client,
             namespace,
             configmap: cli.configmap.clone(),
+            key: cli.key.clone(),
             selector,
         })
     }
 
     /// The replicas by name, then the ConfigMap's resourceVersion: read in that order, a replica never looks newer
     /// than the version it is judged against.
-    async fn read(&self) -> Result<(String, Vec<Replica>), PluginError> {
+    pub(crate) async fn read(&self) -> Result<(String, Vec<Replica>), PluginError> {
         let what = format!("cannot list Pods {} in {}", self.selector, self.namespace);
         let params = ListParams::default().labels(&self.selector);
         let pods = within(&what, self.pods.list(&params)).await?;
@@ -246,7 +276,10 @@ impl Target {
 }
 
 /// `request`, given up after [`REQUEST_TIMEOUT`].
-async fn within<T>(what: &str, request: impl Future<Output = Result<T, kube::Error>>) -> Result<T, PluginError> {
+pub(crate) async fn within<T>(
+    what: &str,
+    request: impl Future<Output = Result<T, kube::Error>>,
+) -> Result<T, PluginError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
         Ok(answer) => answer.map_err(|source| PluginError::Api { what: what.to_owned(), source }),
         Err(_) => Err(PluginError::Timeout { what: what.to_owned() }),
@@ -259,7 +292,16 @@ pub async fn run(cli: PluginCli) -> ExitCode {
         let target = Target::connect(&cli).await?;
         match cli.command {
             PluginCommand::Status => status(&target).await,
-            PluginCommand::RolloutStatus { timeout } => rollout_status(&target, timeout).await,
+            PluginCommand::RolloutStatus { timeout } => match crate::plugin_staged::staged(&target).await? {
+                true => crate::plugin_staged::staged_rollout_status(&target, timeout).await,
+                false => rollout_status(&target, timeout).await,
+            },
+            PluginCommand::Rollout { action } => {
+                let abort = matches!(action, RolloutAction::Abort);
+                let said = crate::plugin_staged::command(&target.client, &target.namespace, &target.configmap, abort);
+                println!("{}", said.await?);
+                Ok(ExitCode::SUCCESS)
+            }
         }
     };
     match answer.await {
@@ -357,13 +399,13 @@ pub fn judge(current: &str, replicas: &[Replica]) -> Rollout {
 }
 
 /// Progress: one line rewritten on a terminal, a plain line per change when piped.
-struct Progress {
-    terminal: bool,
-    last: String,
+pub(crate) struct Progress {
+    pub(crate) terminal: bool,
+    pub(crate) last: String,
 }
 
 impl Progress {
-    fn show(&mut self, line: String) {
+    pub(crate) fn show(&mut self, line: String) {
         if line == self.last {
             return;
         }
@@ -377,7 +419,7 @@ impl Progress {
     }
 
     /// A final line, on a line of its own.
-    fn finish(&mut self, line: &str) {
+    pub(crate) fn finish(&mut self, line: &str) {
         if self.terminal && !self.last.is_empty() {
             println!();
         }
@@ -435,6 +477,6 @@ async fn rollout_status(target: &Target, timeout: Duration) -> Result<ExitCode, 
 /// Waits a second between two reads of the Pods and the ConfigMap, never past `deadline`, so a timeout is said on
 /// time. Polling (two cheap reads a second, for as long as an operator or a pipeline waits) keeps the plugin a
 /// plain client; a watch of the Pods would cost the API server less for a very large fleet.
-async fn until_next_poll(deadline: Instant) {
+pub(crate) async fn until_next_poll(deadline: Instant) {
     tokio::time::sleep_until((Instant::now() + Duration::from_secs(1)).min(deadline).into()).await;
 }

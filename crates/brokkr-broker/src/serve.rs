@@ -13,6 +13,7 @@ use brokkr_reload::{
     plan,
     registration::{ApiAccess, connect},
     reload_log::AUDIT_TARGET,
+    rollout_metrics::RolloutMetrics,
     rollout_startup::StagedStart,
     startup::{STARTUP_READ_TIMEOUT, Startup, read_startup, startup_record},
 };
@@ -115,6 +116,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
     let traffic = TrafficMetrics::register(&mut registry);
+    let rollout_metrics = boot.rollout.enabled.then(|| RolloutMetrics::register(&mut registry));
     let webhook = match listeners.webhook {
         Some(listener) => {
             // The namespace the watch reads from; without a connection, the one the settings or the pod's name.
@@ -147,9 +149,9 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let subsystem = match (file_source.filter(|_| settings.config_reload.enabled), &access) {
         (Some(file), _) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
         (None, Some(access)) if settings.rollout.enabled => {
-            let traffic = traffic.clone();
+            let measured = (traffic.clone(), rollout_metrics.clone().unwrap_or_default());
             let started_on = staged_start.as_ref().and_then(|s| s.started_on());
-            staging::start(access, &args, &settings, (&config, &layers), metrics, &options, traffic, started_on)?
+            staging::start(access, &args, &settings, (&config, &layers), metrics, &options, measured, started_on)?
         }
         (None, _) => Subsystem::start(access, config.clone(), layers, metrics, &options),
     };

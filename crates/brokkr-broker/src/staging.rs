@@ -12,6 +12,7 @@ use brokkr_reload::{
     registration::{ApiAccess, Staging},
     rollout_admission::RolloutAdmission,
     rollout_coordinator::{CoordinatorRun, RolloutNames},
+    rollout_metrics::RolloutMetrics,
     rollout_replica::{ReplicaParts, RolloutReplica},
     rollout_step::Policy,
 };
@@ -42,7 +43,7 @@ pub fn start(
     (config, layers): (&ReloadableConfig, &ConfigLayers),
     metrics: ReloadMetrics,
     options: &Options,
-    traffic: TrafficMetrics,
+    (traffic, rollout_metrics): (TrafficMetrics, RolloutMetrics),
     started_on: Option<DocumentHash>,
 ) -> Result<Subsystem, BrokerError> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
@@ -102,6 +103,7 @@ pub fn start(
         gate: Arc::new(TrafficGate::new(traffic, thresholds)),
         coordinator,
         lock,
+        metrics: rollout_metrics,
     });
     Ok(Subsystem { protocol: access.protocol.clone(), ..subsystem })
 }
