@@ -13,112 +13,19 @@ use std::{
 };
 
 use brokkr_e2e::{
-    Broker,
     chart::{NAMESPACE, RELEASE, Walkthrough},
-    pods::{create_ready_pod, pod_kubeconfig},
+    pods::create_ready_pod,
+    staged::{CLIENT, PODS, applied, document, hash, running, set_document, start_pod_broker, traffic, wait_for},
 };
-use brokkr_reload::{
-    admission::DocumentHash,
-    rollout_objects::rollouts,
-    rollout_pods::DOCUMENT_HASH,
-    rollout_status::{Phase, RolloutStatus},
-};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use brokkr_reload::{rollout_objects::rollouts, rollout_status::Phase};
+use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api,
     api::{Patch, PatchParams},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-const PODS: [&str; 4] = ["broker-a", "broker-b", "broker-c", "broker-d"];
-const CLIENT: &str = "https://app.example";
-const POLICY: &str = "brokkr-broker-brokkr-pod-status";
 const BAKE: Duration = Duration::from_secs(4);
-
-fn document(origin: &str, max_age: &str) -> String {
-    format!("[config_reload]\ndebounce = \"1s\"\n[cors]\nallowed_origins = [\"{origin}\"]\nmax_age = \"{max_age}\"\n")
-}
-
-fn hash(text: &str) -> String {
-    DocumentHash::of(text).as_str().to_owned()
-}
-
-/// A broker for Pod `name` as the Deployment runs it with `rollout.enabled` (steps 1, 50%, 100%; `bake`).
-async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str, bake: &str) -> Broker {
-    let kubeconfig = pod_kubeconfig(w, name).await;
-    let selector = format!("app.kubernetes.io/name=brokkr-broker,app.kubernetes.io/instance={RELEASE}");
-    let env = [
-        ("POD_NAME", name),
-        ("POD_UID", uid),
-        ("BROKKR__CONFIG_RELOAD__CONFIGMAP", RELEASE),
-        ("BROKKR_POD_STATUS", "true"),
-        ("BROKKR_POD_STATUS_POLICY", POLICY),
-        ("BROKKR_ROLLOUT_PODS", selector.as_str()),
-        ("BROKKR__ROLLOUT__ENABLED", "true"),
-        ("BROKKR__ROLLOUT__STEPS", "[\"1\", \"50%\", \"100%\"]"),
-        ("BROKKR__ROLLOUT__BAKE", bake),
-        ("BROKKR__ROLLOUT__PROGRESS_DEADLINE", "10m"),
-        ("BROKKR__ROLLOUT__MIN_REQUESTS", "5"),
-        ("BROKKR__ROLLOUT__MAX_ERROR_RATIO", "0.2"),
-    ];
-    Broker::start(&kubeconfig, NAMESPACE, &env, w.cluster.plane.dir()).await
-}
-
-/// A browser client calling every broker from `CLIENT` ten times a second, until `stop`.
-fn traffic(urls: Vec<String>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let http = reqwest::Client::new();
-        while !stop.load(Ordering::Relaxed) {
-            for url in &urls {
-                let _ = http.get(url).header("origin", CLIENT).timeout(Duration::from_secs(1)).send().await;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-}
-
-/// The rollout's status once `done` holds, within `timeout`.
-async fn wait_for(
-    w: &Walkthrough,
-    what: &str,
-    timeout: Duration,
-    done: impl Fn(&RolloutStatus) -> bool,
-) -> RolloutStatus {
-    let api = rollouts(w.cluster.admin.clone(), NAMESPACE);
-    let deadline = Instant::now() + timeout;
-    loop {
-        let status = api.get_opt(RELEASE).await.expect("read the ConfigRollout").and_then(|o| o.status);
-        if let Some(status) = status.filter(|s| done(s)) {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-async fn set_document(w: &Walkthrough, toml: &str) -> String {
-    let configmaps = Api::<ConfigMap>::namespaced(w.cluster.admin.clone(), NAMESPACE);
-    let patch = json!({ "data": { "broker.toml": toml } });
-    let cm = configmaps.patch(RELEASE, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("edit");
-    cm.metadata.resource_version.expect("resourceVersion")
-}
-
-/// The text each Pod says it runs, by Pod name.
-async fn running(pods: &Api<Pod>) -> Vec<(String, String)> {
-    let mut said = Vec::new();
-    for name in PODS {
-        let Some(pod) = pods.get_opt(name).await.expect("read the Pod") else { continue };
-        let annotations = pod.metadata.annotations.unwrap_or_default();
-        said.push((name.to_owned(), annotations.get(DOCUMENT_HASH).cloned().unwrap_or_default()));
-    }
-    said
-}
-
-/// How many records of `history` applied the ConfigMap version `resource_version`.
-fn applied(history: &Value, resource_version: &str) -> usize {
-    let records = history["records"].as_array().cloned().unwrap_or_default();
-    records.iter().filter(|r| r["resource_version"] == resource_version && r["outcome"] == "applied").count()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_from_the_first_wave() {

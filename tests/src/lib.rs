@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod measure;
 pub mod node;
 pub mod pods;
+pub mod staged;
 pub mod timing;
 pub mod watch_probe;
 
