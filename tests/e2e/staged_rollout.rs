@@ -209,7 +209,16 @@ async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordina
     assert_eq!(resumed.rollout_id, started.rollout_id, "the same rollout, resumed");
     assert!(resumed.waves.iter().flatten().all(|m| m.name != holder.holder), "the deleted Pod left the waves");
 
-    // Promote through the remaining waves; the rollout completes on the three replicas left.
+    // A replica added mid-rollout joins the last wave.
+    let newcomer = "broker-e";
+    let uid = create_ready_pod(&pods, newcomer).await;
+    brokers.push(Some(start_pod_broker(&w, newcomer, &uid, "5m").await));
+    wait_for(&w, "the newcomer joins the last wave", Duration::from_secs(30), |s| {
+        s.waves.last().is_some_and(|wave| wave.iter().any(|m| m.name == newcomer))
+    })
+    .await;
+
+    // Promote through the remaining waves; the rollout completes on the three replicas left and the newcomer.
     for _ in 0..3 {
         let status = wait_for(&w, "a rollout", Duration::from_secs(5), |_| true).await;
         if status.phase == Phase::Complete {
@@ -223,7 +232,7 @@ async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordina
     }
     let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout-status", "--timeout", "30s"])).await;
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("all 3 ready replicas run text"), "{out}");
+    assert!(out.contains("all 4 ready replicas run text"), "{out}");
 
     // An abort: every replica goes back to the last good text, and rollout-status says who aborted.
     let third = document(CLIENT, "4m");
