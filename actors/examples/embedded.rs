@@ -5,7 +5,13 @@
 //! (or the test environment) with `cargo run -p brokkr-reload --example embedded -- KUBECONFIG_FILE`; the test
 //! `actors/tests/embedded.rs` runs it against a scripted ConfigMap.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use brokkr_config::{
     AppSettings, ConfigLayers, ReloadSettings, ReloadableConfig, Result, Secret, declaration::Declaration,
@@ -14,10 +20,12 @@ use brokkr_config::{
 use brokkr_reload::{
     AuditLog, AuditRecord, ConfigMapSource, Environment, Options, ReloadMetrics, Subsystem,
     events::ReloadEvents,
+    health_gate::{GateAnswer, GateWindow, HealthGate, READINESS_ALONE},
     plan,
     registration::connect,
     startup::{STARTUP_READ_TIMEOUT, Startup, read_startup},
 };
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -99,6 +107,47 @@ impl AuditLog for ShopAudit {
             AuditRecord::Changed(change) => println!("shop audit: {} {} -> {}", change.key, change.old, change.new),
             other => println!("shop audit: {other:?}"),
         }
+    }
+}
+
+/// The shop's health gate for a staged rollout: a configuration under test is healthy while no checkout has failed
+/// since it was applied. The shop's handlers count checkouts; with a rollout on, the shop hands this gate to
+/// `RolloutReplica` (crates/brokkr-broker/src/staging.rs shows the wiring with the broker's own gate).
+#[derive(Debug, Clone, Default)]
+pub struct CheckoutGate {
+    /// Checkouts served, as the handlers count them.
+    pub checkouts: Arc<AtomicU64>,
+    /// Checkouts that failed.
+    pub failures: Arc<AtomicU64>,
+}
+
+impl HealthGate for CheckoutGate {
+    fn name(&self) -> &'static str {
+        "checkout"
+    }
+
+    fn open(&self) -> Box<dyn GateWindow> {
+        let start = (self.checkouts.load(Ordering::Relaxed), self.failures.load(Ordering::Relaxed));
+        Box::new(CheckoutWindow { gate: self.clone(), start })
+    }
+}
+
+/// The counts when the window opened.
+struct CheckoutWindow {
+    gate: CheckoutGate,
+    start: (u64, u64),
+}
+
+impl GateWindow for CheckoutWindow {
+    fn check(&mut self) -> BoxFuture<'_, GateAnswer> {
+        let checkouts = self.gate.checkouts.load(Ordering::Relaxed).saturating_sub(self.start.0);
+        let failed = self.gate.failures.load(Ordering::Relaxed).saturating_sub(self.start.1);
+        let answer = match (checkouts, failed) {
+            (0, _) => GateAnswer::Healthy { basis: READINESS_ALONE.into() },
+            (_, 0) => GateAnswer::Healthy { basis: format!("{checkouts} checkouts, none failed") },
+            _ => GateAnswer::Unhealthy { reason: format!("{failed} of {checkouts} checkouts failed") },
+        };
+        Box::pin(std::future::ready(answer))
     }
 }
 

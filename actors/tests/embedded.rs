@@ -93,3 +93,23 @@ fn every_field_of_the_shop_is_declared() {
     sample.config_reload.namespace = Some("shop".into());
     check_declarations(&sample).expect("the example declares every field");
 }
+
+#[tokio::test]
+async fn the_shops_own_gate_judges_only_the_checkouts_since_the_configuration_was_applied() {
+    use std::sync::atomic::Ordering;
+
+    use brokkr_reload::health_gate::{HealthGate, ask};
+
+    let gate = embedded::CheckoutGate::default();
+    gate.failures.store(5, Ordering::Relaxed); // before the window: not counted
+    let mut window = gate.open();
+    let deadline = Duration::from_secs(1);
+    assert!(ask(window.as_mut(), deadline).await.to_string().contains("readiness alone"), "no checkout yet");
+    gate.checkouts.fetch_add(10, Ordering::Relaxed);
+    assert!(ask(window.as_mut(), deadline).await.is_healthy());
+    gate.checkouts.fetch_add(1, Ordering::Relaxed);
+    gate.failures.fetch_add(1, Ordering::Relaxed);
+    let failed = ask(window.as_mut(), deadline).await;
+    assert_eq!(failed.to_string(), "unhealthy: 1 of 11 checkouts failed");
+    assert_eq!(gate.name(), "checkout");
+}
