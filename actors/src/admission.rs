@@ -31,6 +31,15 @@ impl fmt::Display for DocumentHash {
     }
 }
 
+/// The newest document a replica judged: its hash, and why this replica's layers refuse it, if they do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Judged {
+    /// The text's hash.
+    pub hash: DocumentHash,
+    /// The judgement's error, redacted and capped as every judgement's is; `None` when valid.
+    pub refusal: Option<String>,
+}
+
 /// Whether this replica may apply a version now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admit {

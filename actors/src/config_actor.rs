@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 
 pub use crate::messages::ReloadError;
 use crate::{
-    admission::{Admission, Admit, AdmitAll, DocumentHash},
+    admission::{Admission, Admit, AdmitAll, DocumentHash, Judged},
     announce::Announcements,
     events::{News, ReloadEvents},
     history::{ReloadHistory, ReloadRecord},
@@ -68,8 +68,8 @@ pub struct ConfigActor<S: AppSettings = Settings> {
     pub(crate) held: Option<ConfigMapVersion>,
     /// The hash of the document in force, once one is (start-up's is not known here).
     pub(crate) document_hash: watch::Sender<Option<DocumentHash>>,
-    /// The hash of the newest valid document judged, whether admitted or held.
-    judged_hash: watch::Sender<Option<DocumentHash>>,
+    /// The newest document judged, valid (admitted or held) or not.
+    judged_hash: watch::Sender<Option<Judged>>,
 }
 
 /// Timer → itself: time for the periodic full re-read.
@@ -120,10 +120,10 @@ impl<S: AppSettings> ConfigActor<S> {
         self
     }
 
-    /// Publishes the hash of the newest valid document judged, admitted or held, in `hash` (a staged rollout asks
-    /// for a coordinator when its status does not name it).
+    /// Publishes the newest document judged, valid or not, in `hash` (a staged rollout asks for a coordinator when
+    /// its status does not name the text, and reports a target this replica refuses).
     #[must_use]
-    pub fn judged_hash(mut self, hash: watch::Sender<Option<DocumentHash>>) -> Self {
+    pub fn judged_hash(mut self, hash: watch::Sender<Option<Judged>>) -> Self {
         self.judged_hash = hash;
         self
     }
@@ -204,29 +204,31 @@ impl<S: AppSettings> ConfigActor<S> {
         let running = self.config.current();
         let (namespace, name) = (self.source.namespace(), running.settings.reload().configmap.clone());
         let ConfigMapState::Present(version) = state else {
+            self.judged_hash.send_replace(None);
             self.announced.forget_rejection();
             let message = format!("{} not found; keeping the last good configuration", self.source.what());
             warn!(trigger = trigger.as_str(), "{message}");
             return self.report_in_force(Some(message));
         };
         let source = SourceRef { namespace, name, resource_version: version.resource_version.clone() };
-        let judged = self.source.document(&version, running.settings.reload()).and_then(|document| {
-            let hash = DocumentHash::of(&document.layer.text);
-            judge(&self.layers, &document, &running.settings).map(|verdict| (verdict.candidate, hash))
-        });
+        let document = self.source.document(&version, running.settings.reload());
+        let hash = document.as_ref().ok().map(|document| DocumentHash::of(&document.layer.text));
+        let judged = document.and_then(|document| judge(&self.layers, &document, &running.settings));
         self.held = None;
-        match judged {
-            Ok((candidate, hash)) => {
-                self.judged_hash.send_replace(Some(hash.clone()));
-                match self.admission.admit(&hash) {
-                    Admit::Yes => self.put_in_force(Ok(candidate), Some(hash), &source, trigger, ctx),
-                    Admit::Hold { reason } => {
-                        self.held = Some(version);
-                        self.hold(reason, &source, trigger)
-                    }
+        if let Some(hash) = &hash {
+            let refusal = judged.as_ref().err().map(ToString::to_string);
+            self.judged_hash.send_replace(Some(Judged { hash: hash.clone(), refusal }));
+        }
+        match (judged, hash) {
+            (Ok(verdict), Some(hash)) => match self.admission.admit(&hash) {
+                Admit::Yes => self.put_in_force(Ok(verdict.candidate), Some(hash), &source, trigger, ctx),
+                Admit::Hold { reason } => {
+                    self.held = Some(version);
+                    self.hold(reason, &source, trigger)
                 }
-            }
-            Err(error) => self.put_in_force(Err(error), None, &source, trigger, ctx),
+            },
+            (Ok(verdict), None) => self.put_in_force(Ok(verdict.candidate), None, &source, trigger, ctx),
+            (Err(error), _) => self.put_in_force(Err(error), None, &source, trigger, ctx),
         }
     }
 

@@ -44,8 +44,8 @@ impl<S: AppSettings> Handler<Rollback> for ConfigActor<S> {
 
     /// Judged over this replica's own layers like any document: if they refuse it (the environment changed since
     /// it was good), what is in force stays and the report says why.
+    /// A version held for a later wave stays held: the admission refuses the failed text on its own.
     fn handle(&mut self, msg: Rollback, ctx: &mut Context<Self>) -> Self::Result {
-        self.held = None;
         let running = self.config.current();
         let namespace = self.source.namespace();
         let source = SourceRef {

@@ -12,6 +12,8 @@ use k8s_openapi::{api::coordination::v1::Lease, apimachinery::pkg::apis::meta::v
 use kube::{Api, api::PostParams};
 use tokio::time::Instant;
 
+use crate::transport::bounded;
+
 /// The local margin for clock rate differences: a lapsed lease is taken over only this much after its duration.
 pub const SKEW_ALLOWANCE: Duration = Duration::from_secs(2);
 
@@ -22,6 +24,8 @@ pub enum Attempt {
     Holds {
         /// The fence every write of the holder names.
         term: i32,
+        /// The Lease's uid: terms compare only within one Lease.
+        lease: String,
     },
     /// Another holds it and its lease has not lapsed here.
     Taken {
@@ -62,7 +66,7 @@ impl LeaseLock {
     /// The API server's error; a 409 (another candidate wrote first) is an error too: try again later.
     pub async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
         let started = Instant::now();
-        let mut lease = self.api.get(&self.name).await?;
+        let mut lease = bounded(self.api.get(&self.name)).await?;
         let spec = lease.spec.clone().unwrap_or_default();
         let (holder, renew) =
             (spec.holder_identity.clone().filter(|h| !h.is_empty()), spec.renew_time.as_ref().map(|t| t.0));
@@ -73,8 +77,10 @@ impl LeaseLock {
         let mine = holder.as_deref() == Some(self.identity.as_str());
         if let Some(other) = holder.as_ref().filter(|_| !mine) {
             let seen_at = self.observed.as_ref().map_or(started, |(_, _, at)| *at);
-            let duration =
-                spec.lease_duration_seconds.map_or(self.duration, |s| Duration::from_secs(s.unsigned_abs().into()));
+            // As the holder wrote it, within bounds: a Lease edited to last a year must not stop every takeover.
+            let written =
+                spec.lease_duration_seconds.map(|s| Duration::from_secs(s.clamp(1, 3600).unsigned_abs().into()));
+            let duration = written.unwrap_or(self.duration);
             if started.duration_since(seen_at) < duration + SKEW_ALLOWANCE {
                 self.renewed = None;
                 return Ok(Attempt::Taken { holder: other.clone() });
@@ -84,17 +90,18 @@ impl LeaseLock {
         let mut next = spec.clone();
         if !mine {
             next.acquire_time = Some(now.clone());
-            next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            next.lease_transitions = Some(spec.lease_transitions.unwrap_or(0).saturating_add(1));
         }
         next.holder_identity = Some(self.identity.clone());
         next.lease_duration_seconds = Some(i32::try_from(self.duration.as_secs()).unwrap_or(i32::MAX));
         next.renew_time = Some(now);
         lease.spec = Some(next.clone());
         // `lease` carries the resourceVersion just read: a candidate that wrote in between makes this a 409.
-        self.api.replace(&self.name, &PostParams::default(), &lease).await?;
+        bounded(self.api.replace(&self.name, &PostParams::default(), &lease)).await?;
         self.renewed = Some(started);
         self.observed = Some((next.holder_identity.clone(), next.renew_time.as_ref().map(|t| t.0), started));
-        Ok(Attempt::Holds { term: next.lease_transitions.unwrap_or(0) })
+        let uid = lease.metadata.uid.clone().unwrap_or_default();
+        Ok(Attempt::Holds { term: next.lease_transitions.unwrap_or(0), lease: uid })
     }
 
     /// Gives the Lease up if this candidate holds it, so that the next candidate need not wait for it to lapse.
@@ -103,7 +110,7 @@ impl LeaseLock {
     /// The API server's error.
     pub async fn release(&mut self) -> Result<(), kube::Error> {
         self.renewed = None;
-        let mut lease = self.api.get(&self.name).await?;
+        let mut lease = bounded(self.api.get(&self.name)).await?;
         let Some(spec) = lease.spec.as_mut().filter(|s| s.holder_identity.as_deref() == Some(self.identity.as_str()))
         else {
             return Ok(());
@@ -111,6 +118,6 @@ impl LeaseLock {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        self.api.replace(&self.name, &PostParams::default(), &lease).await.map(drop)
+        bounded(self.api.replace(&self.name, &PostParams::default(), &lease)).await.map(drop)
     }
 }

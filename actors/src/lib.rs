@@ -26,6 +26,7 @@ pub mod reload_log;
 pub mod resource_version;
 pub mod rollout_admission;
 mod rollout_bake;
+mod rollout_campaign;
 pub mod rollout_coordinator;
 mod rollout_members;
 pub mod rollout_metrics;

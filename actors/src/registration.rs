@@ -196,8 +196,8 @@ pub struct Staging {
     pub admission: Arc<dyn crate::admission::Admission>,
     /// The hash of the document in force.
     pub document_hash: tokio::sync::watch::Sender<Option<crate::admission::DocumentHash>>,
-    /// The hash of the newest valid document judged.
-    pub judged_hash: tokio::sync::watch::Sender<Option<crate::admission::DocumentHash>>,
+    /// The newest document judged, valid or not.
+    pub judged_hash: tokio::sync::watch::Sender<Option<crate::admission::Judged>>,
 }
 
 /// The running (or deliberately absent) subsystem, as the broker's HTTP handlers see it.

@@ -17,7 +17,7 @@ use kube::{
         watcher,
     },
 };
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -28,8 +28,9 @@ use crate::{
         rollout_resource, rollouts,
     },
     rollout_pods::{deployment_rolling, pod_view},
-    rollout_status::{Coordinator, Phase, RolloutStatus, VersionRef},
+    rollout_status::{Coordinator, Observation, Phase, RolloutStatus, VersionRef},
     rollout_step::{Memory, Notice, Observed, Policy, Text, step},
+    transport::bounded,
 };
 
 /// How often the holder steps.
@@ -44,6 +45,20 @@ async fn next_change<T>(changes: &mut (impl futures::Stream<Item = T> + Unpin)) 
     }
     tokio::time::sleep(SETTLE).await;
     while changes.next().now_or_never().flatten().is_some() {}
+}
+
+/// The most bytes the kept texts may take as JSON: etcd stores an object of at most 1.5 MiB, and a text of many
+/// escaped characters (`\\`, `<`) doubles or more when written as JSON.
+pub const MAX_KEPT_BYTES: usize = 1_000_000;
+
+/// What keeping the texts came to.
+enum Kept {
+    /// Every text the statuses name is kept.
+    Written,
+    /// A text is not at hand (the ConfigMap changed under the step).
+    NotAtHand,
+    /// The texts would take this many bytes as JSON, over [`MAX_KEPT_BYTES`].
+    TooLarge(usize),
 }
 
 /// How long the coordinator lets a burst of Pod changes settle before it steps.
@@ -64,6 +79,8 @@ pub struct RolloutNames {
     pub pods: String,
     /// The broker's container name in them.
     pub container: String,
+    /// The brokers' ServiceAccount: a Pod running as another is none of theirs. `None`: not checked.
+    pub service_account: Option<String>,
     /// This replica's Pod name: its identity as a Lease holder.
     pub pod: String,
 }
@@ -93,6 +110,8 @@ pub struct CoordinatorRun<S: AppSettings> {
     pub policy: Policy,
     /// Who reports the Events.
     pub reporter: Reporter,
+    /// Turns true when the process is stopping (SIGTERM): the holder gives the Lease up instead of letting it lapse.
+    pub stop: watch::Receiver<bool>,
 }
 
 impl<S: AppSettings> CoordinatorRun<S> {
@@ -101,8 +120,9 @@ impl<S: AppSettings> CoordinatorRun<S> {
     ///
     /// # Errors
     /// An API error or a lost Lease; the Lease is released on the way out where it can be.
-    pub async fn run(&self, lock: &mut LeaseLock, term: i32) -> Result<(), CoordinatorError> {
+    pub async fn run(&self, lock: &mut LeaseLock, term: i32, lease: &str) -> Result<(), CoordinatorError> {
         let mut memory = Memory::default();
+        let mut stop = self.stop.clone();
         let mut renewed = Instant::now();
         // Any change of a broker Pod (a verdict written, readiness lost) steps at once, not at the next period.
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.names.namespace);
@@ -111,7 +131,7 @@ impl<S: AppSettings> CoordinatorRun<S> {
         let result = loop {
             if renewed.elapsed() >= STEP_EVERY * 2 {
                 match lock.try_acquire_or_renew().await.map_err(CoordinatorError::Api) {
-                    Ok(Attempt::Holds { term: now }) if now == term => renewed = Instant::now(),
+                    Ok(Attempt::Holds { term: now, .. }) if now == term => renewed = Instant::now(),
                     Ok(_) => break Err(CoordinatorError::Fenced("the Lease moved to another replica".into())),
                     Err(error) if lock.holds(Instant::now()) => debug!(%error, "could not renew the Lease yet"),
                     Err(error) => break Err(error),
@@ -120,8 +140,16 @@ impl<S: AppSettings> CoordinatorRun<S> {
             if !lock.holds(Instant::now()) {
                 break Err(CoordinatorError::Fenced("the Lease lapsed before it was renewed".into()));
             }
-            match self.step_once(&mut memory, term).await {
-                Ok(true) => next_change(&mut changes).await,
+            if *stop.borrow() {
+                break Ok(());
+            }
+            match self.step_once(&mut memory, (term, lease), lock).await {
+                Ok(true) => {
+                    tokio::select! {
+                        () = next_change(&mut changes) => {}
+                        _ = stop.changed() => {}
+                    }
+                }
                 Ok(false) => break Ok(()),
                 // Another writer in between: read again at once.
                 Err(CoordinatorError::Api(kube::Error::Api(status))) if status.code == 409 => {}
@@ -134,49 +162,80 @@ impl<S: AppSettings> CoordinatorRun<S> {
         result
     }
 
-    /// One step: read, decide, write. `Ok(true)` while a coordinator is still needed.
-    async fn step_once(&self, memory: &mut Memory, term: i32) -> Result<bool, CoordinatorError> {
+    /// One step: read, decide, write. `Ok(true)` while a coordinator is still needed. Before each write it checks
+    /// on this replica's clock that the Lease still holds: a step slowed by the API server must not write after
+    /// another replica may have taken over.
+    async fn step_once(
+        &self,
+        memory: &mut Memory,
+        (term, lease): (i32, &str),
+        lock: &LeaseLock,
+    ) -> Result<bool, CoordinatorError> {
         let api = |e| CoordinatorError::Api(e);
+        let still_holds = || {
+            lock.holds(Instant::now())
+                .then_some(())
+                .ok_or_else(|| CoordinatorError::Fenced("the Lease may have lapsed during the step".into()))
+        };
         let names = &self.names;
         let rollouts = rollouts(self.client.clone(), &names.namespace);
-        let object = match rollouts.get_opt(&names.object).await.map_err(api)? {
+        let object = match bounded(rollouts.get_opt(&names.object)).await.map_err(api)? {
             Some(object) => object,
             // First use: the chart cannot create an object of a kind it defines in the same install.
             None => {
                 let empty = ConfigRollout::new(&names.object, &rollout_resource(), RolloutSpec::default());
-                rollouts.create(&PostParams::default(), &empty).await.map_err(api)?
+                bounded(rollouts.create(&PostParams::default(), &empty)).await.map_err(api)?
             }
         };
         let status = object.status.clone().unwrap_or_default();
-        if let Some(other) = status.coordinator.as_ref().filter(|c| c.term > term) {
+        // A term counts only within one Lease: a Lease deleted and created again starts its terms from 0.
+        if let Some(other) = status.coordinator.as_ref().filter(|c| c.lease == lease && c.term > term) {
             return Err(CoordinatorError::Fenced(format!("{} writes in term {}", other.holder, other.term)));
         }
         let configmaps: Api<ConfigMap> = Api::namespaced(self.client.clone(), &names.namespace);
-        let configmap = configmaps.get_opt(&names.configmap).await.map_err(api)?;
+        let configmap = bounded(configmaps.get_opt(&names.configmap)).await.map_err(api)?;
         let text = configmap.as_ref().and_then(|c| c.data.as_ref()).and_then(|d| d.get(&names.key)).cloned();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &names.namespace);
-        let listed = pods.list(&ListParams::default().labels(&names.pods)).await.map_err(api)?.items;
+        let listed = bounded(pods.list(&ListParams::default().labels(&names.pods))).await.map_err(api)?.items;
         let judged = text.as_ref().map(|t| self.judge(configmap.as_ref(), t));
         let observed = Observed {
             text: judged,
-            pods: listed.iter().filter_map(|p| pod_view(p, &names.container)).collect(),
+            pods: listed
+                .iter()
+                .filter_map(|p| pod_view(p, &names.container, names.service_account.as_deref()))
+                .collect(),
             deployment_rolling: deployment_rolling(&listed),
             promote: object.spec.promote.clone(),
             abort: object.spec.abort.clone(),
             wall: std::time::SystemTime::now(),
             fresh_id: format!("r-{:012x}", fastrand::u64(..1 << 48)),
         };
-        let (mut next, notices) = step(&status, memory, &observed, &self.policy, Instant::now());
-        next.coordinator = Some(Coordinator { holder: names.pod.clone(), term });
-        let kept = self.keep_texts(&status, &next, text.as_deref(), configmap.as_ref()).await?;
-        if !kept {
-            return Ok(true);
+        let (mut next, mut notices) = step(&status, memory, &observed, &self.policy, Instant::now());
+        next.coordinator = Some(Coordinator { holder: names.pod.clone(), term, lease: lease.to_owned() });
+        still_holds()?;
+        match self.keep_texts(&status, &next, text.as_deref(), configmap.as_ref()).await? {
+            Kept::Written => {}
+            Kept::NotAtHand => return Ok(true),
+            Kept::TooLarge(size) => {
+                // Not staged, and said where every replica and `rollout-status` look: the text stays held.
+                let hash = next.target.as_ref().map(|t| t.hash.clone()).unwrap_or_default();
+                let reason = format!(
+                    "not staged: the texts a rollout keeps would take {size} bytes as JSON, over {MAX_KEPT_BYTES} \
+                     (a text of many escaped characters); shorten it"
+                );
+                let coordinator = next.coordinator.clone();
+                next = status.clone();
+                next.coordinator = coordinator;
+                notices = vec![Notice { reason: "ConfigRolloutRefused", message: reason.clone(), warning: true }];
+                next.observed = Some(Observation { hash, verdict: "invalid".into(), reason });
+            }
         }
         if next != status {
+            still_holds()?;
             let mut written = object.clone();
             written.status = Some(next.clone());
             // `written` carries the resourceVersion read at the start of the step: a write in between is a 409.
-            rollouts.replace_status(&names.object, &PostParams::default(), &written).await.map_err(api)?;
+            bounded(rollouts.replace_status(&names.object, &PostParams::default(), &written)).await.map_err(api)?;
         }
         self.publish(&object, notices);
         let pending = next.phase == Phase::Progressing || next.last_good.is_none();
@@ -196,53 +255,50 @@ impl<S: AppSettings> CoordinatorRun<S> {
         Text { version, judged }
     }
 
-    /// Writes the texts `next` names into the `ConfigRolloutDocument` before the status names them. `Ok(false)`
-    /// when a text is not at hand (the ConfigMap changed under the step): the status waits for the next step.
+    /// Writes the texts `status` and `next` name into the `ConfigRolloutDocument` before a status names them, and
+    /// drops only texts neither names. `Ok(false)` when a text is not at hand (the ConfigMap changed under the step):
+    /// the status waits for the next step.
     async fn keep_texts(
         &self,
         status: &RolloutStatus,
         next: &RolloutStatus,
         text: Option<&str>,
         configmap: Option<&ConfigMap>,
-    ) -> Result<bool, CoordinatorError> {
-        let new_target =
-            next.target.as_ref().filter(|t| status.target.as_ref() != Some(*t) && next.phase == Phase::Progressing);
-        let new_good = next.last_good.as_ref().filter(|g| status.last_good.as_ref() != Some(*g));
-        if new_target.is_none() && new_good.is_none() {
-            return Ok(true);
+    ) -> Result<Kept, CoordinatorError> {
+        let stored = named_texts(status);
+        if named_texts(next).iter().all(|hash| stored.contains(hash)) {
+            // The stored status was written after its texts were: nothing new to keep (pruning waits).
+            return Ok(Kept::Written);
         }
         let documents = documents(self.client.clone(), &self.names.namespace);
-        let existing = documents.get_opt(&self.names.object).await.map_err(CoordinatorError::Api)?;
+        let existing = bounded(documents.get_opt(&self.names.object)).await.map_err(CoordinatorError::Api)?;
         let created = existing.is_none();
         let mut document: ConfigRolloutDocument = existing.unwrap_or_else(|| {
             ConfigRolloutDocument::new(&self.names.object, &document_resource(), DocumentSpec::default())
         });
         let rv = configmap.and_then(|c| c.metadata.resource_version.clone()).unwrap_or_default();
-        let from_configmap = |hash: &str| {
-            text.filter(|t| DocumentHash::of(t).as_str() == hash).map(|t| KeptText {
-                hash: hash.into(),
-                resource_version: rv.clone(),
-                text: t.into(),
-            })
-        };
-        if let Some(target) = new_target {
-            let Some(kept) = from_configmap(&target.hash) else { return Ok(false) };
-            document.spec.target = Some(kept);
+        let from_configmap = text.map(|t| KeptText {
+            hash: DocumentHash::of(t).as_str().into(),
+            resource_version: rv.clone(),
+            text: t.into(),
+        });
+        let Some(texts) = kept_texts(&document.spec, status, next, from_configmap) else { return Ok(Kept::NotAtHand) };
+        if texts == document.spec.texts && !created {
+            return Ok(Kept::Written);
         }
-        if let Some(good) = new_good {
-            let kept =
-                document.spec.target.clone().filter(|t| t.hash == good.hash).or_else(|| from_configmap(&good.hash));
-            let Some(kept) = kept else { return Ok(false) };
-            document.spec.last_good = Some(kept);
+        let size = serde_json::to_vec(&texts).map_or(usize::MAX, |json| json.len());
+        if size > MAX_KEPT_BYTES {
+            return Ok(Kept::TooLarge(size));
         }
+        document.spec.texts = texts;
         let written = if created {
-            documents.create(&PostParams::default(), &document).await
+            bounded(documents.create(&PostParams::default(), &document)).await
         } else {
             // The resourceVersion just read: a write in between is a 409, and the step is taken again.
-            documents.replace(&self.names.object, &PostParams::default(), &document).await
+            bounded(documents.replace(&self.names.object, &PostParams::default(), &document)).await
         };
         written.map_err(CoordinatorError::Api)?;
-        Ok(true)
+        Ok(Kept::Written)
     }
 
     /// Records the step's notices as Events on the `ConfigRollout`, in the background.
@@ -282,4 +338,33 @@ impl<S: AppSettings> CoordinatorRun<S> {
             }
         });
     }
+}
+
+/// The texts a document must keep while `status` is stored and `next` is about to be: every text either names (the
+/// last good text, and a target in flight), found in `kept` or in `from_configmap`. `None` when one is nowhere.
+#[must_use]
+pub fn kept_texts(
+    kept: &DocumentSpec,
+    status: &RolloutStatus,
+    next: &RolloutStatus,
+    from_configmap: Option<KeptText>,
+) -> Option<Vec<KeptText>> {
+    let mut needed = named_texts(status);
+    needed.extend(named_texts(next));
+    let mut texts: Vec<KeptText> = Vec::new();
+    for hash in needed {
+        if texts.iter().any(|t| t.hash == hash) {
+            continue;
+        }
+        let found = kept.find(hash).cloned().or_else(|| from_configmap.clone().filter(|t| t.hash == hash));
+        texts.push(found?);
+    }
+    Some(texts)
+}
+
+/// The texts `status` names that a replica may need: the last good text, and the target while it is in flight.
+fn named_texts(status: &RolloutStatus) -> Vec<&str> {
+    let in_flight = matches!(status.phase, Phase::Progressing | Phase::Halted);
+    let target = status.target.as_ref().filter(|_| in_flight).map(|t| t.hash.as_str());
+    status.last_good.as_ref().map(|g| g.hash.as_str()).into_iter().chain(target).collect()
 }

@@ -51,17 +51,25 @@ impl std::fmt::Debug for KeptText {
     }
 }
 
-/// `spec` of a `ConfigRolloutDocument`: the texts a replica may need that the ConfigMap may no longer hold.
+/// `spec` of a `ConfigRolloutDocument`: the texts the current and the next status name (the last good text and the
+/// target, at most [`MAX_KEPT`]), looked up by hash. A text the stored status names is never dropped before a
+/// status that no longer names it is written, so a failed status write loses nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct DocumentSpec {
-    /// The last good text: what a rollback puts back, and what a replica starts on during a rollout.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_good: Option<KeptText>,
-    /// The text being rolled out, kept from its start: it becomes the last good one at the end, even if an
-    /// invalid edit has replaced it in the ConfigMap since.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<KeptText>,
+    /// The kept texts.
+    pub texts: Vec<KeptText>,
+}
+
+/// The most texts a document keeps: the last good text, the target, and a superseding target, of 256 KiB each.
+pub const MAX_KEPT: usize = 3;
+
+impl DocumentSpec {
+    /// The kept text whose hash is `hash`, checked against its text: a text edited by hand is not found.
+    #[must_use]
+    pub fn find(&self, hash: &str) -> Option<&KeptText> {
+        self.texts.iter().find(|k| k.hash == hash && crate::admission::DocumentHash::of(&k.text).as_str() == hash)
+    }
 }
 
 /// A `ConfigRollout`.

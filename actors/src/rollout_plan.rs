@@ -1,6 +1,6 @@
 //! The staged rollout's wave plan (docs/ARCHITECTURE.md, "Staged rollout"): the steps a policy names, the
 //! cumulative wave sizes they give for a number of replicas, and the order in which replicas fill the waves. Pure
-//! functions, so that the coordinator's decisions can be tested without a cluster. Not wired into the actors yet.
+//! functions, so that the coordinator's decisions can be tested without a cluster.
 
 pub use brokkr_config::rollout_steps::{Step, StepsError, parse_steps};
 

@@ -14,10 +14,19 @@ pub const DOCUMENT_HASH: &str = "config.brokkr.io/document-hash";
 /// The label the Deployment controller puts on each Pod: one value per Pod template.
 const TEMPLATE_HASH: &str = "pod-template-hash";
 
-/// `pod` as the coordinator sees it; `container` is the broker's container, whose restarts count. A Pod without a
-/// uid or a name is none of the Deployment's and is left out.
+/// `pod` as the coordinator sees it; `container` is the broker's container, whose restarts count. A Pod that is
+/// not a broker's is left out: without a uid or a name, without the broker's container, or, when
+/// `service_account` is given, running as another ServiceAccount (a Pod with the selector's labels alone, which
+/// anyone who may create Pods can make, must not hold adoption or fill a wave).
 #[must_use]
-pub fn pod_view(pod: &Pod, container: &str) -> Option<PodView> {
+pub fn pod_view(pod: &Pod, container: &str, service_account: Option<&str>) -> Option<PodView> {
+    let spec = pod.spec.as_ref()?;
+    if !spec.containers.iter().any(|c| c.name == container) {
+        return None;
+    }
+    if service_account.is_some_and(|sa| spec.service_account_name.as_deref() != Some(sa)) {
+        return None;
+    }
     let meta = &pod.metadata;
     let annotations = meta.annotations.as_ref();
     let status = pod.status.as_ref();
@@ -63,10 +72,12 @@ mod tests {
 
     #[test]
     fn readiness_restarts_text_and_verdict_are_read_and_a_forged_verdict_is_none() {
+        let broker = json!({ "serviceAccountName": "brokkr", "containers": [{ "name": "broker" }] });
         let view = pod_view(
             &pod(json!({
                 "metadata": { "name": "b-0", "uid": "u-0",
                     "annotations": { DOCUMENT_HASH: "abc", VERDICT: "{\"rollout\": \"R\"}" } },
+                "spec": broker,
                 "status": {
                     "conditions": [{ "type": "Ready", "status": "True" }],
                     "containerStatuses": [
@@ -76,10 +87,15 @@ mod tests {
                 }
             })),
             "broker",
+            Some("brokkr"),
         )
         .expect("a view");
         assert_eq!((view.ready, view.restarts, view.runs.as_deref(), view.verdict), (true, 2, Some("abc"), None));
-        assert!(pod_view(&pod(json!({ "metadata": { "name": "no-uid" } })), "broker").is_none());
+        assert!(pod_view(&pod(json!({ "metadata": { "name": "no-uid" }, "spec": broker })), "broker", None).is_none());
+        let decoy =
+            json!({ "metadata": { "name": "d", "uid": "u" }, "spec": { "containers": [{ "name": "broker" }] } });
+        assert!(pod_view(&pod(decoy.clone()), "broker", Some("brokkr")).is_none(), "another ServiceAccount");
+        assert!(pod_view(&pod(decoy), "sidecar", None).is_none(), "no broker container");
     }
 
     #[test]

@@ -8,30 +8,27 @@ use std::{sync::Arc, time::Duration};
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, WrapFuture};
 use brokkr_config::AppSettings;
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Pod;
 use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
+    Client,
     runtime::{WatchStreamExt, watcher},
 };
-use serde_json::json;
 use tokio::{sync::watch, time::Instant};
 use tracing::{debug, info, warn};
 
 use crate::{
-    admission::DocumentHash,
+    admission::{DocumentHash, Judged},
     config_actor::ConfigActor,
     health_gate::HealthGate,
-    lease::{Attempt, LeaseLock},
+    lease::LeaseLock,
     messages::{Readmit, Rollback},
     rollout_admission::stray,
     rollout_bake::Bake,
     rollout_coordinator::{CoordinatorRun, RolloutNames},
     rollout_metrics::RolloutMetrics,
     rollout_objects::{ConfigRollout, documents, rollouts},
-    rollout_pods::DOCUMENT_HASH,
     rollout_status::{Phase, RolloutStatus},
-    rollout_verdict::{VERDICT, Verdict},
+    rollout_verdict::Verdict,
+    transport::bounded,
 };
 
 /// How often the replica looks at its state.
@@ -42,15 +39,34 @@ const CONFIRM_EVERY: Duration = Duration::from_secs(5);
 pub const STRAY_BOUND: Duration = Duration::from_secs(30);
 /// The server-side timeout of each watch of the `ConfigRollout`, drawn once per replica.
 const WATCH_TIMEOUT_SECS: std::ops::RangeInclusive<u32> = 1800..=3600;
+/// The longest wait between two attempts at the Lease after errors.
+pub(crate) const MAX_CAMPAIGN_EVERY: Duration = Duration::from_secs(60);
 /// How often a replica that wants a coordinator asks for the Lease.
-const CAMPAIGN_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const CAMPAIGN_EVERY: Duration = Duration::from_secs(5);
+
+/// Why a rollback could not be made yet; it is tried again at the next look.
+#[derive(Debug, thiserror::Error)]
+pub enum RollbackError {
+    /// The `ConfigRolloutDocument` could not be read.
+    #[error("the kept texts could not be read")]
+    Read(#[source] kube::Error),
+    /// The kept texts do not hold the last good text the status names (or it does not match its hash).
+    #[error("the kept texts do not hold the status' last good text")]
+    NotKept,
+    /// The `ConfigActor` is gone (the process is stopping).
+    #[error("the ConfigActor has stopped")]
+    Stopped,
+}
 
 /// The watch → replica hop: the `ConfigRollout` as it is now (`None`: deleted).
 #[derive(Debug)]
 struct RolloutSeen(Option<Box<ConfigRollout>>);
 
-/// The local state changed: the `ConfigActor` applied a text (`false`), or judged a new valid one (`true`).
-struct LocalChange(bool);
+/// The `ConfigActor` → replica hop: it put a text in force (the hash it publishes changed).
+struct TextApplied;
+
+/// The `ConfigActor` → replica hop: it judged a text, valid or not.
+struct TextJudged;
 
 /// The replica's rollout actor. Start it with [`RolloutReplica::start_following`].
 pub struct RolloutReplica<S: AppSettings> {
@@ -61,7 +77,7 @@ pub struct RolloutReplica<S: AppSettings> {
     pub(crate) status: watch::Sender<Option<RolloutStatus>>,
     pub(crate) object: Option<ConfigRollout>,
     pub(crate) running: watch::Receiver<Option<DocumentHash>>,
-    pub(crate) judged: watch::Receiver<Option<DocumentHash>>,
+    pub(crate) judged: watch::Receiver<Option<Judged>>,
     pub(crate) written_hash: Option<DocumentHash>,
     pub(crate) gate: Arc<dyn HealthGate>,
     pub(crate) bake: Option<Bake>,
@@ -72,7 +88,13 @@ pub struct RolloutReplica<S: AppSettings> {
     pub(crate) coordinator: Arc<CoordinatorRun<S>>,
     pub(crate) lock: Option<LeaseLock>,
     pub(crate) last_campaign: Option<Instant>,
+    pub(crate) campaign_every: Duration,
     pub(crate) metrics: RolloutMetrics,
+    /// The rollout and target a `rejected` verdict was written for.
+    pub(crate) refusal_reported: Option<(String, String)>,
+    pub(crate) annotating: bool,
+    pub(crate) annotate_next: Option<Option<Verdict>>,
+    pub(crate) annotate_warned: Option<Instant>,
 }
 
 /// What a replica needs to take part.
@@ -89,8 +111,8 @@ pub struct ReplicaParts<S: AppSettings> {
     pub status: watch::Sender<Option<RolloutStatus>>,
     /// The hash of the document in force, from the `ConfigActor`.
     pub running: watch::Receiver<Option<DocumentHash>>,
-    /// The hash of the newest valid document judged, from the `ConfigActor`.
-    pub judged: watch::Receiver<Option<DocumentHash>>,
+    /// The newest document judged, from the `ConfigActor`.
+    pub judged: watch::Receiver<Option<Judged>>,
     /// The application's gate.
     pub gate: Arc<dyn HealthGate>,
     /// What this replica runs when it coordinates.
@@ -124,7 +146,12 @@ impl<S: AppSettings> RolloutReplica<S> {
             coordinator: Arc::new(parts.coordinator),
             lock: Some(parts.lock),
             metrics: parts.metrics,
+            refusal_reported: None,
+            annotating: false,
+            annotate_next: None,
+            annotate_warned: None,
             last_campaign: None,
+            campaign_every: CAMPAIGN_EVERY,
         };
         actor.start()
     }
@@ -134,32 +161,6 @@ impl<S: AppSettings> RolloutReplica<S> {
     }
 
     /// Merge-patches this Pod's rollout annotations: the text it runs and, if any, its verdict.
-    pub(crate) fn annotate(&self, ctx: &mut Context<Self>, verdict: Option<Verdict>) {
-        let hash = self.running.borrow().clone();
-        let mut annotations = serde_json::Map::new();
-        if let Some(hash) = &hash {
-            annotations.insert(DOCUMENT_HASH.into(), json!(hash.as_str()));
-        }
-        if let Some(verdict) = &verdict {
-            annotations.insert(VERDICT.into(), json!(verdict.to_annotation()));
-        }
-        if annotations.is_empty() {
-            return;
-        }
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.names.namespace);
-        let (pod, patch) = (self.names.pod.clone(), json!({ "metadata": { "annotations": annotations } }));
-        let write = async move {
-            let params = PatchParams::apply("brokkr-broker");
-            let params = PatchParams { field_manager: params.field_manager, ..PatchParams::default() };
-            pods.patch(&pod, &params, &Patch::Merge(&patch)).await.map(drop)
-        };
-        ctx.spawn(write.into_actor(self).map(move |written, act, _| match written {
-            Ok(()) => act.written_hash = hash,
-            // The wave waits for a verdict that is not written: it can never pass on one that is not.
-            Err(error) => warn!(%error, "could not write the rollout annotations on this Pod"),
-        }));
-    }
-
     /// Puts the last good text back, read from the `ConfigRolloutDocument` and checked against the status.
     pub(crate) fn roll_back(&mut self, ctx: &mut Context<Self>, reason: String) {
         let Some(good) = self.current().and_then(|s| s.last_good.clone()) else { return };
@@ -174,14 +175,12 @@ impl<S: AppSettings> RolloutReplica<S> {
             self.config_actor.clone(),
         );
         let work = async move {
-            let document = api.get(&name).await.map_err(|e| e.to_string())?;
-            let kept =
-                document.spec.last_good.filter(|k| k.hash == good.hash && DocumentHash::of(&k.text).as_str() == k.hash);
-            let kept = kept.ok_or_else(|| "the kept last good text does not match the status".to_owned())?;
+            let document = bounded(api.get(&name)).await.map_err(RollbackError::Read)?;
+            let kept = document.spec.find(&good.hash).cloned().ok_or(RollbackError::NotKept)?;
             let message = Rollback { text: kept.text, resource_version: Some(kept.resource_version), reason };
-            actor.send(message).await.map_err(|e| e.to_string())
+            actor.send(message).await.map_err(|_| RollbackError::Stopped)
         };
-        ctx.spawn(work.into_actor(self).map(|done, act, _| {
+        ctx.spawn(work.into_actor(self).map(|done, act, ctx| {
             act.rolling_back = false;
             match done {
                 Ok(report) if report.error.is_none() => {
@@ -189,9 +188,13 @@ impl<S: AppSettings> RolloutReplica<S> {
                     info!(generation = report.generation, "rolled back");
                 }
                 Ok(report) => {
-                    warn!(error = ?report.error, "this replica refuses the last good text; keeping what it runs")
+                    warn!(error = ?report.error, "this replica refuses the last good text; keeping what it runs");
+                    if let Some(status) = act.current().cloned() {
+                        let reason = format!("refuses the last good text: {}", report.error.unwrap_or_default());
+                        act.report_refusal(ctx, &status, reason);
+                    }
                 }
-                Err(error) => warn!(%error, "could not roll back yet; trying again"),
+                Err(error) => warn!(error = %chain(&error), "could not roll back yet; trying again"),
             }
         }));
     }
@@ -209,6 +212,17 @@ impl<S: AppSettings> RolloutReplica<S> {
         let running_hash = running.as_ref().map(|h| h.as_str().to_owned()).unwrap_or_default();
         if let Some(reason) = running.as_ref().and_then(|r| stray(&status, &self.uid, r.as_str())) {
             return self.roll_back(ctx, reason);
+        }
+        if running.is_none() && status.last_good.is_some() {
+            // Its start-up read put no text in force (the rollout's state unreadable then, or the ConfigMap invalid
+            // or absent): it serves its file and environment only, which the rollout never staged.
+            return self.roll_back(ctx, "it runs no staged text since it started".into());
+        }
+        let judged = self.judged.borrow().clone();
+        let refused = judged.filter(|j| status.target.as_ref().is_some_and(|t| t.hash == j.hash.as_str()));
+        let in_wave = status.phase == Phase::Progressing && status.admits(&self.uid);
+        if let Some(reason) = refused.and_then(|j| j.refusal).filter(|_| in_wave) {
+            self.report_refusal(ctx, &status, reason);
         }
         let baking = status.phase == Phase::Progressing
             && status.target.as_ref().is_some_and(|t| t.hash == running_hash)
@@ -232,7 +246,7 @@ impl<S: AppSettings> RolloutReplica<S> {
     fn confirm(&mut self, ctx: &mut Context<Self>) {
         self.confirming = true;
         let (api, name) = (rollouts(self.client.clone(), &self.names.namespace), self.names.object.clone());
-        ctx.spawn(async move { api.get(&name).await }.into_actor(self).map(|read, act, ctx| {
+        ctx.spawn(async move { bounded(api.get(&name)).await }.into_actor(self).map(|read, act, ctx| {
             act.confirming = false;
             match read {
                 Ok(object) => act.seen(Some(object), ctx),
@@ -241,50 +255,15 @@ impl<S: AppSettings> RolloutReplica<S> {
         }));
     }
 
-    /// Asks for the Lease when a coordinator is needed: no last good text yet, a rollout in progress, a valid text
-    /// the status does not name, or an operator's command not acknowledged.
-    fn campaign(&mut self, ctx: &mut Context<Self>, status: &RolloutStatus) {
-        if self.last_campaign.is_some_and(|at| at.elapsed() < CAMPAIGN_EVERY) {
-            return;
-        }
-        let judged = self.judged.borrow().clone().map(|h| h.as_str().to_owned());
-        let named = |hash: &str| {
-            [&status.target, &status.last_good].iter().any(|v| v.as_ref().is_some_and(|v| v.hash == hash))
-                || status.is_failed(hash)
-                || status.observed.as_ref().is_some_and(|o| o.hash == hash)
-        };
-        let spec = self.object.as_ref().map(|o| o.spec.clone()).unwrap_or_default();
-        let unacknowledged = (spec.promote.is_some() && spec.promote != status.promoted)
-            || (spec.abort.is_some() && spec.abort != status.aborted);
-        let needed = status.last_good.is_none()
-            || status.phase == Phase::Progressing
-            || judged.as_deref().is_some_and(|h| !named(h))
-            || unacknowledged;
-        if !needed {
-            return;
-        }
-        // Taken only when needed: the lock comes back when the attempt (or the run) ends.
-        let Some(mut lock) = self.lock.take() else { return };
-        self.last_campaign = Some(Instant::now());
-        let run = self.coordinator.clone();
-        let work = async move {
-            match lock.try_acquire_or_renew().await {
-                Ok(Attempt::Holds { term }) => {
-                    info!(term, "coordinating the staged rollout");
-                    if let Err(error) = run.run(&mut lock, term).await {
-                        warn!(%error, "stopped coordinating");
-                    }
-                }
-                Ok(Attempt::Taken { holder }) => debug!(%holder, "another replica coordinates"),
-                Err(error) => debug!(%error, "could not ask for the rollout's Lease"),
-            }
-            lock
-        };
-        ctx.spawn(work.into_actor(self).map(|lock, act, _| act.lock = Some(lock)));
-    }
-
     /// A new status: published to the admission, a held version judged again, and acted on at once.
     fn seen(&mut self, object: Option<ConfigRollout>, ctx: &mut Context<Self>) {
+        let version = |o: &Option<ConfigRollout>| o.as_ref().and_then(|o| o.metadata.resource_version.clone());
+        if let (Some(new), Some(held)) = (version(&object), version(&self.object))
+            && crate::resource_version::compare(&new, &held) == Some(std::cmp::Ordering::Less)
+        {
+            // A read that completed after a newer watch event: it must not put an older status back.
+            return;
+        }
         self.confirmed = Instant::now();
         let status = object.as_ref().and_then(|o| o.status.clone());
         let changed = self.current() != status.as_ref();
@@ -319,29 +298,28 @@ impl<S: AppSettings> Actor for RolloutReplica<S> {
                 Ok(watcher::Event::Delete(_)) => Some(RolloutSeen(None)),
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
                 Err(error) => {
-                    debug!(%error, "the ConfigRollout watch failed; backing off");
+                    // kube-runtime's backoff spaces the retries (30 s at most): a 403 or a missing kind is said again.
+                    warn!(%error, "the ConfigRollout watch failed; every ConfigMap text is held until it is read");
                     None
                 }
             }
         });
         ctx.add_stream(stream);
         // Acted on at once, not at the next tick: the gate's window opens when the target is applied.
-        for (receiver, judged) in [(self.running.clone(), false), (self.judged.clone(), true)] {
-            ctx.add_stream(futures::stream::unfold(receiver, move |mut receiver| async move {
-                receiver.changed().await.ok()?;
-                Some((LocalChange(judged), receiver))
-            }));
-        }
+        ctx.add_stream(changes(self.running.clone(), || TextApplied));
+        ctx.add_stream(changes(self.judged.clone(), || TextJudged));
         ctx.run_interval(TICK, |act, ctx| act.tick(ctx));
     }
 }
 
-impl<S: AppSettings> actix::StreamHandler<LocalChange> for RolloutReplica<S> {
-    fn handle(&mut self, LocalChange(judged): LocalChange, ctx: &mut Self::Context) {
-        if judged {
-            // A new text wants a coordinator now, not at the next periodic attempt.
-            self.last_campaign = None;
-        }
+impl<S: AppSettings> actix::StreamHandler<RolloutSeen> for RolloutReplica<S> {
+    fn handle(&mut self, RolloutSeen(object): RolloutSeen, ctx: &mut Self::Context) {
+        self.seen(object.map(|o| *o), ctx);
+    }
+}
+
+impl<S: AppSettings> actix::StreamHandler<TextApplied> for RolloutReplica<S> {
+    fn handle(&mut self, _: TextApplied, ctx: &mut Self::Context) {
         self.tick(ctx);
     }
 
@@ -349,8 +327,35 @@ impl<S: AppSettings> actix::StreamHandler<LocalChange> for RolloutReplica<S> {
     fn finished(&mut self, _: &mut Self::Context) {}
 }
 
-impl<S: AppSettings> actix::StreamHandler<RolloutSeen> for RolloutReplica<S> {
-    fn handle(&mut self, RolloutSeen(object): RolloutSeen, ctx: &mut Self::Context) {
-        self.seen(object.map(|o| *o), ctx);
+impl<S: AppSettings> actix::StreamHandler<TextJudged> for RolloutReplica<S> {
+    fn handle(&mut self, _: TextJudged, ctx: &mut Self::Context) {
+        // A new text wants a coordinator now, not at the next periodic attempt.
+        self.last_campaign = None;
+        self.tick(ctx);
     }
+
+    fn finished(&mut self, _: &mut Self::Context) {}
+}
+
+/// One `message()` per change of `receiver`'s value; ends when its sender is gone.
+fn changes<T: Send + Sync + 'static, M: 'static>(
+    receiver: watch::Receiver<T>,
+    message: impl Fn() -> M + Copy + 'static,
+) -> impl futures::Stream<Item = M> {
+    futures::stream::unfold(receiver, move |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        Some((message(), receiver))
+    })
+}
+
+/// `error` and its sources on one line, cut as every API message is.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(next) = source {
+        text.push_str(": ");
+        text.push_str(&next.to_string());
+        source = next.source();
+    }
+    brokkr_config::text::clip(&text, brokkr_config::text::ERROR_LIMIT).into_owned()
 }

@@ -85,8 +85,8 @@ async fn whitelisted(
     let Some(status) = status else { return Ok(version) };
     let Admit::Hold { reason } = decide(&status, uid, DocumentHash::of(text).as_str()) else { return Ok(version) };
     let Some(good) = status.last_good else { return Ok(version) };
-    let kept = documents(client.clone(), namespace).get(object).await?.spec.last_good;
-    match kept.filter(|k| k.hash == good.hash && DocumentHash::of(&k.text).as_str() == k.hash) {
+    let document = documents(client.clone(), namespace).get(object).await?;
+    match document.spec.find(&good.hash).cloned() {
         Some(kept) => {
             tracing::info!(%reason, "starting on the last good configuration, not the ConfigMap's text");
             version.data.insert(key.to_owned(), kept.text);

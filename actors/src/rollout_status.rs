@@ -108,6 +108,9 @@ pub struct Coordinator {
     pub holder: String,
     /// The Lease's `leaseTransitions` when it took the Lease.
     pub term: i32,
+    /// The Lease's uid: a Lease created again starts its terms anew.
+    #[serde(default)]
+    pub lease: String,
 }
 
 /// A condition in the form `kubectl wait --for=condition=…` reads.
@@ -156,9 +159,9 @@ pub struct RolloutStatus {
     pub restart_pending: Vec<String>,
     /// Why the phase is what it is.
     pub reason: String,
-    /// The last `spec.promote` acted on.
+    /// The last `spec.promote` acknowledged: acted on, or ignored for naming another rollout or wave.
     pub promoted: Option<Command>,
-    /// The last `spec.abort` acted on.
+    /// The last `spec.abort` acknowledged, acted on or ignored.
     pub aborted: Option<Command>,
     /// `Complete`, `Progressing`, `Degraded`.
     pub conditions: Vec<Condition>,
@@ -180,9 +183,10 @@ impl RolloutStatus {
         self.waves.iter().take(self.admitted).flatten().any(|m| m.uid == uid)
     }
 
-    /// The conditions the phase implies, with the reason as their message.
+    /// The conditions the phase implies, with the reason as their message; `adopted` says whether a last good
+    /// text exists (an `Idle` rollout that never adopted one is not complete: nothing is staged yet).
     #[must_use]
-    pub fn conditions_for(phase: Phase, reason: &str) -> Vec<Condition> {
+    pub fn conditions_for(phase: Phase, reason: &str, adopted: bool) -> Vec<Condition> {
         let condition = |kind: &str, on: bool| Condition {
             kind: kind.into(),
             status: if on { "True" } else { "False" }.into(),
@@ -190,7 +194,7 @@ impl RolloutStatus {
             message: reason.into(),
         };
         vec![
-            condition("Complete", matches!(phase, Phase::Idle | Phase::Complete)),
+            condition("Complete", phase == Phase::Complete || (phase == Phase::Idle && adopted)),
             condition("Progressing", phase == Phase::Progressing),
             condition("Degraded", matches!(phase, Phase::Halted | Phase::RolledBack)),
         ]

@@ -98,7 +98,7 @@ impl Memory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notice {
     /// `ConfigRolloutStarted`, `ConfigWaveAdmitted`, `ConfigRolledBack`, `ConfigRolloutHalted`,
-    /// `ConfigRolloutComplete`.
+    /// `ConfigRolloutComplete`, or `ConfigRolloutRefused` (a text too large to keep).
     pub reason: &'static str,
     /// What happened, naming the replica and the gate where one failed.
     pub message: String,
@@ -138,7 +138,15 @@ pub fn step(
     if next.phase == Phase::Progressing {
         progress(&mut next, memory, observed, policy, now, &mut notices);
     }
-    next.conditions = RolloutStatus::conditions_for(next.phase, &next.reason);
+    // Every command seen is acknowledged, acted on or not: one naming another rollout or wave acts on nothing, and
+    // an unacknowledged one would have replicas ask for a coordinator for ever.
+    if observed.promote.is_some() && next.promoted != observed.promote {
+        next.promoted.clone_from(&observed.promote);
+    }
+    if observed.abort.is_some() && next.aborted != observed.abort {
+        next.aborted.clone_from(&observed.abort);
+    }
+    next.conditions = RolloutStatus::conditions_for(next.phase, &next.reason, next.last_good.is_some());
     (next, notices)
 }
 
@@ -198,6 +206,11 @@ fn consider(
         next.waves.clear();
         return;
     }
+    if live.is_empty() {
+        // Nobody to stage it on (the only Pod restarting, say): judged again at the next step.
+        next.reason = "a new text waits for a ready replica to stage it on".into();
+        return;
+    }
     let uids: Vec<&str> = live.iter().map(|p| p.uid.as_str()).collect();
     let waves = plan(&policy.steps, &uids, &observed.fresh_id);
     let member = |uid: &&str| {
@@ -233,6 +246,8 @@ fn progress(
     now: Instant,
     notices: &mut Vec<Notice>,
 ) {
+    // A status edited by someone else may name a wave past the last: clamped, never indexed.
+    next.admitted = next.admitted.clamp(1, next.waves.len().max(1));
     crate::rollout_members::follow_membership(next, memory, observed, now);
     if let Some(failure) = crate::rollout_members::first_failure(next, observed) {
         return match failure.gate.as_str() {
@@ -245,8 +260,10 @@ fn progress(
     let wave = next.admitted;
     let promoted = observed.promote.as_ref().filter(|c| c.rollout_id == next.rollout_id && c.wave == wave);
     let bake_end = humantime::parse_rfc3339(&next.admitted_at).unwrap_or(observed.wall) + policy.bake;
-    let pending: Vec<String> = next.waves[..wave]
+    let pending: Vec<String> = next
+        .waves
         .iter()
+        .take(wave)
         .flatten()
         .filter(|m| standing(m, observed, next, bake_end) != Standing::Passes)
         .map(|m| m.name.clone())
@@ -264,10 +281,21 @@ fn progress(
         next.promoted = Some(promote.clone());
     }
     if observed.deployment_rolling {
+        if age >= policy.progress_deadline {
+            let waited = show(policy.progress_deadline);
+            return halt(
+                next,
+                format!("wave {wave} passed, but the Deployment's own rollout did not end within {waited}"),
+                notices,
+            );
+        }
         next.reason = format!("wave {wave} passed; waiting for the Deployment's own rollout before the next wave");
         return;
     }
     if wave >= next.waves.len() {
+        if next.waves.iter().all(Vec::is_empty) {
+            return halt(next, "no replica is left in the rollout's waves".into(), notices);
+        }
         next.last_good.clone_from(&next.target);
         next.phase = Phase::Complete;
         next.reason = format!("every replica runs the text after {} waves", next.waves.len());
@@ -284,13 +312,15 @@ fn progress(
     notices.push(Notice { reason: "ConfigWaveAdmitted", message: next.reason.clone(), warning: false });
 }
 
-/// What `member`'s verdict means for the current rollout.
+/// What `member`'s verdict means for the current rollout: it counts only while the member says it runs the target
+/// (a replica that rolled back leaves its last verdict on the Pod).
 fn standing(member: &Member, observed: &Observed, status: &RolloutStatus, bake_end: SystemTime) -> Standing {
     let hash = status.target.as_ref().map_or("", |t| t.hash.as_str());
     observed
         .pods
         .iter()
         .find(|p| p.uid == member.uid)
+        .filter(|p| p.runs.as_deref() == Some(hash))
         .and_then(|p| p.verdict.as_ref())
         .map_or(Standing::Pending, |v| v.standing(&status.rollout_id, hash, bake_end))
 }

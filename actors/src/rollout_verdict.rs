@@ -1,6 +1,6 @@
 //! A replica's staged-rollout verdict as it writes it on its own Pod (`config.brokkr.io/verdict`), and how the
 //! coordinator reads one (docs/ARCHITECTURE.md, "The verdict a replica writes"): bound to one rollout and one text,
-//! and healthy only up to the time it names. Not wired into the actors yet.
+//! and healthy only up to the time it names.
 
 use std::time::SystemTime;
 

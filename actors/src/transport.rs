@@ -79,6 +79,21 @@ pub const SOCKET_READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_MAX_
 /// How long any single request of the broker's (a read, an Event, a Pod annotation) may take before it is given
 /// up. A request on a dead HTTP/2 connection fails sooner, when the PING goes unanswered.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// `request`, given up after [`REQUEST_TIMEOUT`], as every request of the broker's is: a request the API server
+/// accepts but does not answer (a queue of API Priority and Fairness) must not hold a rollout's step or bound.
+///
+/// # Errors
+/// The request's own error, or [`kube::Error::Service`] when no answer came in time.
+pub async fn bounded<T>(request: impl Future<Output = Result<T, kube::Error>>) -> Result<T, kube::Error> {
+    match tokio::time::timeout(REQUEST_TIMEOUT, request).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            let waited = humantime::format_duration(REQUEST_TIMEOUT);
+            Err(kube::Error::Service(format!("no answer within {waited}").into()))
+        }
+    }
+}
+
 /// How long the head of any answer, a list's or a watch's included, may take to arrive: longer than API Priority
 /// and Fairness may queue a request (a quarter of the API server's 60 s request timeout), so a loaded control
 /// plane is not sent the same list again, and short enough that a frozen pooled connection does not hold a

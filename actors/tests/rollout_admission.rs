@@ -192,3 +192,21 @@ async fn a_rollback_this_replicas_layers_refuse_keeps_what_is_in_force_and_says_
     assert!(!format!("{report:?}").contains("hunter2"), "no secret in the report");
     assert_eq!((h.level(), h.in_force()), ("warn".into(), Some(DocumentHash::of(TARGET))));
 }
+
+#[actix_rt::test]
+async fn a_rollback_keeps_the_version_held_for_a_later_wave() {
+    // Found by review: a rollback of a halted rollout's text cleared the newer version held for the next rollout,
+    // so a replica admitted later stayed on the last good text until the next resync.
+    let h = harness("");
+    h.admitted.admit(TARGET);
+    h.reload(present(TARGET, "2")).await;
+    let newer = "[log]\nlevel = \"error\"";
+    h.reload(present(newer, "3")).await; // held: not admitted yet
+    let rollback = Rollback { text: GOOD.into(), resource_version: Some("1".into()), reason: "halted".into() };
+    h.actor.send(rollback).await.expect("alive");
+    assert_eq!(h.level(), "debug");
+    h.admitted.admit(newer);
+    let readmitted = h.actor.send(Readmit).await.expect("alive");
+    assert_eq!(readmitted.map(|r| r.outcome.as_str()), Some("applied"), "the held version is judged again");
+    assert_eq!(h.level(), "error");
+}

@@ -29,6 +29,8 @@ struct Fleet {
     observed: Observed,
     policy: Policy,
     notices: Vec<Notice>,
+    /// Admitted members apply the target when they write a verdict, as a replica does.
+    applies: bool,
 }
 
 impl Fleet {
@@ -60,8 +62,14 @@ impl Fleet {
             bake: BAKE,
             progress_deadline: Duration::from_secs(600),
         };
-        let mut fleet =
-            Self { status: RolloutStatus::default(), memory: Memory::default(), observed, policy, notices: vec![] };
+        let mut fleet = Self {
+            status: RolloutStatus::default(),
+            memory: Memory::default(),
+            observed,
+            policy,
+            notices: vec![],
+            applies: true,
+        };
         fleet.step();
         assert_eq!(fleet.status.phase, Phase::Complete, "adopted: {}", fleet.status.reason);
         fleet
@@ -113,7 +121,12 @@ impl Fleet {
                 reason: String::new(),
                 gate: "traffic".into(),
             };
-            self.pod(&uid).verdict = Some(verdict);
+            let applies = self.applies;
+            let pod = self.pod(&uid);
+            pod.verdict = Some(verdict);
+            if applies {
+                pod.runs = Some(target.clone());
+            }
         }
     }
 
@@ -332,4 +345,63 @@ async fn a_replica_whose_own_layers_refuse_the_text_halts_without_failing_it() {
     assert_eq!(fleet.status.phase, Phase::Halted);
     assert!(!fleet.status.is_failed(&hash("target")));
     assert!(fleet.status.reason.contains("refuses the text"), "{}", fleet.status.reason);
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_no_ready_replica_nothing_is_staged_and_nothing_panics() {
+    // Found by review: an edit while the only Pod restarted started a rollout of no waves, and the next step
+    // indexed wave 1 of none.
+    let mut fleet = Fleet::new(1);
+    fleet.pod("uid-0").ready = false;
+    fleet.edit("target", "r-1");
+    fleet.after(Duration::from_secs(5)).await;
+    assert_ne!(fleet.status.phase, Phase::Progressing, "{}", fleet.status.reason);
+    fleet.pod("uid-0").ready = true;
+    fleet.after(Duration::from_secs(5)).await;
+    assert_eq!((fleet.status.phase, fleet.status.admitted), (Phase::Progressing, 1), "staged once a replica is Ready");
+    // A status someone edited past its waves is clamped, not indexed.
+    fleet.status.admitted = 9;
+    fleet.step();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_healthy_verdict_counts_only_from_a_replica_that_runs_the_target() {
+    // Found by review: a replica that had rolled back still passed its wave on its last "healthy" verdict.
+    let mut fleet = Fleet::new(4);
+    fleet.applies = false;
+    fleet.edit("target", "r-1");
+    let canary = fleet.admitted()[0].clone();
+    fleet.healthy_after(BAKE).await;
+    assert_eq!(fleet.status.admitted, 1, "the canary runs the last good text: no pass");
+    fleet.pod(&canary).runs = Some(hash("target"));
+    fleet.healthy_after(Duration::from_secs(1)).await;
+    assert_eq!(fleet.status.admitted, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_command_for_another_rollout_or_wave_is_acknowledged_without_acting() {
+    // Found by review: an unacknowledged stale command made every replica ask for the Lease every 5 s for ever.
+    let mut fleet = Fleet::new(4);
+    let stale = Command { rollout_id: "r-0".into(), wave: 1, by: "alice".into() };
+    fleet.observed.promote = Some(stale.clone());
+    fleet.observed.abort = Some(stale.clone());
+    fleet.step();
+    assert_eq!((fleet.status.promoted.as_ref(), fleet.status.aborted.as_ref()), (Some(&stale), Some(&stale)));
+    assert_eq!(fleet.status.phase, Phase::Complete, "acknowledged, not acted on");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_rollout_that_never_ends_halts_at_the_deadline_and_idle_before_adoption_is_not_complete() {
+    // Found by review: a stuck Deployment update (or a decoy Pod of another template) held a rollout Progressing
+    // for ever, and a rollout that never adopted a text reported Complete.
+    let mut fleet = Fleet::new(4);
+    fleet.edit("target", "r-1");
+    fleet.observed.deployment_rolling = true;
+    fleet.healthy_after(BAKE).await;
+    assert_eq!(fleet.status.phase, Phase::Progressing);
+    fleet.healthy_after(Duration::from_secs(600)).await;
+    assert_eq!(fleet.status.phase, Phase::Halted, "{}", fleet.status.reason);
+    let unadopted = RolloutStatus::conditions_for(Phase::Idle, "waiting", false);
+    let complete = unadopted.iter().find(|c| c.kind == "Complete").expect("a condition");
+    assert_eq!(complete.status, "False");
 }

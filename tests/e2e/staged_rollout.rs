@@ -188,6 +188,17 @@ async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordina
     let refused = api.patch(RELEASE, &PatchParams::default(), &Patch::Merge(&command)).await;
     assert!(refused.is_err_and(|e| e.to_string().contains("user name")), "a command in another's name");
 
+    // The brokers' own ServiceAccount, without a token bound to a broker's Pod (stolen, or impersonated), writes
+    // no rollout object: the chart's writers policy wants the Pod binding.
+    let unbound = w.kubectl(&["-n", NAMESPACE, "create", "token", RELEASE]).await.ok("an unbound token");
+    let unbound = w.cluster.plane.token_kubeconfig("unbound", unbound.trim()).expect("kubeconfig");
+    let unbound = brokkr_testenv::ControlPlane::client_for(&unbound).await.expect("client");
+    let theirs = rollouts(unbound, NAMESPACE);
+    let mut forged = theirs.get(RELEASE).await.expect("the brokers may read it");
+    forged.status.get_or_insert_with(Default::default).reason = "forged".into();
+    let refused = theirs.replace_status(RELEASE, &Default::default(), &forged).await;
+    assert!(refused.is_err_and(|e| e.to_string().contains("token bound to their Pod")), "an unbound status write");
+
     // The operator promotes wave 1 with their own credentials.
     let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout", "promote"])).await;
     assert_eq!(code, 0, "{out}");

@@ -53,6 +53,7 @@ pub async fn start_pod_broker(w: &Walkthrough, name: &str, uid: &str, bake: &str
         ("BROKKR_POD_STATUS", "true"),
         ("BROKKR_POD_STATUS_POLICY", POLICY),
         ("BROKKR_ROLLOUT_PODS", selector.as_str()),
+        ("BROKKR_ROLLOUT_SERVICE_ACCOUNT", RELEASE),
         ("BROKKR__ROLLOUT__ENABLED", "true"),
         ("BROKKR__ROLLOUT__STEPS", "[\"1\", \"50%\", \"100%\"]"),
         ("BROKKR__ROLLOUT__BAKE", bake),

@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// With `rollout.enabled`: the name of the broker's container in those Pods, whose restarts fail a bake.
     #[arg(long, value_name = "NAME", env = "BROKKR_ROLLOUT_CONTAINER", default_value = "broker")]
     pub rollout_container: String,
+    /// With `rollout.enabled`: the brokers' ServiceAccount; a Pod with the selector's labels that runs as another
+    /// is not counted as a broker (the chart sets it).
+    #[arg(long, value_name = "NAME", env = "BROKKR_ROLLOUT_SERVICE_ACCOUNT")]
+    pub rollout_service_account: Option<String>,
 }
 
 /// A poll interval within the file source's bounds.

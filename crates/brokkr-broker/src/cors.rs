@@ -35,7 +35,8 @@ pub async fn middleware(
     let Some(config) = req.app_data::<web::Data<ReloadableConfig>>() else {
         return Ok(next.call(req).await?.map_into_left_body());
     };
-    let traffic = req.app_data::<web::Data<TrafficMetrics>>();
+    // The platform's own calls (readiness probes, scrapes) are no client's: their refusals are not counted either.
+    let traffic = req.app_data::<web::Data<TrafficMetrics>>().filter(|_| !crate::traffic::is_platform(req.path()));
     let is_preflight = |req: &ServiceRequest| {
         req.method() == Method::OPTIONS
             && req.headers().contains_key(header::ORIGIN)
@@ -46,8 +47,8 @@ pub async fn middleware(
     let snapshot = config.current();
     let cors = &snapshot.settings.cors;
     if cors.allowed_origins.is_empty() {
-        if let Some(traffic) = traffic.filter(|_| req.headers().contains_key(header::ORIGIN)) {
-            traffic.refused(refusal(&req));
+        if let Some((traffic, origin)) = traffic.zip(req.headers().get(header::ORIGIN)) {
+            traffic.refused(refusal(&req), origin.to_str().unwrap_or_default());
         }
         return Ok(next.call(req).await?.map_into_left_body());
     }
@@ -63,8 +64,8 @@ pub async fn middleware(
             None
         }
     });
-    if let Some(traffic) = traffic.filter(|_| origin.is_some() && allow.is_none()) {
-        traffic.refused(refusal(&req));
+    if let Some((traffic, origin)) = traffic.zip(origin.as_ref()).filter(|_| allow.is_none()) {
+        traffic.refused(refusal(&req), origin.to_str().unwrap_or_default());
     }
     if is_preflight(&req) {
         let mut response = HttpResponse::NoContent();

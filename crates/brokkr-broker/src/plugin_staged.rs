@@ -159,13 +159,17 @@ pub async fn command(client: &Client, namespace: &str, name: &str, abort: bool) 
     let by = whoami(client).await?;
     let (field, wave) = if abort { ("abort", 0) } else { ("promote", status.admitted) };
     let command = Command { rollout_id: status.rollout_id.clone(), wave, by };
-    let patch = json!({ "spec": { field: command } });
+    // The resourceVersion read: a wave that passed in between makes this a conflict, not a stale command.
+    let version = object.metadata.resource_version.clone();
+    let patch = json!({ "metadata": { "resourceVersion": version }, "spec": { field: command } });
     let what = format!("cannot write spec.{field} of ConfigRollout {namespace}/{name}");
     crate::plugin::within(&what, api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))).await?;
+    // Whoever may write the status wrote the id: printed escaped, as every annotation is.
+    let id = printable(&status.rollout_id);
     Ok(if abort {
-        format!("asked to abort rollout {} (every replica goes back to the last good text)", status.rollout_id)
+        format!("asked to abort rollout {id} (every replica goes back to the last good text)")
     } else {
-        format!("asked to promote wave {wave} of rollout {} (its bake is skipped)", status.rollout_id)
+        format!("asked to promote wave {wave} of rollout {id} (its bake is skipped)")
     })
 }
 

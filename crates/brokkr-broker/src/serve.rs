@@ -116,6 +116,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let metrics = ReloadMetrics::register_with_prefix(&mut registry, &options.metric_prefix);
     metrics.record_startup(&config.current().hash);
     let traffic = TrafficMetrics::register(&mut registry);
+    traffic.follow(&config);
     let rollout_metrics = boot.rollout.enabled.then(|| RolloutMetrics::register(&mut registry));
     let webhook = match listeners.webhook {
         Some(listener) => {
@@ -150,7 +151,9 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
         (Some(file), _) => Subsystem::register(file, config.clone(), layers, metrics, None, &options),
         (None, Some(access)) if settings.rollout.enabled => {
             let measured = (traffic.clone(), rollout_metrics.clone().unwrap_or_default());
-            let started_on = staged_start.as_ref().and_then(|s| s.started_on());
+            // Only a text that was put in force: an invalid one the start-up read judged is not running.
+            let in_force = matches!(startup, Some(Startup::FromConfigMap { .. }));
+            let started_on = staged_start.as_ref().filter(|_| in_force).and_then(|s| s.started_on());
             staging::start(access, &args, &settings, (&config, &layers), metrics, &options, measured, started_on)?
         }
         (None, _) => Subsystem::start(access, config.clone(), layers, metrics, &options),

@@ -63,6 +63,7 @@ pub fn start(
         key: settings.config_reload.key.clone(),
         pods,
         container: args.rollout_container.clone(),
+        service_account: args.rollout_service_account.clone().filter(|sa| !sa.is_empty()),
         pod: pod.clone(),
     };
     let (status, status_read) = watch::channel(None);
@@ -83,6 +84,14 @@ pub fn start(
     };
     let reporter = Reporter { controller: options.event_controller.clone(), instance: Some(pod.clone()) };
     let client = access.client.clone();
+    let (stop_tx, stop) = watch::channel(false);
+    // The coordinator gives the Lease up on SIGTERM instead of letting it lapse (about 17 s without a coordinator).
+    actix::spawn(async move {
+        if let Ok(mut terminate) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            terminate.recv().await;
+            stop_tx.send_replace(true);
+        }
+    });
     let coordinator = CoordinatorRun {
         names: names.clone(),
         client: client.clone(),
@@ -90,6 +99,7 @@ pub fn start(
         config: config.clone(),
         policy,
         reporter,
+        stop,
     };
     let lock = LeaseLock::new(Api::namespaced(client.clone(), &namespace), object, pod, LEASE_DURATION);
     RolloutReplica::start_following(ReplicaParts {

@@ -9,6 +9,9 @@ use actix_web::{
     middleware::Next,
     web,
 };
+use std::sync::{Arc, RwLock};
+
+use brokkr_config::ReloadableConfig;
 use prometheus_client::{
     metrics::{counter::Counter, family::Family},
     registry::Registry,
@@ -17,6 +20,12 @@ use prometheus_client::{
 /// Paths the platform calls, not clients: the kubelet's readiness probe and Prometheus' scrape. They are not
 /// traffic, so they count in neither metric: a scrape every 15 s would otherwise pass any gate's minimum alone.
 const PLATFORM_PATHS: [&str; 2] = ["/readyz", "/metrics"];
+
+/// Whether `path` is one of the platform's own calls, which count as no client's traffic.
+#[must_use]
+pub fn is_platform(path: &str) -> bool {
+    PLATFORM_PATHS.contains(&path)
+}
 
 /// The status classes, in the form of the `class` label.
 const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -49,6 +58,11 @@ type Labels = [(&'static str, &'static str); 1];
 pub struct TrafficMetrics {
     requests: Family<Labels, Counter>,
     refusals: Family<Labels, Counter>,
+    /// Refusals of an origin the settings before the last change allowed: what a change broke, the one kind of
+    /// refusal a rollout's gate counts. A client cannot add to it by sending an origin no settings ever allowed.
+    regressions: Counter,
+    /// The allowed origins of the settings in force before the last change ([`TrafficMetrics::follow`]).
+    before: Arc<RwLock<Arc<Vec<String>>>>,
 }
 
 /// Counts read at one moment, for the difference over a window.
@@ -58,7 +72,7 @@ pub struct TrafficCounts {
     pub requests: u64,
     /// Requests answered with a 5xx status.
     pub server_errors: u64,
-    /// CORS refusals of both kinds.
+    /// CORS refusals of origins the settings before the last change allowed (both kinds).
     pub cors_refusals: u64,
 }
 
@@ -103,9 +117,39 @@ impl TrafficMetrics {
         self.requests.get_or_create(&[("class", class)]).inc();
     }
 
-    /// Counts one refused cross-origin request.
-    pub fn refused(&self, kind: Refusal) {
+    /// Counts one refused cross-origin request from `origin`.
+    pub fn refused(&self, kind: Refusal, origin: &str) {
         self.refusals.get_or_create(&[("kind", kind.as_str())]).inc();
+        let before = self.before.read().map(|b| b.clone()).unwrap_or_default();
+        if before.iter().any(|allowed| allowed == origin || allowed == "*") {
+            self.regressions.inc();
+        }
+    }
+
+    /// Sets the origins the settings before the last change allowed, as [`TrafficMetrics::follow`] does.
+    pub fn allowed_before(&self, origins: Vec<String>) {
+        if let Ok(mut slot) = self.before.write() {
+            *slot = Arc::new(origins);
+        }
+    }
+
+    /// Keeps the allowed origins of the settings in force before each change of `config`, for the count of
+    /// refusals a change caused.
+    pub fn follow(&self, config: &ReloadableConfig) {
+        let mut snapshots = config.subscribe();
+        let mut current = Arc::new(config.current().settings.cors.allowed_origins.clone());
+        let before = self.before.clone();
+        actix::spawn(async move {
+            while snapshots.changed().await.is_ok() {
+                let next = Arc::new(snapshots.borrow_and_update().settings.cors.allowed_origins.clone());
+                if next != current {
+                    let previous = std::mem::replace(&mut current, next);
+                    if let Ok(mut slot) = before.write() {
+                        *slot = previous;
+                    }
+                }
+            }
+        });
     }
 
     /// The counts now.
@@ -115,9 +159,7 @@ impl TrafficMetrics {
         TrafficCounts {
             requests: CLASSES.iter().map(|class| get(&self.requests, &[("class", class)])).sum(),
             server_errors: get(&self.requests, &[("class", "5xx")]),
-            cors_refusals: <Refusal as strum::IntoEnumIterator>::iter()
-                .map(|kind| get(&self.refusals, &[("kind", kind.as_str())]))
-                .sum(),
+            cors_refusals: self.regressions.get(),
         }
     }
 }
@@ -158,8 +200,10 @@ mod tests {
         metrics.answered(StatusCode::INTERNAL_SERVER_ERROR);
         let start = metrics.counts();
         metrics.answered(StatusCode::OK);
-        metrics.refused(Refusal::Preflight);
-        metrics.refused(Refusal::Origin);
+        metrics.allowed_before(vec!["https://app.example".into()]);
+        metrics.refused(Refusal::Preflight, "https://app.example");
+        metrics.refused(Refusal::Origin, "https://app.example");
+        metrics.refused(Refusal::Origin, "https://never.example");
         assert_eq!(metrics.counts().since(start), TrafficCounts { requests: 1, server_errors: 0, cors_refusals: 2 });
     }
 }

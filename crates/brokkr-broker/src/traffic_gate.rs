@@ -121,8 +121,14 @@ mod tests {
         }
         let healthy = ask(window.as_mut(), std::time::Duration::from_secs(1)).await;
         assert!(healthy.is_healthy(), "the 5xx before the window do not count: {healthy}");
+        // Refused by the settings before the change too: not the change's fault, not counted.
         for _ in 0..10 {
-            traffic.refused(Refusal::Origin);
+            traffic.refused(Refusal::Origin, "https://never.example");
+        }
+        assert!(ask(window.as_mut(), std::time::Duration::from_secs(1)).await.is_healthy());
+        traffic.allowed_before(vec!["https://app.example".into()]);
+        for _ in 0..10 {
+            traffic.refused(Refusal::Origin, "https://app.example");
         }
         let failed = ask(window.as_mut(), std::time::Duration::from_secs(1)).await;
         assert_eq!(gate.name(), "traffic");

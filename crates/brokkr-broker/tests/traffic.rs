@@ -119,3 +119,36 @@ async fn requests_count_by_class_and_refusals_follow_the_live_cors_settings() {
     assert_eq!(series(&metrics, "brokkr_http_requests_total", "class", "2xx"), 8);
     assert_eq!(series(&metrics, "brokkr_http_requests_total", "class", "4xx"), 2);
 }
+
+#[actix_rt::test]
+async fn the_gate_counts_only_refusals_of_origins_the_settings_before_allowed() {
+    // Found by review: any pod could fail every rollout's gate by sending requests with an Origin no settings ever
+    // allowed. Only a refusal the change caused (an origin allowed before it) is the change's fault.
+    let layers = ConfigLayers::new();
+    let config = ReloadableConfig::new(layers.build(None).expect("the defaults").settings);
+    let mut registry = Registry::default();
+    let traffic = TrafficMetrics::register(&mut registry);
+    traffic.follow(&config);
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(config.clone()))
+            .app_data(web::Data::new(Subsystem::<Settings>::disabled()))
+            .app_data(web::Data::new(traffic.clone()))
+            .wrap(from_fn(cors::middleware))
+            .wrap(from_fn(traffic::count))
+            .configure(http::routes),
+    )
+    .await;
+    apply(&layers, &config, &format!("[cors]\nallowed_origins = [\"{CLIENT}\"]"));
+    actix_rt::task::yield_now().await; // the follower sees each change, as reloads seconds apart are
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"https://other.example\"]");
+    actix_rt::task::yield_now().await;
+    let before = traffic.counts();
+    for origin in ["https://stranger.example", "null", "https://stranger.example"] {
+        test::call_service(&app, get_from("/healthz", Some(origin)).to_request()).await;
+    }
+    assert_eq!(traffic.counts().since(before).cors_refusals, 0, "refused before the change as well");
+    test::call_service(&app, get_from("/healthz", Some(CLIENT)).to_request()).await;
+    test::call_service(&app, preflight_from(CLIENT).to_request()).await;
+    assert_eq!(traffic.counts().since(before).cors_refusals, 2, "the origin the change dropped");
+}
