@@ -164,10 +164,23 @@ impl<S: AppSettings> RolloutReplica<S> {
             let params = PatchParams { field_manager: Some("brokkr-broker".into()), ..PatchParams::default() };
             bounded(pods.patch(&pod, &params, &Patch::Merge(&patch))).await.map(drop)
         };
+        let written_before = self.annotations_written;
         ctx.spawn(write.into_actor(self).map(move |written, act, ctx| {
             act.annotating = false;
+            if let (Err(_), Some(verdict)) = (&written, verdict) {
+                // Written again in a second unless a newer write is queued or succeeds meanwhile: a lost verdict
+                // would hold its wave until the next one.
+                ctx.run_later(Duration::from_secs(1), move |act, ctx| {
+                    if act.annotations_written == written_before && act.annotate_next.is_none() {
+                        act.annotate(ctx, Some(verdict));
+                    }
+                });
+            }
             match written {
-                Ok(()) => act.written_hash = hash,
+                Ok(()) => {
+                    act.written_hash = hash;
+                    act.annotations_written += 1;
+                }
                 // The wave waits for a verdict that is not written: it can never pass on one that is not. Said
                 // once a minute at most: the write is tried again every second.
                 Err(error) if act.annotate_warned.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) => {

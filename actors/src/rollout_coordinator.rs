@@ -28,7 +28,7 @@ use crate::{
         rollout_resource, rollouts,
     },
     rollout_pods::{deployment_rolling, pod_view},
-    rollout_status::{Coordinator, Observation, Phase, RolloutStatus, VersionRef},
+    rollout_status::{Coordinator, Phase, RolloutStatus, VersionRef},
     rollout_step::{Memory, Notice, Observed, Policy, Text, step},
     transport::bounded,
 };
@@ -210,24 +210,34 @@ impl<S: AppSettings> CoordinatorRun<S> {
             wall: std::time::SystemTime::now(),
             fresh_id: format!("r-{:012x}", fastrand::u64(..1 << 48)),
         };
+        let before = memory.clone();
         let (mut next, mut notices) = step(&status, memory, &observed, &self.policy, Instant::now());
         next.coordinator = Some(Coordinator { holder: names.pod.clone(), term, lease: lease.to_owned() });
         still_holds()?;
         match self.keep_texts(&status, &next, text.as_deref(), configmap.as_ref()).await? {
             Kept::Written => {}
-            Kept::NotAtHand => return Ok(true),
+            Kept::NotAtHand => {
+                // Usually the ConfigMap changed under the step, and the next step has the text.
+                debug!("a text the rollout's status names is neither kept nor in the ConfigMap; the status waits");
+                return Ok(true);
+            }
             Kept::TooLarge(size) => {
-                // Not staged, and said where every replica and `rollout-status` look: the text stays held.
-                let hash = next.target.as_ref().map(|t| t.hash.clone()).unwrap_or_default();
+                // The step again, with the text judged invalid: a rollout in flight goes on, and the text is not
+                // staged, said where every replica and `rollout-status` look.
                 let reason = format!(
                     "not staged: the texts a rollout keeps would take {size} bytes as JSON, over {MAX_KEPT_BYTES} \
                      (a text of many escaped characters); shorten it"
                 );
-                let coordinator = next.coordinator.clone();
-                next = status.clone();
-                next.coordinator = coordinator;
-                notices = vec![Notice { reason: "ConfigRolloutRefused", message: reason.clone(), warning: true }];
-                next.observed = Some(Observation { hash, verdict: "invalid".into(), reason });
+                let mut refused = observed.clone();
+                if let Some(text) = refused.text.as_mut() {
+                    text.judged = Err(reason.clone());
+                }
+                *memory = before;
+                (next, notices) = step(&status, memory, &refused, &self.policy, Instant::now());
+                next.coordinator = Some(Coordinator { holder: names.pod.clone(), term, lease: lease.to_owned() });
+                if status.observed != next.observed {
+                    notices.push(Notice { reason: "ConfigRolloutRefused", message: reason, warning: true });
+                }
             }
         }
         if next != status {

@@ -10,7 +10,8 @@ use crate::{
 
 /// Keeps the waves to the Pods that exist: an admitted member that left (deleted, evicted, scaled down) before its
 /// wave passed is replaced by the next unadmitted replica and the wave's bake starts again, so no wave passes empty;
-/// a member of a later wave that left is dropped; a Pod in no wave joins the last one.
+/// a member of a later wave that left is dropped; a Pod in no wave joins the last one, and if that wave is admitted,
+/// its bake (and its deadline) starts again.
 pub(crate) fn follow_membership(next: &mut RolloutStatus, memory: &mut Memory, observed: &Observed, now: Instant) {
     let here = |uid: &str| observed.pods.iter().any(|p| p.uid == uid && !p.deleting);
     let admitted = next.admitted.min(next.waves.len());
@@ -38,10 +39,12 @@ pub(crate) fn follow_membership(next: &mut RolloutStatus, memory: &mut Memory, o
         .filter(|p| p.ready && !p.deleting && !next.waves.iter().flatten().any(|m| m.uid == p.uid))
         .map(member_of)
         .collect();
+    // A newcomer in an admitted wave needs a whole bake of its own before the deadline: the wave's clock restarts.
+    let joined_admitted = !newcomers.is_empty() && next.waves.len() <= admitted;
     if let Some(last) = next.waves.last_mut() {
         last.extend(newcomers);
     }
-    if replaced {
+    if replaced || joined_admitted {
         next.admitted_at = humantime::format_rfc3339_millis(observed.wall).to_string();
         memory.restart(next, now);
     }

@@ -35,6 +35,9 @@ use crate::{
 const TICK: Duration = Duration::from_secs(1);
 /// A replica running a text other than the last good one re-reads the status this often.
 const CONFIRM_EVERY: Duration = Duration::from_secs(5);
+/// How long a replica waits before it tries a failed rollback again (it refuses the last good text, or the kept
+/// texts could not be read).
+const ROLLBACK_RETRY: Duration = Duration::from_secs(30);
 /// ... and rolls back by itself when it could not confirm its admission for this long.
 pub const STRAY_BOUND: Duration = Duration::from_secs(30);
 /// The server-side timeout of each watch of the `ConfigRollout`, drawn once per replica.
@@ -95,6 +98,10 @@ pub struct RolloutReplica<S: AppSettings> {
     pub(crate) annotating: bool,
     pub(crate) annotate_next: Option<Option<Verdict>>,
     pub(crate) annotate_warned: Option<Instant>,
+    /// Successful annotation writes so far: a failed verdict is written again only if none succeeded since.
+    pub(crate) annotations_written: u64,
+    /// The last good text a rollback to it failed for, and when: tried again after [`ROLLBACK_RETRY`].
+    pub(crate) rollback_failed: Option<(String, Instant)>,
 }
 
 /// What a replica needs to take part.
@@ -150,6 +157,8 @@ impl<S: AppSettings> RolloutReplica<S> {
             annotating: false,
             annotate_next: None,
             annotate_warned: None,
+            annotations_written: 0,
+            rollback_failed: None,
             last_campaign: None,
             campaign_every: CAMPAIGN_EVERY,
         };
@@ -164,7 +173,9 @@ impl<S: AppSettings> RolloutReplica<S> {
     /// Puts the last good text back, read from the `ConfigRolloutDocument` and checked against the status.
     pub(crate) fn roll_back(&mut self, ctx: &mut Context<Self>, reason: String) {
         let Some(good) = self.current().and_then(|s| s.last_good.clone()) else { return };
-        if self.rolling_back {
+        let failed_lately =
+            self.rollback_failed.as_ref().is_some_and(|(hash, at)| *hash == good.hash && at.elapsed() < ROLLBACK_RETRY);
+        if self.rolling_back || failed_lately {
             return;
         }
         self.rolling_back = true;
@@ -174,27 +185,33 @@ impl<S: AppSettings> RolloutReplica<S> {
             self.names.object.clone(),
             self.config_actor.clone(),
         );
+        let good_hash = good.hash.clone();
         let work = async move {
             let document = bounded(api.get(&name)).await.map_err(RollbackError::Read)?;
             let kept = document.spec.find(&good.hash).cloned().ok_or(RollbackError::NotKept)?;
             let message = Rollback { text: kept.text, resource_version: Some(kept.resource_version), reason };
             actor.send(message).await.map_err(|_| RollbackError::Stopped)
         };
-        ctx.spawn(work.into_actor(self).map(|done, act, ctx| {
+        ctx.spawn(work.into_actor(self).map(move |done, act, ctx| {
             act.rolling_back = false;
             match done {
                 Ok(report) if report.error.is_none() => {
+                    act.rollback_failed = None;
                     act.metrics.rollbacks.inc();
                     info!(generation = report.generation, "rolled back");
                 }
                 Ok(report) => {
+                    act.rollback_failed = Some((good_hash, Instant::now()));
                     warn!(error = ?report.error, "this replica refuses the last good text; keeping what it runs");
                     if let Some(status) = act.current().cloned() {
                         let reason = format!("refuses the last good text: {}", report.error.unwrap_or_default());
                         act.report_refusal(ctx, &status, reason);
                     }
                 }
-                Err(error) => warn!(error = %chain(&error), "could not roll back yet; trying again"),
+                Err(error) => {
+                    act.rollback_failed = Some((good_hash, Instant::now()));
+                    warn!(error = %chain(&error), "could not roll back yet; trying again soon");
+                }
             }
         }));
     }
@@ -213,7 +230,8 @@ impl<S: AppSettings> RolloutReplica<S> {
         if let Some(reason) = running.as_ref().and_then(|r| stray(&status, &self.uid, r.as_str())) {
             return self.roll_back(ctx, reason);
         }
-        if running.is_none() && status.last_good.is_some() {
+        let admitted_in_flight = matches!(status.phase, Phase::Progressing | Phase::Halted) && status.admits(&self.uid);
+        if running.is_none() && status.last_good.is_some() && !admitted_in_flight {
             // Its start-up read put no text in force (the rollout's state unreadable then, or the ConfigMap invalid
             // or absent): it serves its file and environment only, which the rollout never staged.
             return self.roll_back(ctx, "it runs no staged text since it started".into());

@@ -150,8 +150,14 @@ pub fn step(
     (next, notices)
 }
 
-/// With no last good text yet, the ConfigMap's valid text is adopted once every ready replica runs it.
+/// With no last good text yet, the ConfigMap's valid text is adopted once every ready replica runs it. The text is
+/// named in `observed` either way, so that no replica asks for a coordinator again for it.
 fn adopt(next: &mut RolloutStatus, text: &Text, live: &[&PodView]) {
+    let (verdict, reason) = match &text.judged {
+        Ok(_) => ("valid", String::new()),
+        Err(reason) => ("invalid", reason.clone()),
+    };
+    next.observed = Some(Observation { hash: text.version.hash.clone(), verdict: verdict.into(), reason });
     let lagging = live.iter().filter(|p| p.runs.as_deref() != Some(text.version.hash.as_str())).count();
     if text.judged.is_ok() && !live.is_empty() && lagging == 0 {
         next.last_good = Some(text.version.clone());

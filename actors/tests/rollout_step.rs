@@ -405,3 +405,23 @@ async fn a_deployment_rollout_that_never_ends_halts_at_the_deadline_and_idle_bef
     let complete = unadopted.iter().find(|c| c.kind == "Complete").expect("a condition");
     assert_eq!(complete.status, "False");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replica_that_joins_the_last_wave_late_gets_a_whole_bake_before_the_deadline() {
+    // Found by the second review: a Pod that joined an admitted wave near its deadline could not bake in time, and
+    // a healthy rollout halted.
+    let mut fleet = Fleet::new(4);
+    fleet.edit("target", "r-1");
+    fleet.healthy_after(BAKE).await;
+    assert_eq!(fleet.status.admitted, 2);
+    fleet.verdicts(GateState::Applied);
+    fleet.after(Duration::from_secs(590)).await;
+    let mut newcomer = fleet.observed.pods[0].clone();
+    (newcomer.uid, newcomer.name, newcomer.verdict) = ("uid-new".into(), "brokkr-new".into(), None);
+    fleet.observed.pods.push(newcomer);
+    fleet.step();
+    fleet.after(Duration::from_secs(30)).await; // past the deadline counted from the wave's admission
+    assert_eq!(fleet.status.phase, Phase::Progressing, "{}", fleet.status.reason);
+    fleet.healthy_after(BAKE).await;
+    assert_eq!(fleet.status.phase, Phase::Complete, "{}", fleet.status.reason);
+}

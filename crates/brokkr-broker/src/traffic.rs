@@ -140,13 +140,13 @@ impl TrafficMetrics {
         let mut current = Arc::new(config.current().settings.cors.allowed_origins.clone());
         let before = self.before.clone();
         actix::spawn(async move {
+            // Every change moves the window, CORS changed or not: a later change that leaves CORS alone must not
+            // count the refusals of a CORS change made long before it.
             while snapshots.changed().await.is_ok() {
                 let next = Arc::new(snapshots.borrow_and_update().settings.cors.allowed_origins.clone());
-                if next != current {
-                    let previous = std::mem::replace(&mut current, next);
-                    if let Ok(mut slot) = before.write() {
-                        *slot = previous;
-                    }
+                let previous = std::mem::replace(&mut current, next);
+                if let Ok(mut slot) = before.write() {
+                    *slot = previous;
                 }
             }
         });

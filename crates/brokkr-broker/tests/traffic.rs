@@ -152,3 +152,22 @@ async fn the_gate_counts_only_refusals_of_origins_the_settings_before_allowed() 
     test::call_service(&app, preflight_from(CLIENT).to_request()).await;
     assert_eq!(traffic.counts().since(before).cors_refusals, 2, "the origin the change dropped");
 }
+
+#[actix_rt::test]
+async fn a_later_change_that_leaves_cors_alone_does_not_count_an_earlier_cors_change() {
+    // Found by the second review: the origins "before" stayed those of the last CORS change, so after a `*` was
+    // narrowed every later rollout counted any stranger's origin against its gate.
+    let layers = ConfigLayers::new();
+    let config = ReloadableConfig::new(layers.build(None).expect("the defaults").settings);
+    let traffic = TrafficMetrics::default();
+    traffic.follow(&config);
+    apply(&layers, &config, "[cors]\nallowed_origins = [\"*\"]");
+    actix_rt::task::yield_now().await;
+    apply(&layers, &config, &format!("[cors]\nallowed_origins = [\"{CLIENT}\"]"));
+    actix_rt::task::yield_now().await;
+    apply(&layers, &config, &format!("[cors]\nallowed_origins = [\"{CLIENT}\"]\n[log]\nlevel = \"debug\""));
+    actix_rt::task::yield_now().await;
+    let before = traffic.counts();
+    traffic.refused(brokkr_broker::traffic::Refusal::Origin, "https://stranger.example");
+    assert_eq!(traffic.counts().since(before).cors_refusals, 0, "not the log level change's fault");
+}
