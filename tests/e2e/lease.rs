@@ -45,7 +45,10 @@ async fn one_holder_at_a_time_handed_over_on_release_and_taken_over_only_after_i
     let taken_over = loop {
         match a.try_acquire_or_renew().await.expect("a asks") {
             Attempt::Holds { term, .. } => break term,
-            Attempt::Taken { .. } => tokio::time::sleep(Duration::from_millis(200)).await,
+            Attempt::Taken { .. } => {
+                assert!(seen.elapsed() < DURATION * 5, "not taken over within {:?}", DURATION * 5);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
         }
     };
     let waited = seen.elapsed();

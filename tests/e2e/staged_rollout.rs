@@ -15,7 +15,10 @@ use std::{
 use brokkr_e2e::{
     chart::{NAMESPACE, RELEASE, Walkthrough},
     pods::create_ready_pod,
-    staged::{CLIENT, PODS, applied, document, hash, running, set_document, start_pod_broker, traffic, wait_for},
+    staged::{
+        CLIENT, PODS, applied, document, hash, running, set_document, start_pod_broker, traffic, wait_for,
+        wait_until_running,
+    },
 };
 use brokkr_reload::{rollout_objects::rollouts, rollout_status::Phase};
 use k8s_openapi::api::core::v1::Pod;
@@ -97,11 +100,7 @@ async fn a_healthy_change_goes_wave_by_wave_and_a_harmful_one_is_rolled_back_fro
     let (code, out) = w.kubectl_brokkr(admin, &["brokkr", "-n", NAMESPACE, "rollout-status"]).await;
     assert_eq!(code, 1, "a rollback ends rollout-status at once: {out}");
     assert!(out.contains(&format!("the traffic gate failed on {canary}")), "{out}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running(&pods).await.iter().any(|(_, runs)| *runs != hash(&healthy)) {
-        assert!(Instant::now() < deadline, "every replica runs the last good text: {:?}", running(&pods).await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_running(&pods, "every replica runs the last good text", |runs| runs == hash(&healthy)).await;
     for (name, broker) in PODS.iter().zip(&brokers) {
         let history = broker.as_ref().expect("running").history().await;
         let expected = usize::from(*name == canary);
@@ -172,11 +171,7 @@ async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordina
     .await;
     assert_ne!(started.rollout_id, superseded.rollout_id);
     assert_eq!(started.admitted, 1, "a superseding edit starts at the first wave");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while running(&pods).await.iter().any(|(_, runs)| *runs == hash(&first)) {
-        assert!(Instant::now() < deadline, "a replica still runs the superseded text: {:?}", running(&pods).await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_running(&pods, "no replica runs the superseded text", |runs| runs != hash(&first)).await;
 
     // Forged inputs are refused by the chart's policies: a verdict written by anyone but the Pod's broker, and a
     // command that does not carry its writer's name.
@@ -259,14 +254,6 @@ async fn operators_steer_a_rollout_a_newer_edit_supersedes_and_a_killed_coordina
     let (code, out) = w.kubectl_brokkr(&operator, &brokkr(&["rollout-status"])).await;
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("aborted by operator"), "{out}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let live: Vec<(String, String)> =
-            running(&pods).await.into_iter().filter(|(name, _)| *name != holder.holder).collect();
-        if live.iter().all(|(_, runs)| *runs == hash(&second)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "every replica runs the last good text: {live:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    // The deleted coordinator's Pod is gone, so only the live replicas are asked.
+    wait_until_running(&pods, "every replica runs the last good text", |runs| runs == hash(&second)).await;
 }

@@ -120,3 +120,17 @@ pub fn applied(history: &Value, resource_version: &str) -> usize {
     let records = history["records"].as_array().cloned().unwrap_or_default();
     records.iter().filter(|r| r["resource_version"] == resource_version && r["outcome"] == "applied").count()
 }
+
+/// Waits until the text every broker Pod that still exists says it runs satisfies `runs`, within 30 s; returns
+/// what they run.
+pub async fn wait_until_running(pods: &Api<Pod>, what: &str, runs: impl Fn(&str) -> bool) -> Vec<(String, String)> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let said = running(pods).await;
+        if said.iter().all(|(_, hash)| runs(hash)) {
+            return said;
+        }
+        assert!(Instant::now() < deadline, "{what}: not within 30 s: {said:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -432,18 +432,10 @@ async fn rollout_status(target: &Target, timeout: Duration) -> Result<ExitCode, 
     let mut progress = Progress { terminal: std::io::stdout().is_terminal(), last: String::new() };
     let waited = humantime::format_duration(timeout);
     loop {
-        let (current, replicas) = match target.read().await {
-            Ok(read) => read,
-            Err(error) if error.is_transient() && Instant::now() < deadline => {
-                progress.show(format!("retrying: {}", crate::report::chain(&error)));
-                until_next_poll(deadline).await;
-                continue;
-            }
-            Err(error) if error.is_transient() => {
-                progress.finish(&format!("timed out after {waited}: {}", crate::report::chain(&error)));
-                return Ok(ExitCode::from(EXIT_TIMEOUT));
-            }
-            Err(error) => return Err(error),
+        let (current, replicas) = match attempted(target.read().await, &mut progress, deadline, &waited).await? {
+            Attempt::Read(read) => read,
+            Attempt::Again => continue,
+            Attempt::TimedOut => return Ok(ExitCode::from(EXIT_TIMEOUT)),
         };
         let verdict = judge(&current, &replicas);
         // An answer holds for the version current now: an edit that landed meanwhile is waited for instead.
@@ -471,6 +463,39 @@ async fn rollout_status(target: &Target, timeout: Duration) -> Result<ExitCode, 
             }
         }
         until_next_poll(deadline).await;
+    }
+}
+
+/// What one read of a polling command came to.
+pub(crate) enum Attempt<T> {
+    /// The answer.
+    Read(T),
+    /// An error that may pass, before the deadline: read again (it was shown, and a poll's wait is over).
+    Again,
+    /// An error that may pass, at the deadline: said, and the command ends with [`EXIT_TIMEOUT`].
+    TimedOut,
+}
+
+/// `read` as a polling command acts on it: an error that may pass is retried until `deadline` (shown on the
+/// progress line), then ends the wait; any other error is returned.
+pub(crate) async fn attempted<T>(
+    read: Result<T, PluginError>,
+    progress: &mut Progress,
+    deadline: Instant,
+    waited: &impl std::fmt::Display,
+) -> Result<Attempt<T>, PluginError> {
+    match read {
+        Ok(read) => Ok(Attempt::Read(read)),
+        Err(error) if error.is_transient() && Instant::now() < deadline => {
+            progress.show(format!("retrying: {}", crate::report::chain(&error)));
+            until_next_poll(deadline).await;
+            Ok(Attempt::Again)
+        }
+        Err(error) if error.is_transient() => {
+            progress.finish(&format!("timed out after {waited}: {}", crate::report::chain(&error)));
+            Ok(Attempt::TimedOut)
+        }
+        Err(error) => Err(error),
     }
 }
 

@@ -22,7 +22,9 @@ use kube::{
 };
 use serde_json::json;
 
-use crate::plugin::{EXIT_REJECTED, EXIT_TIMEOUT, PluginError, Progress, Replica, Target, printable, until_next_poll};
+use crate::plugin::{
+    Attempt, EXIT_REJECTED, EXIT_TIMEOUT, PluginError, Progress, Replica, Target, attempted, printable, until_next_poll,
+};
 
 /// Where a staged rollout of one text stands, for `rollout-status`.
 #[derive(Debug, PartialEq, Eq)]
@@ -201,18 +203,10 @@ pub(crate) async fn staged_rollout_status(target: &Target, timeout: Duration) ->
             let status = crate::plugin::within(&what, api.get(&target.configmap)).await?.status.unwrap_or_default();
             Ok::<_, PluginError>((hash, status, replicas))
         };
-        let (hash, status, replicas) = match read.await {
-            Ok(read) => read,
-            Err(error) if error.is_transient() && Instant::now() < deadline => {
-                progress.show(format!("retrying: {}", crate::report::chain(&error)));
-                until_next_poll(deadline).await;
-                continue;
-            }
-            Err(error) if error.is_transient() => {
-                progress.finish(&format!("timed out after {waited}: {}", crate::report::chain(&error)));
-                return Ok(ExitCode::from(EXIT_TIMEOUT));
-            }
-            Err(error) => return Err(error),
+        let (hash, status, replicas) = match attempted(read.await, &mut progress, deadline, &waited).await? {
+            Attempt::Read(read) => read,
+            Attempt::Again => continue,
+            Attempt::TimedOut => return Ok(ExitCode::from(EXIT_TIMEOUT)),
         };
         let short = hash.get(..12).unwrap_or(&hash);
         match judge_staged(&hash, &status, &replicas, SystemTime::now()) {

@@ -14,7 +14,9 @@ use std::{
 use brokkr_e2e::{
     chart::{NAMESPACE, RELEASE, Walkthrough},
     pods::create_ready_pod,
-    staged::{CLIENT, PODS, applied, document, hash, set_document, start_pod_broker, traffic, wait_for},
+    staged::{
+        CLIENT, PODS, applied, document, hash, set_document, start_pod_broker, traffic, wait_for, wait_until_running,
+    },
 };
 use brokkr_reload::rollout_status::Phase;
 use k8s_openapi::api::core::v1::Pod;
@@ -122,7 +124,7 @@ async fn main() {
         s.phase == Phase::Complete && s.last_good.as_ref().is_some_and(|g| g.hash == hash(&good))
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    wait_until_running(&pods, "every replica runs the last text", |runs| runs == hash(&good)).await;
     let (since, _) = requests(&w, usize::MAX);
     tokio::time::sleep(Duration::from_secs(idle)).await;
     let (_, by_pod) = requests(&w, since);
