@@ -2,11 +2,12 @@
 //! pods from an image packed from the broker binary. Inside a network namespace of the test's own; one group, so the
 //! node starts once.
 
-use std::{future::Future, time::Duration};
+use std::time::Duration;
 
 use brokkr_e2e::{
     broker::{ADMIN_TOKEN, broker_binary},
     chart::{NAMESPACE, RELEASE, Walkthrough},
+    kubelet::{broker_pods, eventually, is_ready},
     node::{NODE_IP, in_netns},
 };
 use brokkr_testenv::{
@@ -27,33 +28,6 @@ const IMAGE_TAG: &str = "e2e";
 const WAIT: Duration = Duration::from_secs(120);
 /// The admin token the Secret is rotated to.
 const ROTATED_TOKEN: &str = "node-rotated-t0ken-9c1e";
-
-/// Polls `check` until it gives a value, for at most `timeout`.
-async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: not within {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-/// The broker pods of the release, by name.
-async fn broker_pods(pods: &Api<Pod>) -> Vec<Pod> {
-    let selector = format!("app.kubernetes.io/instance={RELEASE}");
-    pods.list(&ListParams::default().labels(&selector)).await.expect("list pods").items
-}
 
 /// The broker container's restart count, how long it has been running, and the messages of the kubelet's
 /// `Unhealthy` Events of the pod.

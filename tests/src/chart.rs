@@ -129,6 +129,17 @@ impl Walkthrough {
         Self { cluster, home: tempfile::tempdir().expect("helm home") }
     }
 
+    /// Starts a control plane for pods on a pod network ([`brokkr_testenv::ControlPlane::start_for_pods`], inside a
+    /// test network namespace only): the API server calls webhooks at one of their Service's ready endpoints
+    /// (`--enable-aggregator-routing`), as there is no kube-proxy to route a ClusterIP.
+    pub async fn start_for_pods(node: std::net::Ipv4Addr) -> Self {
+        let plane = brokkr_testenv::ControlPlane::start_for_pods(node, &["--enable-aggregator-routing=true"])
+            .await
+            .expect("control plane starts");
+        let cluster = crate::Cluster::on(plane, "scratch").await;
+        Self { cluster, home: tempfile::tempdir().expect("helm home") }
+    }
+
     /// `kubectl args…` as cluster admin.
     pub async fn kubectl(&self, args: &[&str]) -> Run {
         kubectl(self.cluster.plane.bin(), self.cluster.plane.admin_kubeconfig(), args, None).await

@@ -38,7 +38,11 @@ impl Cluster {
 
     /// Starts a control plane whose API server gets the `extra` flags, and creates `namespace`.
     pub async fn start_with(namespace: &str, extra: &[&str]) -> Self {
-        let plane = ControlPlane::start_with(extra).await.expect("control plane starts");
+        Self::on(ControlPlane::start_with(extra).await.expect("control plane starts"), namespace).await
+    }
+
+    /// A cluster on `plane`, with `namespace` created.
+    pub async fn on(plane: ControlPlane, namespace: &str) -> Self {
         let admin = plane.admin_client().await.expect("admin client");
         let ns = Namespace { metadata: meta(namespace, None), ..Namespace::default() };
         Api::<Namespace>::all(admin.clone()).create(&PostParams::default(), &ns).await.expect("namespace");

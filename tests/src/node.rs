@@ -11,9 +11,13 @@ pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 123, 0, 2);
 /// Prefix of the network namespaces the tests create, followed by the creating process's pid.
 const NETNS_PREFIX: &str = "brokkr-e2e-";
 
-/// Folders the kubelet and containerd use whatever their configuration says: inside the test's mount namespace each
-/// gets an empty tmpfs, so that nothing is written to this machine's (container log links, shim sockets).
-const HARD_CODED_FOLDERS: [&str; 2] = ["/var/log/containers", "/run/containerd"];
+/// Folders the kubelet, containerd and the CNI plugins use whatever their configuration says: inside the test's mount
+/// namespace each gets an empty tmpfs, so that nothing is written to this machine's (container log links, shim
+/// sockets, the CNI result cache).
+const HARD_CODED_FOLDERS: [&str; 3] = ["/var/log/containers", "/run/containerd", "/var/lib/cni"];
+
+/// The subnet of the pods on a pod network ([`brokkr_testenv::node::PodNetwork::Bridge`]).
+pub const POD_SUBNET: Ipv4Addr = Ipv4Addr::new(10, 124, 0, 0);
 
 /// Runs `body` inside namespaces of the test's own.
 ///

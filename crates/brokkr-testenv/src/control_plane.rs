@@ -24,6 +24,9 @@ use crate::{
 
 const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// The user the API server is to a kubelet (port-forward, logs, exec), in `system:masters`; a kubelet started by
+/// [`crate::Node`] accepts only client certificates of the test CA.
+pub const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
 /// etcd + kube-apiserver with RBAC and an audit log, in a temporary folder removed on drop.
 ///
@@ -48,6 +51,23 @@ impl ControlPlane {
 
     /// Like [`ControlPlane::start`], with `extra` flags for kube-apiserver, such as `--watch-cache=false`.
     pub async fn start_with(extra: &[&str]) -> Result<Self> {
+        Self::start_listening(None, extra).await
+    }
+
+    /// A control plane for pods on a pod network: the API server listens on every address of the test's network
+    /// namespace (loopback, the node's `address` and the pod network's gateway), its certificate names `address` too,
+    /// and it reaches the kubelet at the node's `InternalIP` with [`KUBELET_CLIENT`]'s certificate. Refused outside a
+    /// namespace of the test's own ([`crate::netns::current`]), so that it never listens on this machine's interfaces.
+    pub async fn start_for_pods(address: Ipv4Addr, extra: &[&str]) -> Result<Self> {
+        if crate::netns::current().is_none() {
+            return Err(Error::Assets(
+                "ControlPlane::start_for_pods listens on every address: run it inside a test network namespace".into(),
+            ));
+        }
+        Self::start_listening(Some(address), extra).await
+    }
+
+    async fn start_listening(pod_facing: Option<Ipv4Addr>, extra: &[&str]) -> Result<Self> {
         let bin = assets_dir()?;
         // Owner only: it holds the CA's key material, the service-account key and an admin kubeconfig.
         let dir = crate::process::private_temp_dir("brokkr-testenv-")?;
@@ -74,7 +94,7 @@ impl ControlPlane {
         let etcd = Process::spawn("etcd", &bin.join("etcd"), &etcd_args, &path)?;
 
         let pki = Pki::new()?;
-        let serving = pki.serving()?;
+        let serving = pki.serving_for(pod_facing.as_slice())?;
         let sa = service_account_key()?;
         let ca = write("ca.crt", &pki.ca_cert)?;
         let apiserver_args: Vec<String> = vec![
@@ -102,6 +122,19 @@ impl ControlPlane {
             format!("--cert-dir={}", path.join("certs").display()),
             "--v=1".into(),
         ];
+        let mut apiserver_args: Vec<String> = apiserver_args;
+        if let Some(address) = pod_facing {
+            let kubelet_client = pki.client(KUBELET_CLIENT, Some("system:masters"))?;
+            apiserver_args.extend([
+                // Inside the test's network namespace only (checked by `start_for_pods`); the last flag wins.
+                "--bind-address=0.0.0.0".into(),
+                format!("--advertise-address={address}"),
+                format!("--kubelet-client-certificate={}", write("kubelet-client.crt", &kubelet_client.cert)?),
+                format!("--kubelet-client-key={}", write("kubelet-client.key", &kubelet_client.key)?),
+                // The node registers a hostname no resolver here knows.
+                "--kubelet-preferred-address-types=InternalIP".into(),
+            ]);
+        }
         let apiserver_args = apiserver_args.into_iter().chain(extra.iter().map(|a| (*a).to_owned())).collect();
 
         let admin_kubeconfig = path.join("admin.kubeconfig");

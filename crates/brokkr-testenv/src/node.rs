@@ -1,6 +1,6 @@
 //! A real node beside the control plane: containerd (Debian's, with runc), kubelet, kube-controller-manager and
-//! kube-scheduler, so that Deployments become pods that run. Start it inside a [`crate::NetNs`] (the pods use the
-//! host network, which is then the namespace's), never on the machine's own interfaces.
+//! kube-scheduler, so that Deployments become pods that run. Start it inside a [`crate::NetNs`], never on the
+//! machine's own interfaces: its pods use the namespace's network, or a pod network of their own on a bridge in it.
 
 use std::{
     fs,
@@ -15,6 +15,10 @@ use kube::Api;
 use tempfile::TempDir;
 
 use crate::{ControlPlane, Error, Result, error::io, process::Process};
+
+mod cleanup;
+
+pub use cleanup::{kernel_tunables, restore_kernel_tunables};
 
 /// The name the kubelet registers.
 pub const NODE_NAME: &str = "brokkr-node";
@@ -81,6 +85,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "{PAUSE_IMAGE}"
+  # A pod's network namespace is a file bind-mounted in /var/run/netns by default, a folder of this machine.
+  netns_mounts_under_state_dir = true
+  # port-forward and exec: the kubelet proxies to this server, inside the test's network namespace.
+  stream_server_address = "127.0.0.1"
   # This machine may not lower OOM scores: runc fails with `oom_score_adj: Permission denied` without it.
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".cni]
@@ -95,13 +103,55 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     )
 }
 
-/// Pods here use the host network only; the runtime still reports its network ready only once a CNI config
-/// exists, and the node is `NotReady` until then. Loopback is the one network such a config can name that needs no
-/// interface.
-const CNI_CONFIG: &str = r#"{"cniVersion": "1.0.0", "name": "brokkr-loopback", "plugins": [{"type": "loopback"}]}"#;
+/// For a node whose pods use the host network only: the runtime still reports its network ready only once a CNI
+/// config exists, and the node is `NotReady` until then. Loopback is the one network such a config can name that
+/// needs no interface.
+const LOOPBACK_CNI_CONFIG: &str =
+    r#"{"cniVersion": "1.0.0", "name": "brokkr-loopback", "plugins": [{"type": "loopback"}]}"#;
 
-fn kubelet_config(dir: &Path, socket: &Path, address: Ipv4Addr, port: u16) -> String {
+/// The network of a node's pods.
+#[derive(Debug, Clone, Copy)]
+pub enum PodNetwork {
+    /// Every pod runs with `hostNetwork: true` (the namespace's network); other pods get no address.
+    HostOnly,
+    /// Each pod gets an address of `subnet` (a `/24`, its first address the gateway) on a Linux bridge in the
+    /// namespace, by the CNI `bridge` and `host-local` plugins of Debian's containernetworking-plugins. Nothing
+    /// routes out of the namespace: pods reach the node's addresses and each other, and nothing else.
+    Bridge {
+        /// The pods' subnet, such as `10.124.0.0`.
+        subnet: Ipv4Addr,
+    },
+}
+
+/// The bridge the pods' veth pairs join.
+pub const POD_BRIDGE: &str = "brokkr0";
+
+impl PodNetwork {
+    /// The address the namespace has on the pod network (the pods' gateway): where the API server's and the
+    /// kubelet's connections to pods come from. `None` without a pod network.
+    #[must_use]
+    pub fn gateway(&self) -> Option<Ipv4Addr> {
+        match self {
+            Self::HostOnly => None,
+            Self::Bridge { subnet } => Some(Ipv4Addr::from(u32::from(*subnet) | 1)),
+        }
+    }
+
+    fn cni_config(&self, dir: &Path) -> String {
+        match self {
+            Self::HostOnly => LOOPBACK_CNI_CONFIG.to_owned(),
+            // host-local keeps its leases in `dataDir`, by default a folder of this machine (/var/lib/cni).
+            Self::Bridge { subnet } => format!(
+                r#"{{"cniVersion": "1.0.0", "name": "brokkr-pods", "plugins": [{{"type": "bridge", "bridge": "{POD_BRIDGE}", "isGateway": true, "ipMasq": false, "hairpinMode": true, "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{subnet}/24"}}]], "routes": [{{"dst": "0.0.0.0/0"}}], "dataDir": "{}"}}}}]}}"#,
+                dir.join("cni-ipam").display()
+            ),
+        }
+    }
+}
+
+fn kubelet_config(dir: &Path, socket: &Path, address: Ipv4Addr, port: u16, ca: &Path) -> String {
     let d = dir.display();
+    let ca = ca.display();
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -114,16 +164,19 @@ address: {address}
 port: {port}
 readOnlyPort: 0
 healthzPort: 0
-# Nothing in the tests needs exec, attach or the node's logs through the kubelet; anything in the namespace could.
-enableDebuggingHandlers: false
+# port-forward, for the API server only: a client certificate of the test CA (the API server's is in
+# system:masters), each request authorized by the API server. Nothing else in the namespace gets in.
+enableDebuggingHandlers: true
 enableSystemLogHandler: false
 authentication:
   anonymous:
-    enabled: true
+    enabled: false
   webhook:
     enabled: false
+  x509:
+    clientCAFile: {ca}
 authorization:
-  mode: AlwaysAllow
+  mode: Webhook
 failSwapOn: false
 resolvConf: ""
 podLogsDir: {d}/pod-logs
@@ -144,8 +197,13 @@ volumePluginDir: {d}/volume-plugins
 
 impl Node {
     /// Starts the node's processes against `plane` with `address` as the node IP (an address of the namespace it
-    /// runs in), imports the pause image, and waits until the node is `Ready`.
+    /// runs in), imports the pause image, and waits until the node is `Ready`. Its pods use the host network.
     pub async fn start(plane: &ControlPlane, address: Ipv4Addr) -> Result<Self> {
+        Self::start_with(plane, address, PodNetwork::HostOnly).await
+    }
+
+    /// Like [`Node::start`], with the pods on `network`.
+    pub async fn start_with(plane: &ControlPlane, address: Ipv4Addr, network: PodNetwork) -> Result<Self> {
         let bin = node_assets_dir()?;
         let dir = crate::process::private_temp_dir("brokkr-node-")?;
         let path = dir.path().to_owned();
@@ -158,8 +216,8 @@ impl Node {
             fs::write(&file, text).map_err(io(format!("write {}", file.display())))?;
             Ok(file.display().to_string())
         };
-        write("cni/10-loopback.conflist", CNI_CONFIG)?;
-        let tunables = kernel_tunables();
+        write("cni/10-pods.conflist", &network.cni_config(&path))?;
+        let tunables = cleanup::kernel_tunables();
         let mut node = Self { dir, socket: socket.clone(), address, tunables, processes: Vec::new() };
         let config = write("containerd.toml", &containerd_config(&path, &socket))?;
         node.processes.push(Process::spawn(
@@ -184,7 +242,8 @@ impl Node {
         let admin = plane.admin_kubeconfig().display().to_string();
         let plane_dir = plane.dir().display().to_string();
         let kubelet_port = crate::process::free_port()?;
-        let kubelet = write("kubelet.yaml", &kubelet_config(&path, &socket, address, kubelet_port))?;
+        let ca = plane.dir().join("ca.crt");
+        let kubelet = write("kubelet.yaml", &kubelet_config(&path, &socket, address, kubelet_port, &ca))?;
         let kubelet_args = [
             format!("--config={kubelet}"),
             format!("--kubeconfig={admin}"),
@@ -217,7 +276,7 @@ impl Node {
         Ok(node)
     }
 
-    /// The node's IP: the address of its pods, which use the host network.
+    /// The node's IP: the address of its host-network pods.
     #[must_use]
     pub fn address(&self) -> Ipv4Addr {
         self.address
@@ -315,97 +374,18 @@ impl Drop for Node {
         }
         // The kubelet first, so that it does not restart what containerd is told to stop; then every container
         // containerd still runs, so that no pod outlives the test.
+        let mut containers = Vec::new();
         while let Some(mut process) = self.processes.pop() {
             if process.name == "containerd" {
-                let _ = Command::new("ctr")
-                    .arg(format!("--address={}", self.socket.display()))
-                    .args(["--namespace=k8s.io", "tasks", "list", "-q"])
-                    .output()
-                    .map(|out| {
-                        for task in String::from_utf8_lossy(&out.stdout).lines() {
-                            let _ = Command::new("ctr")
-                                .arg(format!("--address={}", self.socket.display()))
-                                .args(["--namespace=k8s.io", "tasks", "kill", "--signal", "KILL", task])
-                                .status();
-                        }
-                    });
+                containers = cleanup::containers(&self.socket);
+                cleanup::kill_tasks(&self.socket);
             }
             process.stop();
         }
-        kill_shims(&self.socket);
-        unmount_below(self.dir.path());
-        remove_links_into(Path::new(CONTAINER_LOG_LINKS), self.dir.path());
-        remove_empty_cgroup_parents();
-        restore_kernel_tunables(&self.tunables);
-    }
-}
-
-/// The values of [`KERNEL_TUNABLES`] now, to put back with [`restore_kernel_tunables`].
-#[must_use]
-pub fn kernel_tunables() -> Vec<(PathBuf, String)> {
-    KERNEL_TUNABLES
-        .iter()
-        .map(|name| Path::new("/proc/sys").join(name))
-        .filter_map(|path| Some((path.clone(), fs::read_to_string(&path).ok()?)))
-        .collect()
-}
-
-/// Writes back what [`kernel_tunables`] read.
-pub fn restore_kernel_tunables(saved: &[(PathBuf, String)]) {
-    for (path, value) in saved {
-        let _ = fs::write(path, value);
-    }
-}
-
-/// Removes the `k8s.io` cgroup that runc creates in every hierarchy for containerd's namespace, once empty (a
-/// cgroup in use, such as another containerd's, cannot be removed).
-fn remove_empty_cgroup_parents() {
-    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
-    for hierarchy in hierarchies.filter_map(Result::ok) {
-        let _ = fs::remove_dir(hierarchy.path().join("k8s.io"));
-    }
-}
-
-/// Removes the links in `folder` that point below `dir`: the kubelet's links to container logs of this node.
-fn remove_links_into(folder: &Path, dir: &Path) {
-    let Ok(entries) = fs::read_dir(folder) else { return };
-    for entry in entries.filter_map(Result::ok) {
-        if fs::read_link(entry.path()).is_ok_and(|target| target.starts_with(dir)) {
-            let _ = fs::remove_file(entry.path());
-        }
-    }
-}
-
-/// Kills the containerd shims of this node's containerd (they detach from it, and would outlive it holding the
-/// containers' mounts): every process whose command line names `socket`.
-fn kill_shims(socket: &Path) {
-    let Ok(processes) = fs::read_dir("/proc") else { return };
-    let socket = socket.to_string_lossy();
-    for process in processes.filter_map(Result::ok) {
-        let pid = process.file_name().to_string_lossy().into_owned();
-        if !pid.bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(cmdline) = fs::read(process.path().join("cmdline")) else { continue };
-        if cmdline.split(|b| *b == 0).any(|arg| arg == socket.as_bytes()) {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
-        }
-    }
-}
-
-/// Unmounts everything the kubelet and containerd mounted below `dir` (the kubelet's bind mount of its root folder,
-/// volumes, container root filesystems), deepest first, so that the folder can be removed and no mount outlives the
-/// test: the namespace the node runs in is a network namespace only, so its mounts are this machine's.
-fn unmount_below(dir: &Path) {
-    let Ok(mounts) = fs::read_to_string("/proc/self/mountinfo") else { return };
-    // Field 5 of a mountinfo line is the mount point, with spaces and the like escaped as octal.
-    let mut points: Vec<&str> = mounts
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .filter(|point| Path::new(point).starts_with(dir))
-        .collect();
-    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
-    for point in points {
-        let _ = Command::new("umount").args(["--lazy", point]).status();
+        cleanup::kill_shims(&self.socket);
+        cleanup::unmount_below(self.dir.path());
+        cleanup::remove_links_into(Path::new(CONTAINER_LOG_LINKS), self.dir.path());
+        cleanup::remove_cgroups(&containers);
+        cleanup::restore_kernel_tunables(&self.tunables);
     }
 }

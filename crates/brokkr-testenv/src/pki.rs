@@ -41,12 +41,18 @@ impl Pki {
 
     /// The API server's certificate for `localhost` and `127.0.0.1`.
     pub(crate) fn serving(&self) -> Result<Pair> {
+        self.serving_for(&[])
+    }
+
+    /// The API server's certificate for `localhost`, `127.0.0.1` and `more`.
+    pub(crate) fn serving_for(&self, more: &[Ipv4Addr]) -> Result<Pair> {
         let mut params = CertificateParams::new(Vec::<String>::new()).map_err(Error::Pki)?;
         params.distinguished_name.push(DnType::CommonName, "kube-apiserver");
         params.subject_alt_names = vec![
             SanType::DnsName("localhost".try_into().map_err(Error::Pki)?),
             SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         ];
+        params.subject_alt_names.extend(more.iter().map(|ip| SanType::IpAddress(IpAddr::V4(*ip))));
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
         self.sign(&params)
