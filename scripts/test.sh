@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: checks the toolchains, builds (or reuses) kube-apiserver,
-# etcd, kubelet, kube-controller-manager, kube-scheduler, helm and promtool with Go, installs containerd and runc from
-# Debian, then runs formatting, lints, unit and actor tests, the chart tests, and the end-to-end tests against a real
-# local control plane, one of them with a real node. Usage: scripts/test.sh (as root, for the node).
+# etcd, kubelet, kube-controller-manager, kube-scheduler, helm and promtool with Go (and kube-apiserver of the oldest
+# supported minor), installs containerd, runc and the CNI plugins from Debian, then runs formatting, lints, unit and
+# actor tests, the chart tests, the end-to-end tests against a real local control plane (two of them on a real node,
+# one with a pod network), and a smoke subset on the oldest minor. Usage: scripts/test.sh (as root, for the node).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/disk.sh
@@ -27,6 +28,12 @@ step "kube-apiserver and etcd (built once with Go into ~/.cache/brokkr, or KUBEB
 KUBEBUILDER_ASSETS="$(scripts/control-plane-assets.sh)"
 export KUBEBUILDER_ASSETS
 echo "using $KUBEBUILDER_ASSETS"
+
+# The oldest minor the chart supports (Chart.yaml's kubeVersion): a smoke subset of the end-to-end tests runs on it.
+OLDEST_KUBERNETES="v1.30.14"
+step "kube-apiserver, kubectl and etcd of Kubernetes $OLDEST_KUBERNETES, the oldest the chart supports (built once, or BROKKR_OLDEST_ASSETS)"
+oldest_assets="$(KUBEBUILDER_ASSETS="${BROKKR_OLDEST_ASSETS:-}" BROKKR_KUBERNETES_VERSION="$OLDEST_KUBERNETES" scripts/control-plane-assets.sh)"
+echo "using $oldest_assets"
 
 step "helm and promtool for the chart tests (built once with Go into ~/.cache/brokkr/tools, or BROKKR_HELM/BROKKR_PROMTOOL)"
 echo "using $(scripts/chart-tools.sh)"
@@ -61,7 +68,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "unit, actor and HTTP tests"
 cargo test --workspace --locked --exclude brokkr-e2e
 
-step "end-to-end tests against the local control plane (one at a time: each starts its own API server)"
+step "end-to-end tests against the local control plane (one at a time, but for two that mostly wait: each starts its own API server)"
 # One build for both binaries the end-to-end tests run (the broker, and the example that embeds the subsystem), so
 # that their shared dependencies are built once, with one set of features.
 cargo build --locked -p brokkr-broker -p brokkr-reload --bin brokkr-broker --bin kubectl-brokkr --example embedded
@@ -70,26 +77,50 @@ export BROKKR_BROKER_BIN="$target_dir/debug/brokkr-broker"
 export BROKKR_EMBEDDED_BIN="$target_dir/debug/examples/embedded"
 export BROKKR_PLUGIN_BIN="$target_dir/debug/kubectl-brokkr"
 cargo test -p brokkr-e2e --locked --no-run
-# The 410 test spends 240–340 s waiting for its watch to end (the API server's timeout): it runs beside the others,
-# from the binary just built, in the package's folder as cargo runs it; its output follows theirs.
-gone_bin="$(cargo test -p brokkr-e2e --locked --no-run --test gone --message-format=json 2>/dev/null |
-  grep -o '"executable":"[^"]*/gone-[^"]*"' | cut -d'"' -f4 | head -n 1)"
-[[ -x "$gone_bin" ]] || { echo "cannot find the built 410 test (cargo test --no-run --test gone)" >&2; exit 1; }
-gone_log="$(mktemp)"
-(cd tests && exec "$gone_bin" --test-threads=1 --nocapture) >"$gone_log" 2>&1 &
-gone_pid=$!
-trap 'kill "$gone_pid" 2>/dev/null || true' EXIT
+# Two tests spend most of their time waiting for a watch to end (the API server's timeout, 240–340 s): the 410 test
+# and the HTTP/1.1 frozen-proxy test. They run beside the others, from the binaries just built, in the package's
+# folder as cargo runs them; their output follows the others'.
+test_binary() {
+  cargo test -p brokkr-e2e --locked --no-run --test "$1" --message-format=json 2>/dev/null |
+    grep -o "\"executable\":\"[^\"]*/$1-[^\"]*\"" | cut -d'"' -f4 | head -n 1
+}
+frozen_test=over_http1_a_vanished_server_is_noticed_in_45_s_and_a_frozen_proxy_within_the_watch_timeout
+background=(gone "faults $frozen_test")
+pids=()
+logs=()
+for job in "${background[@]}"; do
+  read -r name filter <<<"$job"
+  bin="$(test_binary "$name")"
+  [[ -x "$bin" ]] || { echo "cannot find the built test $name (cargo test --no-run --test $name)" >&2; exit 1; }
+  log="$(mktemp)"
+  if [[ -n "$filter" ]]; then
+    (cd tests && exec "$bin" --exact "$filter" --test-threads=1 --nocapture) >"$log" 2>&1 &
+  else
+    (cd tests && exec "$bin" --test-threads=1 --nocapture) >"$log" 2>&1 &
+  fi
+  pids+=($!)
+  logs+=("$log")
+done
+trap 'kill "${pids[@]}" 2>/dev/null || true' EXIT
 others=()
 while read -r name; do
   [[ "$name" == gone ]] || others+=(--test "$name")
 done < <(grep -A1 '^\[\[test\]\]' tests/Cargo.toml | sed -n 's/^name = "\(.*\)"$/\1/p')
-cargo test -p brokkr-e2e --locked "${others[@]}" -- --test-threads=1 --nocapture
-echo "--- the 410 test, run beside the others:"
-gone_status=0
-wait "$gone_pid" || gone_status=$?
+cargo test -p brokkr-e2e --locked "${others[@]}" -- --test-threads=1 --nocapture --skip "$frozen_test"
+failed=()
+for i in "${!background[@]}"; do
+  echo "--- run beside the others: ${background[$i]}"
+  status=0
+  wait "${pids[$i]}" || status=$?
+  cat "${logs[$i]}"
+  rm -f "${logs[$i]}"
+  [[ "$status" == 0 ]] || failed+=("${background[$i]}")
+done
 trap - EXIT
-cat "$gone_log"
-rm -f "$gone_log"
-[[ "$gone_status" == 0 ]] || { echo "the 410 test failed" >&2; exit 1; }
+[[ ${#failed[@]} == 0 ]] || { echo "failed beside the others: ${failed[*]}" >&2; exit 1; }
+
+step "a smoke subset on the oldest Kubernetes the chart supports ($OLDEST_KUBERNETES: install, live edit, webhook denial, rollout status, staged rollout)"
+KUBEBUILDER_ASSETS="$oldest_assets" cargo test -p brokkr-e2e --locked \
+  --test chart_install --test webhook --test rollout --test staged_rollout -- --test-threads=1 --nocapture
 
 step "all tests passed in $((SECONDS - started)) s"
