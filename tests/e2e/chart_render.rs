@@ -88,8 +88,8 @@ async fn the_webhook_has_its_own_cluster_ip_service_an_optional_network_policy_a
     for expected in ["port: http", "port: webhook", "cidr: \"10.0.0.0/28\"", "cidr: \"192.168.10.4/32\""] {
         assert!(policy.contains(expected), "{expected} in {policy}");
     }
-    let deployment = deployment(&rendered);
-    assert!(deployment.contains("optional: true"), "the pod starts before its certificate exists: {deployment}");
+    let exposed = deployment(&rendered);
+    assert!(exposed.contains("optional: true"), "the pod starts before its certificate exists: {exposed}");
     // Issue 23: the policy is on by default with the webhook; without the API server's addresses it would shut
     // the API server out, so the webhook alone is refused, naming what to set.
     let unaddressed = template(home.path(), &["--set", "webhook.enabled=true"]).await;
@@ -99,6 +99,10 @@ async fn the_webhook_has_its_own_cluster_ip_service_an_optional_network_policy_a
     assert!(documents_of_kind(&open.ok("opted out"), "NetworkPolicy").is_empty(), "opting out leaves no policy");
     let closed = template(home.path(), &["--set", WEBHOOK_ON]).await.ok("the webhook with addresses");
     assert!(documents_of_kind(&closed, "NetworkPolicy").concat().contains("cidr: \"10.0.0.0/28\""), "on by default");
+    // Off is pinned too: a ConfigMap's `[webhook] enabled = true` must not open the port at the next restart.
+    let off = deployment(&template(home.path(), &[]).await.ok("the default values"));
+    assert!(off.contains("- name: BROKKR__WEBHOOK__ENABLED\n              value: \"false\""), "{off}");
+    assert!(deployment(&closed).contains("- name: BROKKR__WEBHOOK__ENABLED\n              value: \"true\""));
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 use brokkr_e2e::{
     broker::{ADMIN_TOKEN, broker_binary},
     chart::{NAMESPACE, RELEASE, Walkthrough},
-    kubelet::{broker_pods, eventually, is_ready},
+    kubelet::{broker_pods, container_log, eventually, exit_code, is_ready},
     node::{NODE_IP, in_netns},
 };
 use brokkr_testenv::{
@@ -92,21 +92,6 @@ fn broker_process() -> Option<ProcessFacts> {
         seccomp: field("Seccomp:")?,
         root_read_only,
     })
-}
-
-/// The exit code of the broker container when `pod`'s status says it terminated.
-fn exit_code(pod: &Pod) -> Option<i32> {
-    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
-    statuses.iter().find(|s| s.name == "broker")?.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
-}
-
-/// The broker container's log as the kubelet keeps it (`<podLogsDir>/<namespace>_<pod>_<uid>/broker/0.log`).
-fn container_log(node: &Node, pod: &str) -> Option<String> {
-    let folder = std::fs::read_dir(node.dir().join("pod-logs"))
-        .ok()?
-        .filter_map(Result::ok)
-        .find(|e| e.file_name().to_string_lossy().contains(&format!("_{pod}_")))?;
-    std::fs::read_to_string(folder.path().join("broker/0.log")).ok()
 }
 
 async fn configmap_version(w: &Walkthrough) -> String {

@@ -56,6 +56,23 @@ pub fn restarts(pod: &Pod) -> i32 {
     statuses.into_iter().flatten().filter(|c| c.name == "broker").map(|c| c.restart_count).sum()
 }
 
+/// The exit code of the broker container when `pod`'s status says it terminated.
+#[must_use]
+pub fn exit_code(pod: &Pod) -> Option<i32> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.iter().find(|s| s.name == "broker")?.state.as_ref()?.terminated.as_ref().map(|t| t.exit_code)
+}
+
+/// The broker container's log as the kubelet keeps it (`<podLogsDir>/<namespace>_<pod>_<uid>/broker/0.log`).
+#[must_use]
+pub fn container_log(node: &brokkr_testenv::Node, pod: &str) -> Option<String> {
+    let folder = std::fs::read_dir(node.dir().join("pod-logs"))
+        .ok()?
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().contains(&format!("_{pod}_")))?;
+    std::fs::read_to_string(folder.path().join("broker/0.log")).ok()
+}
+
 /// The pod's name.
 #[must_use]
 pub fn name(pod: &Pod) -> String {
@@ -104,9 +121,9 @@ pub fn memory_cgroup(pid: u32) -> Option<PathBuf> {
 pub struct CgroupMemory {
     /// The limit (`memory.limit_in_bytes`, or `memory.max`).
     pub limit: u64,
-    /// The highest usage so far (`memory.max_usage_in_bytes`, or `memory.peak`).
+    /// The highest usage so far (`memory.max_usage_in_bytes`, or `memory.peak`, Linux 5.19 and later).
     pub peak: u64,
-    /// How often usage reached the limit (`memory.failcnt`), or OOM events (`memory.events`' `max`).
+    /// How often usage reached the limit (`memory.failcnt`, or `memory.events`' `max`).
     pub hit_limit: u64,
 }
 
@@ -126,10 +143,11 @@ pub fn cgroup_memory(dir: &Path) -> Option<CgroupMemory> {
     Some(CgroupMemory { limit: read("memory.max")?, peak: read("memory.peak")?, hit_limit })
 }
 
-/// Bytes of a memory quantity as the chart writes them (`128Mi`, `1Gi`, or a plain number).
+/// Bytes of a memory quantity as a chart writes them (`128Mi`, `1Gi`, `500M`, or a plain number).
 #[must_use]
 pub fn quantity_bytes(quantity: &str) -> Option<u64> {
-    let units = [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30)];
+    let units =
+        [("Ki", 1 << 10), ("Mi", 1 << 20), ("Gi", 1 << 30), ("k", 1_000), ("M", 1_000_000), ("G", 1_000_000_000)];
     for (suffix, factor) in units {
         if let Some(number) = quantity.strip_suffix(suffix) {
             return number.parse::<u64>().ok()?.checked_mul(factor);

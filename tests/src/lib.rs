@@ -10,6 +10,7 @@ pub mod kubelet;
 pub mod measure;
 pub mod node;
 pub mod pods;
+pub mod real_flood;
 pub mod real_pods;
 pub mod real_rollout;
 pub mod staged;

@@ -7,6 +7,10 @@ use std::{
 };
 
 use base64::{Engine, engine::general_purpose::STANDARD};
+use brokkr_broker::{
+    serve::{HTTP_MAX_CONNECTIONS, HTTP_WORKERS},
+    webhook::{MAX_BODY, MAX_CONNECTIONS},
+};
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{ConfigMap, Pod},
@@ -19,17 +23,17 @@ use crate::{
     broker::ADMIN_TOKEN,
     chart::{NAMESPACE, RELEASE, Run, Walkthrough},
     hostile::{self, Webhook},
-    kubelet::{broker_pid, cgroup_memory, is_ready, memory_cgroup, name, pod_ip, quantity_bytes, ready_pods, restarts},
+    kubelet::{
+        broker_pid, cgroup_memory, eventually, is_ready, memory_cgroup, name, pod_ip, quantity_bytes, ready_pods,
+        restarts,
+    },
     node::NODE_IP,
 };
 
-const CHART: &str = "charts/brokkr-broker";
+/// The chart, from the repository's root.
+pub const CHART: &str = "charts/brokkr-broker";
 /// The webhook Service's name in the chart's certificate.
 const WEBHOOK_NAME: &str = "brokkr-broker-webhook.brokkr.svc";
-/// HTTP connection slots of a broker: `brokkr_broker::serve::HTTP_WORKERS * HTTP_MAX_CONNECTIONS`.
-const HTTP_SLOTS: usize = 2 * 64;
-/// The webhook's connection slots: `brokkr_broker::webhook::MAX_CONNECTIONS`.
-const WEBHOOK_SLOTS: usize = 64;
 
 /// The release as installed, and a client for its pods' own addresses.
 pub struct Release {
@@ -39,8 +43,8 @@ pub struct Release {
 
 impl Release {
     /// Installs the chart as a user would on a cluster with a pod network: three replicas, the webhook with the
-    /// chart's certificate (its NetworkPolicy naming `gateway`, where the API server's connections come from), the
-    /// Pod status. The pods reach the API server at the node's address (no kube-proxy serves `kubernetes.default`).
+    /// chart's certificate, the Pod status. Its NetworkPolicy names `gateway`, where the API server's connections
+    /// come from here; the bridge enforces no NetworkPolicy, so that is rendered, not tested. The pods reach the API server at the node's address (no kube-proxy serves `kubernetes.default`).
     pub async fn install(w: &Walkthrough, image: &str, gateway: Ipv4Addr) -> Self {
         w.kubectl(&["create", "namespace", NAMESPACE]).await.ok("create namespace");
         let literal = format!("--from-literal=token={ADMIN_TOKEN}");
@@ -51,7 +55,6 @@ impl Release {
             "image: {{repository: {repository}, tag: {tag}, pullPolicy: Never}}\n\
              replicaCount: 3\n\
              admin: {{existingSecret: brokkr-admin}}\n\
-             drainDelaySeconds: 2\n\
              podStatus: {{enabled: true}}\n\
              webhook: {{enabled: true, networkPolicy: {{apiServerCIDRs: [\"{gateway}/32\"]}}}}\n\
              config: {{config_reload: {{debounce: 1s}}}}\n\
@@ -84,6 +87,11 @@ impl Release {
         cm.metadata.resource_version.expect("a resourceVersion")
     }
 }
+
+/// A document the webhook denies, and what its denial says.
+pub const BROKEN: &str = "[cors]\nmax_age = \"soon\"\n";
+/// The key and reason the broker names for [`BROKEN`].
+pub const BROKEN_SAYS: &str = "cors.max_age: invalid duration \"soon\"";
 
 /// `helm upgrade` an edit; `kubectl brokkr rollout-status` waits until all three replicas run it.
 pub async fn live_edit_reaches_every_replica(w: &Walkthrough, release: &Release) {
@@ -175,43 +183,106 @@ async fn webhook_of(w: &Walkthrough, pod: &Pod) -> Webhook {
         .ok("the chart's webhook CA");
     let ca = String::from_utf8(STANDARD.decode(ca.trim()).expect("base64")).expect("PEM");
     let addr = SocketAddr::from((pod_ip(pod).expect("a pod IP"), 8443));
-    Webhook { addr, server_name: WEBHOOK_NAME.into(), ca }
+    Webhook::new(addr, WEBHOOK_NAME, &ca).expect("a TLS client for the webhook")
 }
 
-/// Bodies past the webhook's cap, legal ones just under it at once, and unfinished heads on every slot of both
-/// ports: the pod keeps answering, is never restarted, and its cgroup never reaches the limit.
+/// Bodies past the webhook's cap, as many legal ones just under it as it has connection slots (far more than the
+/// memory limit, were they held at once), and unfinished heads on every slot of both ports: the pod is never
+/// restarted, its cgroup never reaches the limit, and it answers real reviews before and after.
 pub async fn hostile_client_against_a_real_pod(w: &Walkthrough, release: &Release, pods: &Api<Pod>) {
     let pod = ready_pods(pods, 3).await.expect("three replicas").remove(0);
     let webhook = webhook_of(w, &pod).await;
     let cgroup = memory_cgroup(broker_pid(&name(&pod)).expect("the broker's process")).expect("its cgroup");
-    let real = hostile::review(NAMESPACE, RELEASE, "[log]\nlevel = \"debug\"\n", 0);
-    assert_eq!(webhook.send(&hostile::length(&real), &real).await, 200, "a real review, before");
+    let real = "[log]\nlevel = \"debug\"\n";
+    assert!(webhook.reviews(NAMESPACE, RELEASE, real).await, "a real review, before");
 
     let huge = hostile::review(NAMESPACE, RELEASE, "", 7_800_000);
-    assert_eq!(webhook.send(&hostile::length(&huge), &huge).await, 413, "a 15 MiB review is refused");
-    let legal = hostile::review(NAMESPACE, RELEASE, "", 1_900_000);
+    assert_eq!(webhook.send(&hostile::length(&huge), &huge).await.0, 413, "a 15 MiB review is refused");
+    // Just under the cap, on every slot at once: 256 MB in all, twice the limit if the broker held them.
+    let legal = hostile::review(NAMESPACE, RELEASE, "", (MAX_BODY - 1024) / 2);
+    assert!(legal.len() < MAX_BODY, "{} bytes", legal.len());
     let head = hostile::length(&legal);
-    let answers = futures::future::join_all((0..8).map(|_| webhook.send(&head, &legal))).await;
-    assert!(answers.iter().all(|s| [200, 503, 408].contains(s)), "eight legal 4 MB bodies at once: {answers:?}");
+    let answers = futures::future::join_all((0..MAX_CONNECTIONS).map(|_| webhook.send(&head, &legal))).await;
+    let statuses: Vec<u16> = answers.iter().map(|(status, _)| *status).collect();
+    assert!(statuses.iter().all(|s| [200, 503, 408].contains(s)), "{MAX_CONNECTIONS} legal bodies: {statuses:?}");
+    assert!(statuses.contains(&200), "some were reviewed: {statuses:?}");
 
     let http = SocketAddr::from((pod_ip(&pod).expect("a pod IP"), 8080));
-    let flood = hostile::flood(http, &webhook, HTTP_SLOTS + 64, Duration::from_secs(12)).await;
-    assert!(flood.http >= HTTP_SLOTS && flood.webhook >= WEBHOOK_SLOTS, "every slot was filled: {flood:?}");
-    assert_eq!(webhook.send(&hostile::length(&real), &real).await, 200, "a real review, after");
+    let slots = HTTP_WORKERS * HTTP_MAX_CONNECTIONS;
+    let flood = tokio::spawn({
+        let webhook = webhook.clone();
+        async move { hostile::flood(http, &webhook, slots + 64, Duration::from_secs(12)).await }
+    });
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let during = Instant::now();
+    let answered = webhook.reviews(NAMESPACE, RELEASE, real).await;
+    let during = (answered, during.elapsed());
+    let flood = flood.await.expect("the flood");
+    assert!(webhook.reviews(NAMESPACE, RELEASE, real).await, "a real review, after");
     assert!(release.status(&pod).await.is_some(), "the admin API answers after");
 
     let memory = cgroup_memory(&cgroup).expect("the cgroup's memory files");
-    let now = pods.get(&name(&pod)).await.expect("the pod");
+    let pod = eventually("Ready again after the flood", Duration::from_secs(30), || async {
+        pods.get(&name(&pod)).await.ok().filter(is_ready)
+    })
+    .await;
     println!(
-        "e2e pod network: hostile client against {}: cgroup peak {} MiB of {} MiB, limit reached {} times, {} \
-         restarts; heads written {flood:?}",
+        "e2e pod network: hostile client against {}: {MAX_CONNECTIONS} legal bodies at once answered {statuses:?}; \
+         cgroup peak {} MiB of {} MiB, limit reached {} times, {} restarts; a real review during the flood \
+         (answered, took) {during:?}; heads written {flood:?}",
         name(&pod),
         memory.peak >> 20,
         memory.limit >> 20,
         memory.hit_limit,
-        restarts(&now)
+        restarts(&pod)
     );
-    assert_eq!((restarts(&now), memory.hit_limit), (0, 0), "restarted, or reached the limit: {memory:?}");
+    assert_eq!((restarts(&pod), memory.hit_limit), (0, 0), "restarted, or reached the limit: {memory:?}");
     assert!(memory.peak < memory.limit / 4 * 3, "peak {memory:?}");
-    assert!(is_ready(&now), "still Ready");
+}
+
+/// The status the kubelet's own API answers `GET /pods` with, over TLS trusting the kubelet's self-signed
+/// certificate (in `node`'s folder), as `identity` (a client certificate and key, PEM) or anonymously.
+async fn kubelet_answers(node: &brokkr_testenv::Node, port: u16, identity: Option<(String, String)>) -> u16 {
+    use rustls::pki_types::{PrivateKeyDer, ServerName, pem::PemObject};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let served = std::fs::read(node.dir().join("kubelet-pki/kubelet.crt")).expect("the kubelet's certificate");
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&served) {
+        roots.add(cert.expect("PEM")).expect("a root");
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots);
+    let config = match identity {
+        Some((cert, key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(cert.as_bytes()).map(|c| c.expect("PEM"));
+            let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("a key");
+            builder.with_client_auth_cert(chain.collect(), key).expect("a client certificate")
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect((NODE_IP, port)).await.expect("the kubelet's port");
+    let name = ServerName::try_from(brokkr_testenv::node::NODE_NAME).expect("a name");
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let mut tls = connector.connect(name, tcp).await.expect("a TLS handshake with the kubelet");
+    tls.write_all(b"GET /pods HTTP/1.1\r\nHost: kubelet\r\nConnection: close\r\n\r\n").await.expect("a request");
+    let mut answer = Vec::new();
+    drop(tls.read_to_end(&mut answer).await);
+    answer.get(9..12).and_then(|s| std::str::from_utf8(s).ok()?.parse().ok()).unwrap_or(0)
+}
+
+/// The kubelet's API (port-forward, exec, logs) lets in the API server only: anonymous requests are refused, and so is
+/// a certificate of the test CA for a user RBAC grants nothing.
+pub async fn kubelet_admits_the_api_server_only(w: &Walkthrough, node: &brokkr_testenv::Node) {
+    let nodes = Api::<k8s_openapi::api::core::v1::Node>::all(w.cluster.admin.clone());
+    let registered = nodes.get(brokkr_testenv::node::NODE_NAME).await.expect("the Node");
+    let port = registered.status.and_then(|s| s.daemon_endpoints?.kubelet_endpoint).expect("the kubelet's port").port;
+    let port = u16::try_from(port).expect("a port");
+    assert_eq!(kubelet_answers(node, port, None).await, 401, "anonymous");
+    let nobody = w.cluster.plane.client_identity("nobody").expect("a certificate");
+    assert_eq!(kubelet_answers(node, port, Some(nobody)).await, 403, "a user RBAC grants nothing");
+    let apiserver = w.cluster.plane.client_identity(brokkr_testenv::KUBELET_CLIENT).expect("cert");
+    assert_eq!(kubelet_answers(node, port, Some(apiserver)).await, 200, "the API server's identity");
 }

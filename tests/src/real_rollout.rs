@@ -9,27 +9,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use brokkr_reload::{rollout_pods::DOCUMENT_HASH, rollout_status::Phase};
+use brokkr_reload::rollout_status::Phase;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 
 use crate::{
     chart::{NAMESPACE, RELEASE, Walkthrough},
     kubelet::{broker_pid, eventually, is_ready, name, pod_ip, ready_pods, restarts},
-    real_pods::Release,
-    staged::{CLIENT, applied, document, hash, set_document, traffic, wait_for},
+    real_pods::{CHART, Release},
+    staged::{CLIENT, applied, document, hash, says_it_runs, set_document, traffic, wait_for},
 };
 
 const WAIT: Duration = Duration::from_secs(120);
 
 /// The text each broker Pod says it runs, by Pod name.
 async fn running(pods: &Api<Pod>) -> Vec<(String, String)> {
-    let all = crate::kubelet::broker_pods(pods).await;
-    all.iter()
-        .map(|p| {
-            (name(p), p.metadata.annotations.as_ref().and_then(|a| a.get(DOCUMENT_HASH)).cloned().unwrap_or_default())
-        })
-        .collect()
+    crate::kubelet::broker_pods(pods).await.iter().map(|p| (name(p), says_it_runs(p))).collect()
 }
 
 /// Turns the staged rollout on (a Deployment roll onto three new replicas), then makes a harmful edit.
@@ -37,11 +32,11 @@ pub async fn staged_rollout_on_real_replicas(w: &Walkthrough, release: &Release,
     let before: Vec<String> = ready_pods(pods, 3).await.expect("three replicas").iter().map(name).collect();
     let values = w.dir().join("staged-values.yaml");
     let staged = format!(
-        "rollout: {{enabled: true, steps: [\"1\", \"50%\", \"100%\"], bake: 8s, minRequests: 5, maxErrorRatio: 0.2}}\n\
+        "rollout: {{enabled: true, steps: [\"1\", \"50%\", \"100%\"], bake: 30s, minRequests: 5, maxErrorRatio: 0.2}}\n\
          config: {{cors: {{allowed_origins: [\"{CLIENT}\"]}}}}\n"
     );
     std::fs::write(&values, staged).expect("write values");
-    let upgrade = ["upgrade", RELEASE, "charts/brokkr-broker", "-n", NAMESPACE, "--reuse-values", "-f"];
+    let upgrade = ["upgrade", RELEASE, CHART, "-n", NAMESPACE, "--reuse-values", "-f"];
     let started = Instant::now();
     w.helm(&[&upgrade[..], &[values.to_str().expect("path")]].concat()).await.ok("helm upgrade: staged rollout on");
     let ready = eventually("three new replicas Ready", WAIT, || async {
@@ -52,11 +47,6 @@ pub async fn staged_rollout_on_real_replicas(w: &Walkthrough, release: &Release,
     let good = wait_for(w, "adopt the running text", Duration::from_secs(60), |s| s.last_good.is_some()).await;
     let good = good.last_good.expect("the last good text").hash;
 
-    // A browser client on every replica's own address, as a Service would spread it.
-    let stop = Arc::new(AtomicBool::new(false));
-    let urls = ready.iter().map(|p| format!("http://{}:8080/", pod_ip(p).expect("a pod IP"))).collect();
-    let client = traffic(urls, stop.clone());
-
     let harmful = document("https://other.example", "2m");
     let harmful_rv = set_document(w, &harmful).await;
     let started = Instant::now();
@@ -64,7 +54,8 @@ pub async fn staged_rollout_on_real_replicas(w: &Walkthrough, release: &Release,
         running(pods).await.into_iter().find(|(_, h)| *h == hash(&harmful)).map(|(n, _)| n)
     })
     .await;
-    // A replica outside the first wave, not the coordinator, killed: the kubelet restarts its container.
+    // A replica outside the first wave, not the coordinator, killed: the kubelet restarts its container. No traffic
+    // yet, so the canary's gate cannot fail before the bake (30 s) ends: the rollout is still in its first wave.
     let status = wait_for(w, "a coordinator", Duration::from_secs(5), |s| s.coordinator.is_some()).await;
     let holder = status.coordinator.map(|c| c.holder).unwrap_or_default();
     let victim = ready.iter().map(name).find(|n| *n != canary && *n != holder).expect("a third replica");
@@ -77,13 +68,24 @@ pub async fn staged_rollout_on_real_replicas(w: &Walkthrough, release: &Release,
     })
     .await;
     let status = release.status(&restarted).await.expect("the restarted replica's status");
+    let rollout = wait_for(w, "the rollout's state", Duration::from_secs(5), |_| true).await;
+    assert_eq!((rollout.phase, rollout.admitted), (Phase::Progressing, 1), "still in the first wave: {rollout:?}");
     assert_eq!(status["generation"], 0, "a fresh start: {status}");
     assert_eq!(status["settings"]["cors"]["allowed_origins"][0], CLIENT, "it starts on the last good text: {status}");
+    let said = running(pods).await;
+    assert!(said.contains(&(victim.clone(), good.clone())), "it says it runs the last good text: {said:?}");
+    println!("e2e pod network: {victim} restarted by the kubelet in the first wave, on the last good text");
 
+    // A browser client on every replica's own address, as a Service would spread it: the canary refuses it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let urls = ready.iter().map(|p| format!("http://{}:8080/", pod_ip(p).expect("a pod IP"))).collect();
+    let client = traffic(urls, stop.clone());
+    let traffic_from = Instant::now();
     let rolled_back =
         wait_for(w, "roll the harmful edit back", Duration::from_secs(60), |s| s.phase == Phase::RolledBack).await;
     println!(
-        "e2e pod network: harmful edit rolled back after {} ms (8 s bake), {victim} restarted by the kubelet meanwhile",
+        "e2e pod network: harmful edit rolled back {} ms after the client's traffic began ({} ms after the edit)",
+        traffic_from.elapsed().as_millis(),
         started.elapsed().as_millis()
     );
     let failure = rolled_back.failed.last().expect("the failure is recorded");

@@ -109,10 +109,15 @@ pub async fn running(pods: &Api<Pod>) -> Vec<(String, String)> {
     let mut said = Vec::new();
     for name in PODS {
         let Some(pod) = pods.get_opt(name).await.expect("read the Pod") else { continue };
-        let annotations = pod.metadata.annotations.unwrap_or_default();
-        said.push((name.to_owned(), annotations.get(DOCUMENT_HASH).cloned().unwrap_or_default()));
+        said.push((name.to_owned(), says_it_runs(&pod)));
     }
     said
+}
+
+/// The hash of the text `pod` says it runs (its annotation), or nothing.
+#[must_use]
+pub fn says_it_runs(pod: &Pod) -> String {
+    pod.metadata.annotations.as_ref().and_then(|a| a.get(DOCUMENT_HASH)).cloned().unwrap_or_default()
 }
 
 /// How many records of `history` applied the ConfigMap version `resource_version`.

@@ -38,12 +38,15 @@ pub enum Command {
         #[arg(long, value_name = "NAME", requires = "configmap")]
         namespace: Option<String>,
     },
-    /// Ask the running broker whether it is alive, over its probe socket (the chart's liveness probe); exit 0 when
-    /// it is, 1 with the reason when not.
+    /// Ask the running broker whether it is alive (the chart's liveness probe), or with `--ready` whether it is
+    /// ready (its readiness probe), over its probe socket; exit 0 when it is, 1 with the reason when not.
     Probe {
         /// The socket `serve` answers on (its `--probe-socket`).
         #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
         socket: PathBuf,
+        /// Ask for readiness (`/readyz`: a configuration in force, not shutting down) instead of liveness.
+        #[arg(long)]
+        ready: bool,
     },
     /// Regenerate the settings' documentation (README table, chart values and schema) from their declarations;
     /// without `--write`, exit 1 when a file is out of date.

@@ -20,12 +20,25 @@ async fn healthz() -> impl Responder {
 /// `200` once a configuration is in force; `503` before, and from the moment shutdown begins.
 #[get("/readyz")]
 async fn readyz(subsystem: web::Data<Subsystem>, draining: Option<web::Data<Draining>>) -> impl Responder {
-    if draining.is_some_and(|d| d.is_draining()) {
-        HttpResponse::ServiceUnavailable().body("shutting down")
+    readiness_answer(readiness(&subsystem, draining.as_ref().map(|d| d.get_ref())))
+}
+
+/// Whether the broker is ready, or why not: the one answer of `/readyz` on the HTTP port and on the probe socket.
+pub(crate) fn readiness(subsystem: &Subsystem, draining: Option<&Draining>) -> Result<(), &'static str> {
+    if draining.is_some_and(Draining::is_draining) {
+        Err("shutting down")
     } else if subsystem.is_ready() {
-        HttpResponse::Ok().body("ok")
+        Ok(())
     } else {
-        HttpResponse::ServiceUnavailable().body("waiting for the first ConfigMap read")
+        Err("waiting for the first ConfigMap read")
+    }
+}
+
+/// `200 ok`, or `503` with the reason.
+pub(crate) fn readiness_answer(ready: Result<(), &'static str>) -> HttpResponse {
+    match ready {
+        Ok(()) => HttpResponse::Ok().body("ok"),
+        Err(reason) => HttpResponse::ServiceUnavailable().body(reason),
     }
 }
 

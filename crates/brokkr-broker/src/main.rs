@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             let over = brokkr_broker::check::Over { config, env_file, namespace };
             brokkr_broker::check::run(&file, configmap.then_some(over))
         }
-        Command::Probe { socket } => brokkr_broker::probe::run(&socket),
+        Command::Probe { socket, ready } => brokkr_broker::probe::run(&socket, ready),
         Command::SettingsDocs { write, root } => brokkr_broker::settings_docs::run(&root, write),
     }
 }

@@ -1,24 +1,53 @@
-//! The liveness probe on a Unix socket inside the pod, where no other pod can reach it: `serve` answers on it, and
-//! `brokkr-broker probe` (the chart's exec probe) asks it.
+//! The liveness and readiness probes on a Unix socket inside the pod, where no other pod can reach it: `serve`
+//! answers on it, and `brokkr-broker probe` (the chart's exec probes) asks it.
 //!
 //! Why not the HTTP port: any pod can reach that one and fill its connection slots with slow clients; the kubelet's
 //! probes then wait behind them, time out, and the container is restarted again and again (issue 23; before this,
 //! 7 of 11 probes failed under 3,000 slow connections per port). A probe port of its own would still be reachable
 //! by every pod, and a NetworkPolicy cannot tell the kubelet from a pod on the same node. A Unix socket in an
 //! `emptyDir` is reachable only by the pod's own containers, so no traffic from outside can fail the probe.
+//!
+//! Readiness too: a flood of the HTTP port used to make the kubelet's `httpGet /readyz` wait behind the listen
+//! backlog and fail, so any pod could take every replica out of the webhook's Service and fail a staged rollout's
+//! gate (which reads readiness) at will. `/readyz` here answers what the HTTP port's `/readyz` would.
 
 use std::{
     io::{Read, Write},
     os::unix::{fs::FileTypeExt, net::UnixStream},
     path::{Path, PathBuf},
     process::ExitCode,
+    sync::{Arc, OnceLock},
     time::Duration,
 };
 
-use actix_web::{App, HttpResponse, HttpServer, Responder, dev::Server, get, http::KeepAlive};
+use actix_web::{App, HttpResponse, HttpServer, Responder, dev::Server, get, http::KeepAlive, web};
+use brokkr_reload::Subsystem;
 
-/// The path `/healthz` is served at on the probe socket.
+use crate::shutdown::Draining;
+
+/// The liveness path on the probe socket.
 pub const PATH: &str = "/healthz";
+/// The readiness path on the probe socket.
+pub const READY_PATH: &str = "/readyz";
+
+/// What `/readyz` on the probe socket answers: not ready until [`Readiness::set`] (the socket is served before the
+/// reload subsystem exists), then what the HTTP port's `/readyz` answers.
+#[derive(Clone, Default)]
+pub struct Readiness(Arc<OnceLock<(Subsystem, web::Data<Draining>)>>);
+
+impl Readiness {
+    /// From now on, ready as `subsystem` and `draining` say. A second call changes nothing.
+    pub fn set(&self, subsystem: Subsystem, draining: web::Data<Draining>) {
+        drop(self.0.set((subsystem, draining)));
+    }
+
+    fn answer(&self) -> Result<(), &'static str> {
+        match self.0.get() {
+            Some((subsystem, draining)) => crate::http::readiness(subsystem, Some(draining.get_ref())),
+            None => Err("starting"),
+        }
+    }
+}
 
 /// How long the main thread (where the reload actors run) may take to answer before the probe fails: well under the
 /// chart's 5 s probe timeout, with room for the runtime to start the probe process.
@@ -83,9 +112,14 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, ProbeError>
     std::os::unix::net::UnixListener::bind(path).map_err(bind_error)
 }
 
-/// Serves `/healthz` on `listener`: one worker of its own, a few connections, short timers.
-pub fn serve(listener: std::os::unix::net::UnixListener, path: &Path) -> Result<Server, ProbeError> {
-    let server = HttpServer::new(|| App::new().service(healthz))
+/// Serves `/healthz` and `/readyz` on `listener`: one worker of its own, a few connections, short timers.
+pub fn serve(
+    listener: std::os::unix::net::UnixListener,
+    path: &Path,
+    readiness: Readiness,
+) -> Result<Server, ProbeError> {
+    let readiness = web::Data::new(readiness);
+    let server = HttpServer::new(move || App::new().app_data(readiness.clone()).service(healthz).service(readyz))
         .workers(1)
         .max_connections(MAX_CONNECTIONS)
         .keep_alive(KeepAlive::Disabled)
@@ -114,9 +148,18 @@ async fn healthz() -> impl Responder {
     }
 }
 
-/// `brokkr-broker probe`: asks the probe socket at `path`; success exits 0, anything else 1 with the reason.
-pub fn run(path: &Path) -> ExitCode {
-    match ask(path, CLIENT_TIMEOUT) {
+/// Whether the broker serves and has a configuration in force, as the HTTP port's `/readyz` says, without any
+/// connection from outside the pod in the way.
+#[get("/readyz")]
+async fn readyz(readiness: web::Data<Readiness>) -> impl Responder {
+    crate::http::readiness_answer(readiness.answer())
+}
+
+/// `brokkr-broker probe`: asks the probe socket at `path` for liveness, or readiness with `ready`; success exits 0,
+/// anything else 1 with the reason.
+pub fn run(path: &Path, ready: bool) -> ExitCode {
+    let asked = if ready { READY_PATH } else { PATH };
+    match ask(path, asked, CLIENT_TIMEOUT) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("brokkr-broker probe: {}", crate::report::chain(&error));
@@ -125,14 +168,14 @@ pub fn run(path: &Path) -> ExitCode {
     }
 }
 
-/// One `GET /healthz` over the socket at `path`, each step within `timeout`. A hand-written request: it is one line
+/// One `GET <asked>` over the socket at `path`, each step within `timeout`. A hand-written request: it is one line
 /// to a server of our own, and an HTTP client with Unix-socket support would add a dependency for nothing else.
-pub fn ask(path: &Path, timeout: Duration) -> Result<(), ProbeError> {
+pub fn ask(path: &Path, asked: &str, timeout: Duration) -> Result<(), ProbeError> {
     let unanswered = |source| ProbeError::Unanswered { path: path.to_owned(), source };
     let mut stream = UnixStream::connect(path).map_err(unanswered)?;
     stream.set_read_timeout(Some(timeout)).map_err(unanswered)?;
     stream.set_write_timeout(Some(timeout)).map_err(unanswered)?;
-    let request = format!("GET {PATH} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
+    let request = format!("GET {asked} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).map_err(unanswered)?;
     let mut head = [0; 64];
     let mut read = 0;
@@ -171,13 +214,13 @@ mod tests {
     fn a_probe_with_nobody_listening_fails_and_names_the_socket() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("probe.sock");
-        let error = ask(&path, Duration::from_millis(100)).expect_err("nobody listens");
+        let error = ask(&path, PATH, Duration::from_millis(100)).expect_err("nobody listens");
         assert!(crate::report::chain(&error).contains("probe.sock"), "{error}");
     }
 
     /// Serves the probe socket at `path` on this System; the server's handle.
     fn serving(path: &Path) -> actix_web::dev::ServerHandle {
-        let server = serve(bind(path).expect("bind"), path).expect("serve");
+        let server = serve(bind(path).expect("bind"), path, Readiness::default()).expect("serve");
         let handle = server.handle();
         actix_web::rt::spawn(server);
         handle
@@ -186,7 +229,7 @@ mod tests {
     /// A probe asked from a thread of its own, while this (the main) thread keeps running.
     async fn ask_while_running(path: &Path) -> Result<(), ProbeError> {
         let path = path.to_owned();
-        actix_web::rt::task::spawn_blocking(move || ask(&path, Duration::from_secs(5))).await.expect("the probe")
+        actix_web::rt::task::spawn_blocking(move || ask(&path, PATH, Duration::from_secs(5))).await.expect("the probe")
     }
 
     #[actix_web::test]
@@ -201,7 +244,7 @@ mod tests {
         let asked = path.clone();
         std::thread::spawn(move || {
             let started = std::time::Instant::now();
-            drop(answered.send((ask(&asked, Duration::from_secs(5)), started.elapsed())));
+            drop(answered.send((ask(&asked, PATH, Duration::from_secs(5)), started.elapsed())));
         });
         let (answer, took) = answer.recv().expect("the probe thread");
         assert!(
@@ -211,6 +254,36 @@ mod tests {
         assert!(took >= MAIN_THREAD_DEADLINE, "failed after {took:?}, before the deadline");
         let answer = ask_while_running(&path).await;
         assert!(answer.is_ok(), "the main thread runs again: {answer:?}");
+        handle.stop(false).await;
+    }
+
+    #[actix_web::test]
+    async fn readiness_on_the_socket_waits_for_the_subsystem_and_ends_with_the_drain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("probe.sock");
+        let readiness = Readiness::default();
+        let server = serve(bind(&path).expect("bind"), &path, readiness.clone()).expect("serve");
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        let ask_ready =
+            |path: PathBuf| actix_web::rt::task::spawn_blocking(move || ask(&path, READY_PATH, Duration::from_secs(5)));
+        let answer = ask_ready(path.clone()).await.expect("the probe");
+        assert!(
+            matches!(&answer, Err(ProbeError::Unhealthy { status_line }) if status_line.contains("503")),
+            "{answer:?}"
+        );
+        let draining = web::Data::new(Draining::default());
+        readiness.set(Subsystem::disabled(), draining.clone());
+        let answer = ask_ready(path.clone()).await.expect("the probe");
+        assert!(answer.is_ok(), "a subsystem with nothing to read is ready: {answer:?}");
+        draining.start();
+        let answer = ask_ready(path.clone()).await.expect("the probe");
+        assert!(
+            matches!(&answer, Err(ProbeError::Unhealthy { status_line }) if status_line.contains("503")),
+            "{answer:?}"
+        );
+        let alive = actix_web::rt::task::spawn_blocking(move || ask(&path, PATH, Duration::from_secs(5)));
+        assert!(alive.await.expect("the probe").is_ok(), "still alive while draining");
         handle.stop(false).await;
     }
 

@@ -97,9 +97,11 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     };
     // Bound before logging is set up, so that a bind error of the file's own settings is the one error printed.
     let (settings, listeners, fallback) = listeners::bind_or_fall_back(settings, &boot)?;
-    // The liveness probe first of the servers: it answers whatever the other ports go through, until the process ends.
+    // The probe socket first of the servers: it answers whatever the other ports go through, until the process ends
+    // (readiness: not ready until the subsystem exists).
+    let readiness = probe::Readiness::default();
     if let Some(path) = &args.probe_socket {
-        actix::spawn(probe::serve(probe::bind(path)?, path)?);
+        actix::spawn(probe::serve(probe::bind(path)?, path, readiness.clone())?);
     }
     let filter = logging::init(&settings.log)?;
     let following = file_source.as_ref().map(|file| file.describe());
@@ -163,6 +165,7 @@ pub async fn run(args: ServeArgs) -> Result<(), BrokerError> {
     let listen = settings.server.listen;
     let server_err = |source| BrokerError::Server { addr: listen, source };
     let draining = web::Data::new(shutdown::Draining::default());
+    readiness.set(subsystem.clone(), draining.clone());
     let (config, subsystem, registry) = (web::Data::new(config), web::Data::new(subsystem), web::Data::new(registry));
     let (fallback, token) = (web::Data::new(fallback), web::Data::new(token));
     let history = web::Data::new(options.history.clone());

@@ -186,6 +186,14 @@ pub(crate) fn broker_checks(s: &Settings, in_force: &[&str]) -> Result<()> {
     check(check_path("webhook.cert_file", &s.webhook.cert_file));
     check(check_path("webhook.key_file", &s.webhook.key_file));
     errors.extend(crate::rollout_steps::check_policy(&s.rollout));
+    if s.rollout.enabled && !s.config_reload.enabled {
+        // A replica restarted on such a text would stop following the rollout, and keep it whatever the rollout
+        // decides (a rollback included) until its next restart.
+        errors.push(invalid(
+            "config_reload.enabled",
+            "is false while rollout.enabled is on: a replica must follow its ConfigMap to take part in a staged rollout",
+        ));
+    }
     match errors.len() {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
@@ -240,6 +248,21 @@ mod tests {
         assert!(shown.len() <= crate::error::SEVERAL_BYTES + 32, "{} bytes", shown.len());
         assert!(shown.starts_with("cors.allowed_origins[0]: "), "{shown}");
         assert!(shown.ends_with(" more"), "{shown}");
+    }
+
+    #[test]
+    fn the_watch_cannot_be_turned_off_under_a_staged_rollout() {
+        // A text that turns the watch off would, once a replica restarts on it, leave that replica outside the
+        // rollout: it would keep the text whatever the rollout decides, rolled back or not.
+        let mut s = Settings::default();
+        s.rollout.enabled = true;
+        s.config_reload.enabled = false;
+        assert_eq!(key_of(check(&s, &[])), "config_reload.enabled");
+        s.config_reload.enabled = true;
+        check(&s, &[]).expect("the watch on");
+        s.rollout.enabled = false;
+        s.config_reload.enabled = false;
+        check(&s, &[]).expect("no staged rollout: the watch may be off");
     }
 
     #[test]

@@ -292,9 +292,11 @@ mod tests {
             section.as_table_mut().expect("a section").insert(key.to_owned(), value);
         }
         let candidate: Settings = toml::Value::Table(document).try_into().expect("every example has the right type");
-        // Together too, for the rules across keys (`max_wait` at least `debounce`), but for the one that excludes.
+        // Together too, for the rules across keys (`max_wait` at least `debounce`), but for those that exclude: a
+        // token with a token file, a staged rollout with the watch off.
         let mut together = candidate.clone();
         together.admin.token = Settings::default().admin.token;
+        together.config_reload.enabled = true;
         crate::checks::check(&together, &[]).expect("the examples are valid together");
         assert_eq!(diff(&running, &candidate).len(), running.fields().len(), "the candidate differs in every key");
         let kept = candidate.with_restart_only_from(&running);

@@ -24,8 +24,9 @@ use crate::{
 
 const AUDIT_POLICY: &str = "apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n- level: Metadata\n";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
-/// The user the API server is to a kubelet (port-forward, logs, exec), in `system:masters`; a kubelet started by
-/// [`crate::Node`] accepts only client certificates of the test CA.
+/// The user the API server is to a kubelet (port-forward, logs, exec), bound to `system:kubelet-api-admin`; a
+/// kubelet started by [`crate::Node`] with a pod network accepts only client certificates of the test CA, and asks
+/// the API server whether each request is allowed.
 pub const KUBELET_CLIENT: &str = "kube-apiserver-kubelet-client";
 
 /// etcd + kube-apiserver with RBAC and an audit log, in a temporary folder removed on drop.
@@ -60,11 +61,37 @@ impl ControlPlane {
     /// namespace of the test's own ([`crate::netns::current`]), so that it never listens on this machine's interfaces.
     pub async fn start_for_pods(address: Ipv4Addr, extra: &[&str]) -> Result<Self> {
         if crate::netns::current().is_none() {
-            return Err(Error::Assets(
-                "ControlPlane::start_for_pods listens on every address: run it inside a test network namespace".into(),
-            ));
+            return Err(Error::NotIsolated("ControlPlane::start_for_pods"));
         }
-        Self::start_listening(Some(address), extra).await
+        let plane = Self::start_listening(Some(address), extra).await?;
+        plane.grant_kubelet_api().await?;
+        Ok(plane)
+    }
+
+    /// Lets [`KUBELET_CLIENT`] use the kubelet's API (port-forward, logs, exec) as kubeadm lets its API server: the
+    /// bootstrap role `system:kubelet-api-admin`, nothing more.
+    async fn grant_kubelet_api(&self) -> Result<()> {
+        use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleRef, Subject};
+        let binding = ClusterRoleBinding {
+            metadata: kube::api::ObjectMeta { name: Some(KUBELET_CLIENT.into()), ..Default::default() },
+            role_ref: RoleRef {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "ClusterRole".into(),
+                name: "system:kubelet-api-admin".into(),
+            },
+            subjects: Some(vec![Subject {
+                api_group: Some("rbac.authorization.k8s.io".into()),
+                kind: "User".into(),
+                name: KUBELET_CLIENT.into(),
+                ..Default::default()
+            }]),
+        };
+        let bindings = kube::Api::<ClusterRoleBinding>::all(self.admin_client().await?);
+        bindings
+            .create(&kube::api::PostParams::default(), &binding)
+            .await
+            .map_err(|source| Error::Api { what: "bind the API server's kubelet client", source })?;
+        Ok(())
     }
 
     async fn start_listening(pod_facing: Option<Ipv4Addr>, extra: &[&str]) -> Result<Self> {
@@ -97,7 +124,7 @@ impl ControlPlane {
         let serving = pki.serving_for(pod_facing.as_slice())?;
         let sa = service_account_key()?;
         let ca = write("ca.crt", &pki.ca_cert)?;
-        let apiserver_args: Vec<String> = vec![
+        let mut apiserver_args: Vec<String> = vec![
             format!("--etcd-servers={etcd_url}"),
             format!("--secure-port={port}"),
             "--bind-address=127.0.0.1".into(),
@@ -122,9 +149,8 @@ impl ControlPlane {
             format!("--cert-dir={}", path.join("certs").display()),
             "--v=1".into(),
         ];
-        let mut apiserver_args: Vec<String> = apiserver_args;
         if let Some(address) = pod_facing {
-            let kubelet_client = pki.client(KUBELET_CLIENT, Some("system:masters"))?;
+            let kubelet_client = pki.client(KUBELET_CLIENT, None)?;
             apiserver_args.extend([
                 // Inside the test's network namespace only (checked by `start_for_pods`); the last flag wins.
                 "--bind-address=0.0.0.0".into(),
@@ -207,6 +233,19 @@ impl ControlPlane {
         );
         fs::write(&path, yaml).map_err(io(format!("write {}", path.display())))?;
         Ok(path)
+    }
+
+    /// A client certificate and key (PEM) of the test CA for `user`, in no group: what RBAC grants it and nothing
+    /// more, wherever the test CA is trusted (the API server, a kubelet with a pod network).
+    pub fn client_identity(&self, user: &str) -> Result<(String, String)> {
+        let pair = self.pki.client(user, None)?;
+        Ok((pair.cert, pair.key))
+    }
+
+    /// The file of [`ControlPlane::ca_cert`].
+    #[must_use]
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
     }
 
     /// The test CA's certificate (PEM), which the API server trusts for webhooks called at a URL.

@@ -41,6 +41,19 @@ pub enum Error {
     /// `nft` refused a rule set of the fault proxy (the rules and its message).
     #[error("nft failed: {0}")]
     Netfilter(String),
+    /// Something that would listen on every address, or change the network, was started outside a network
+    /// namespace of the test's own.
+    #[error("{0} runs only inside a test network namespace (brokkr_testenv::NetNs), never on this machine's network")]
+    NotIsolated(&'static str),
+    /// A request to the API server failed.
+    #[error("{what} failed")]
+    Api {
+        /// What was being done.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: kube::Error,
+    },
     /// etcd's JSON gateway refused or did not answer a request.
     #[error("etcd request failed: {0}")]
     Etcd(String),

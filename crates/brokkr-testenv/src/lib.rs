@@ -19,7 +19,7 @@ mod vanish;
 
 pub use assets::assets_dir;
 pub use captured_log::CapturedLog;
-pub use control_plane::ControlPlane;
+pub use control_plane::{ControlPlane, KUBELET_CLIENT};
 pub use error::{Error, Result};
 pub use netns::NetNs;
 pub use node::Node;

@@ -17,8 +17,10 @@ use tempfile::TempDir;
 use crate::{ControlPlane, Error, Result, error::io, process::Process};
 
 mod cleanup;
+mod network;
 
 pub use cleanup::{kernel_tunables, restore_kernel_tunables};
+pub use network::{POD_BRIDGE, PodNetwork};
 
 /// The name the kubelet registers.
 pub const NODE_NAME: &str = "brokkr-node";
@@ -103,55 +105,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     )
 }
 
-/// For a node whose pods use the host network only: the runtime still reports its network ready only once a CNI
-/// config exists, and the node is `NotReady` until then. Loopback is the one network such a config can name that
-/// needs no interface.
-const LOOPBACK_CNI_CONFIG: &str =
-    r#"{"cniVersion": "1.0.0", "name": "brokkr-loopback", "plugins": [{"type": "loopback"}]}"#;
-
-/// The network of a node's pods.
-#[derive(Debug, Clone, Copy)]
-pub enum PodNetwork {
-    /// Every pod runs with `hostNetwork: true` (the namespace's network); other pods get no address.
-    HostOnly,
-    /// Each pod gets an address of `subnet` (a `/24`, its first address the gateway) on a Linux bridge in the
-    /// namespace, by the CNI `bridge` and `host-local` plugins of Debian's containernetworking-plugins. Nothing
-    /// routes out of the namespace: pods reach the node's addresses and each other, and nothing else.
-    Bridge {
-        /// The pods' subnet, such as `10.124.0.0`.
-        subnet: Ipv4Addr,
-    },
+/// What a kubelet's configuration names besides its folders.
+struct KubeletSetup<'a> {
+    address: Ipv4Addr,
+    port: u16,
+    ca: &'a Path,
+    debugging: bool,
 }
 
-/// The bridge the pods' veth pairs join.
-pub const POD_BRIDGE: &str = "brokkr0";
-
-impl PodNetwork {
-    /// The address the namespace has on the pod network (the pods' gateway): where the API server's and the
-    /// kubelet's connections to pods come from. `None` without a pod network.
-    #[must_use]
-    pub fn gateway(&self) -> Option<Ipv4Addr> {
-        match self {
-            Self::HostOnly => None,
-            Self::Bridge { subnet } => Some(Ipv4Addr::from(u32::from(*subnet) | 1)),
-        }
-    }
-
-    fn cni_config(&self, dir: &Path) -> String {
-        match self {
-            Self::HostOnly => LOOPBACK_CNI_CONFIG.to_owned(),
-            // host-local keeps its leases in `dataDir`, by default a folder of this machine (/var/lib/cni).
-            Self::Bridge { subnet } => format!(
-                r#"{{"cniVersion": "1.0.0", "name": "brokkr-pods", "plugins": [{{"type": "bridge", "bridge": "{POD_BRIDGE}", "isGateway": true, "ipMasq": false, "hairpinMode": true, "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{subnet}/24"}}]], "routes": [{{"dst": "0.0.0.0/0"}}], "dataDir": "{}"}}}}]}}"#,
-                dir.join("cni-ipam").display()
-            ),
-        }
-    }
-}
-
-fn kubelet_config(dir: &Path, socket: &Path, address: Ipv4Addr, port: u16, ca: &Path) -> String {
+fn kubelet_config(dir: &Path, socket: &Path, setup: &KubeletSetup<'_>) -> String {
     let d = dir.display();
-    let ca = ca.display();
+    let KubeletSetup { address, port, debugging, .. } = setup;
+    let ca = setup.ca.display();
     format!(
         r#"apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -164,9 +129,9 @@ address: {address}
 port: {port}
 readOnlyPort: 0
 healthzPort: 0
-# port-forward, for the API server only: a client certificate of the test CA (the API server's is in
-# system:masters), each request authorized by the API server. Nothing else in the namespace gets in.
-enableDebuggingHandlers: true
+# port-forward (with a pod network), for the API server only: a client certificate of the test CA, each request
+# authorized by the API server. Nothing else in the namespace gets in.
+enableDebuggingHandlers: {debugging}
 enableSystemLogHandler: false
 authentication:
   anonymous:
@@ -202,8 +167,11 @@ impl Node {
         Self::start_with(plane, address, PodNetwork::HostOnly).await
     }
 
-    /// Like [`Node::start`], with the pods on `network`.
+    /// Like [`Node::start`], with the pods on `network`. Refused outside a network namespace of the test's own
+    /// ([`crate::netns::current`]): the pod network adds a bridge and routes, and the kubelet writes machine-wide
+    /// kernel settings.
     pub async fn start_with(plane: &ControlPlane, address: Ipv4Addr, network: PodNetwork) -> Result<Self> {
+        crate::netns::current().ok_or(Error::NotIsolated("Node::start"))?;
         let bin = node_assets_dir()?;
         let dir = crate::process::private_temp_dir("brokkr-node-")?;
         let path = dir.path().to_owned();
@@ -242,8 +210,10 @@ impl Node {
         let admin = plane.admin_kubeconfig().display().to_string();
         let plane_dir = plane.dir().display().to_string();
         let kubelet_port = crate::process::free_port()?;
-        let ca = plane.dir().join("ca.crt");
-        let kubelet = write("kubelet.yaml", &kubelet_config(&path, &socket, address, kubelet_port, &ca))?;
+        let ca = plane.ca_file();
+        let debugging = matches!(network, PodNetwork::Bridge { .. });
+        let setup = KubeletSetup { address, port: kubelet_port, ca: &ca, debugging };
+        let kubelet = write("kubelet.yaml", &kubelet_config(&path, &socket, &setup))?;
         let kubelet_args = [
             format!("--config={kubelet}"),
             format!("--kubeconfig={admin}"),
@@ -385,7 +355,7 @@ impl Drop for Node {
         cleanup::kill_shims(&self.socket);
         cleanup::unmount_below(self.dir.path());
         cleanup::remove_links_into(Path::new(CONTAINER_LOG_LINKS), self.dir.path());
-        cleanup::remove_cgroups(&containers);
+        cleanup::remove_container_cgroups(&containers);
         cleanup::restore_kernel_tunables(&self.tunables);
     }
 }

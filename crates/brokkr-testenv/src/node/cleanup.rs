@@ -26,12 +26,6 @@ pub fn restore_kernel_tunables(saved: &[(PathBuf, String)]) {
     }
 }
 
-/// The ids of every container of this node's containerd, running or not.
-pub(super) fn containers(socket: &Path) -> Vec<String> {
-    let listed = ctr(socket).args(["--namespace=k8s.io", "containers", "list", "-q"]).output();
-    listed.map(|out| String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()).unwrap_or_default()
-}
-
 /// Kills every task (container process) this node's containerd runs.
 pub(super) fn kill_tasks(socket: &Path) {
     let Ok(listed) = ctr(socket).args(["--namespace=k8s.io", "tasks", "list", "-q"]).output() else { return };
@@ -46,17 +40,44 @@ fn ctr(socket: &Path) -> Command {
     command
 }
 
-/// Removes the cgroups runc made for `containers` in every hierarchy (a container killed with its containerd keeps
-/// its empty cgroup otherwise), then the `k8s.io` parent once empty (a cgroup in use, such as another containerd's,
-/// cannot be removed).
-pub(super) fn remove_cgroups(containers: &[String]) {
-    let Ok(hierarchies) = fs::read_dir("/sys/fs/cgroup") else { return };
-    for hierarchy in hierarchies.filter_map(Result::ok) {
-        let parent = hierarchy.path().join("k8s.io");
+/// The ids of every container of this node's containerd, running or not.
+pub(super) fn containers(socket: &Path) -> Vec<String> {
+    let listed = ctr(socket).args(["--namespace=k8s.io", "containers", "list", "-q"]).output();
+    listed.map(|out| String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()).unwrap_or_default()
+}
+
+/// Removes the cgroups runc made for `containers` below `k8s.io` (containerd's namespace; the kubelet gives pods no
+/// parent of their own with `cgroupsPerQOS` off), in every hierarchy (cgroup v1) or the unified one (v2): a container
+/// killed with its containerd keeps its empty cgroup otherwise. Then `k8s.io` itself, once empty. Only empty cgroups
+/// can be removed at all, so one still in use, such as another containerd's, is left alone.
+pub(super) fn remove_container_cgroups(containers: &[String]) {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut parents = vec![root.join("k8s.io")];
+    if let Ok(hierarchies) = fs::read_dir(root) {
+        parents.extend(hierarchies.filter_map(Result::ok).map(|h| h.path().join("k8s.io")));
+    }
+    for parent in parents.into_iter().filter(|p| p.is_dir()) {
         for id in containers.iter().filter(|id| !id.is_empty() && !id.contains('/') && !id.starts_with('.')) {
-            let _ = fs::remove_dir(parent.join(id));
+            let cgroup = parent.join(id);
+            if cgroup.is_dir() {
+                remove_depth_first(&cgroup);
+            }
         }
         let _ = fs::remove_dir(parent);
+    }
+}
+
+fn remove_depth_first(dir: &Path) {
+    if let Ok(children) = fs::read_dir(dir) {
+        for child in children.filter_map(Result::ok).filter(|c| c.file_type().is_ok_and(|t| t.is_dir())) {
+            remove_depth_first(&child.path());
+        }
+    }
+    for _ in 0..20 {
+        if fs::remove_dir(dir).is_ok() || !dir.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
