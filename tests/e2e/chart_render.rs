@@ -302,8 +302,9 @@ async fn the_pod_guard_is_refused_without_a_service_account_of_its_own() {
 }
 
 #[tokio::test]
-async fn the_liveness_probe_asks_over_a_socket_in_the_pod_in_every_option_set() {
-    // Issue 23: on the HTTP port, any pod could fill the connection slots and get the broker restarted.
+async fn both_probes_ask_over_a_socket_in_the_pod_in_every_option_set() {
+    // Issue 23: on the HTTP port, any pod could fill the connection slots and get the broker restarted; issue 26:
+    // or take every replica out of Ready, emptying the webhook's Service.
     let home = tempfile::tempdir().expect("tempdir");
     for values in option_sets() {
         let values = values.to_str().expect("UTF-8 path");
@@ -318,6 +319,14 @@ async fn the_liveness_probe_asks_over_a_socket_in_the_pod_in_every_option_set() 
                 && liveness.contains("timeoutSeconds: 5")
                 && !liveness.contains("httpGet"),
             "{values}: {liveness}"
+        );
+        let readiness = deployment.split("readinessProbe:").nth(1).and_then(|p| p.split("securityContext:").next());
+        let readiness = readiness.expect("a readiness probe");
+        assert!(
+            readiness
+                .contains("command: [/usr/local/bin/brokkr-broker, probe, --ready, --socket, /run/brokkr/probe.sock]")
+                && !readiness.contains("httpGet"),
+            "{values}: {readiness}"
         );
         assert!(
             deployment.contains("- name: BROKKR_PROBE_SOCKET\n              value: /run/brokkr/probe.sock"),

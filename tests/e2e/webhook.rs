@@ -181,8 +181,10 @@ async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answ
     let next = w.dir().join("brokkr-broker-next");
     copy_dir(&brokkr_e2e::chart::chart_dir(), &next);
     let chart_yaml = std::fs::read_to_string(next.join("Chart.yaml")).expect("Chart.yaml");
-    std::fs::write(next.join("Chart.yaml"), chart_yaml.replace("\nversion: 0.1.0\n", "\nversion: 0.2.0\n"))
-        .expect("write");
+    let version = chart_yaml.lines().find_map(|l| l.strip_prefix("version: ")).expect("the chart's version");
+    let next_version = chart_yaml.replace(&format!("\nversion: {version}\n"), "\nversion: 99.0.0\n");
+    assert_ne!(next_version, chart_yaml, "a new chart version");
+    std::fs::write(next.join("Chart.yaml"), next_version).expect("write");
     let template = next.join("templates/configmap.yaml");
     let rendered = std::fs::read_to_string(&template).expect("configmap.yaml");
     let new_key = "\n    [telemetry]\n    enabled = false";
@@ -221,7 +223,7 @@ async fn a_chart_upgrade_that_adds_a_setting_succeeds_while_the_old_brokers_answ
         .kubectl(&["get", "validatingwebhookconfiguration", WEBHOOK, "-o", "jsonpath={.webhooks[0].matchConditions}"])
         .await
         .ok("get webhook");
-    assert!(condition.contains("brokkr-broker-0.2.0"), "the new registration reviews the new version: {condition}");
+    assert!(condition.contains("brokkr-broker-99.0.0"), "the new registration reviews the new version: {condition}");
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -47,6 +47,9 @@ async fn slow_client(addr: SocketAddr, stop: Arc<AtomicBool>) {
 /// Floods every replica's HTTP port for [`FLOOD`] while reading each Pod's Ready condition twice a second, and
 /// applies a broken document once in the middle, which a broker must deny through the webhook's Service. Returns
 /// each Pod seen not Ready, with when it first was, and the webhook's Service if the document was not denied.
+///
+/// The flood must bite: at its middle, `GET /readyz` on a flooded port must take at least the 2 s the chart's
+/// readiness probe used to wait, or get no answer. Otherwise the test would prove nothing (too few open files, say).
 pub async fn readiness_under_a_flood(w: &Walkthrough, pods: &Api<Pod>) -> Vec<(String, Duration)> {
     let ready = ready_pods(pods, 3).await.expect("three replicas");
     let stop = Arc::new(AtomicBool::new(false));
@@ -68,6 +71,15 @@ pub async fn readiness_under_a_flood(w: &Walkthrough, pods: &Api<Pod>) -> Vec<(S
         }
         if !checked && started.elapsed() > FLOOD / 2 {
             checked = true;
+            let url = format!("http://{}:8080/readyz", pod_ip(&ready[0]).expect("a pod IP"));
+            let asked = Instant::now();
+            let answer = reqwest::Client::new().get(url).timeout(Duration::from_secs(5)).send().await;
+            let waited = asked.elapsed();
+            println!(
+                "e2e pod network: GET /readyz on a flooded HTTP port: {:?} after {waited:?}",
+                answer.map(|r| r.status())
+            );
+            assert!(waited >= Duration::from_secs(2), "the flood does not hold the HTTP port: answered in {waited:?}");
             let refused = crate::real_pods::apply_document(w, crate::real_pods::BROKEN).await;
             let by_broker = refused.stderr.contains(crate::real_pods::BROKEN_SAYS);
             println!("e2e pod network: a broken apply during the flood denied by a broker: {by_broker}");

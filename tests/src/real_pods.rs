@@ -23,10 +23,7 @@ use crate::{
     broker::ADMIN_TOKEN,
     chart::{NAMESPACE, RELEASE, Run, Walkthrough},
     hostile::{self, Webhook},
-    kubelet::{
-        broker_pid, cgroup_memory, eventually, is_ready, memory_cgroup, name, pod_ip, quantity_bytes, ready_pods,
-        restarts,
-    },
+    kubelet::{broker_pid, cgroup_memory, is_ready, memory_cgroup, name, pod_ip, quantity_bytes, ready_pods, restarts},
     node::NODE_IP,
 };
 
@@ -218,14 +215,14 @@ pub async fn hostile_client_against_a_real_pod(w: &Walkthrough, release: &Releas
     let answered = webhook.reviews(NAMESPACE, RELEASE, real).await;
     let during = (answered, during.elapsed());
     let flood = flood.await.expect("the flood");
+    assert!(during.0, "a real review during the flood was not answered within 30 s");
+    let now = pods.get(&name(&pod)).await.expect("the pod");
+    assert!(is_ready(&now), "Ready throughout: readiness is asked over the pod's own socket");
     assert!(webhook.reviews(NAMESPACE, RELEASE, real).await, "a real review, after");
     assert!(release.status(&pod).await.is_some(), "the admin API answers after");
 
     let memory = cgroup_memory(&cgroup).expect("the cgroup's memory files");
-    let pod = eventually("Ready again after the flood", Duration::from_secs(30), || async {
-        pods.get(&name(&pod)).await.ok().filter(is_ready)
-    })
-    .await;
+    let pod = now;
     println!(
         "e2e pod network: hostile client against {}: {MAX_CONNECTIONS} legal bodies at once answered {statuses:?}; \
          cgroup peak {} MiB of {} MiB, limit reached {} times, {} restarts; a real review during the flood \

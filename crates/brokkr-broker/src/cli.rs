@@ -98,8 +98,9 @@ pub struct ServeArgs {
     /// dry runs show that this policy, not another one, refuses the broker changes outside its annotations.
     #[arg(long, value_name = "NAME", env = "BROKKR_POD_STATUS_POLICY")]
     pub pod_status_policy: Option<String>,
-    /// Also answer the liveness probe on this Unix socket, which only the pod's own containers can reach (the
-    /// chart's exec probe, `brokkr-broker probe`, asks it); a socket a previous run left there is replaced.
+    /// Also answer the liveness and readiness probes on this Unix socket, which only the pod's own containers can
+    /// reach (the chart's exec probes, `brokkr-broker probe [--ready]`, ask it); a socket a previous run left there
+    /// is replaced.
     #[arg(long, value_name = "PATH", env = "BROKKR_PROBE_SOCKET")]
     pub probe_socket: Option<PathBuf>,
     /// With `rollout.enabled`: the label selector of the release's broker Pods, whose readiness, restarts and

@@ -1,5 +1,6 @@
 //! The `brokkr-broker` command: `serve` runs the broker, `check-config FILE` validates a file offline,
-//! `probe` asks a running broker whether it is alive, `settings-docs` regenerates the settings' documentation.
+//! `probe` asks a running broker whether it is alive (or ready), `settings-docs` regenerates the settings'
+//! documentation.
 
 use std::process::ExitCode;
 

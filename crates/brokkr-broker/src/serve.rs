@@ -41,12 +41,12 @@ pub const HTTP_WORKERS: usize = 2;
 /// The most connections the HTTP API keeps open per worker; more wait in the listen backlog. A connection's read
 /// buffer grows to 128 KiB while its request head is incomplete (actix-http's `MAX_BUFFER_SIZE`), beside an 8 KiB
 /// write buffer and a few KiB of state: 2 workers × 64 × ~140 KiB ≈ 18 MiB at most, beside a ~25 MiB baseline.
-/// Probes, scrapes and admin calls need a handful. Any pod can fill these slots; only readiness and scrapes use
-/// this port, never liveness (see [`crate::probe`]).
+/// Scrapes and admin calls need a handful. Any pod can fill these slots; no probe uses this port (see
+/// [`crate::probe`]).
 pub const HTTP_MAX_CONNECTIONS: usize = 64;
 
 /// How long a client may take to send its request head (actix's default is 5 s): a slow client frees its slot
-/// soon, and a probe or scrape (which sends its head at once) waits less behind it. Under the probes' 2 s timeout.
+/// soon, and a scrape or admin call (which sends its head at once) waits less behind it.
 pub const HTTP_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Runs the broker until SIGTERM or Ctrl-C (readiness drops, then in-flight requests finish). SIGHUP reloads.

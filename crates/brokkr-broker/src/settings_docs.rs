@@ -70,7 +70,7 @@ const SET_BY_CHART: &[(&str, &str)] = &[
     ("config_reload.key", "the chart keeps this default and renders `config` under `broker.toml`"),
     (
         "webhook.enabled",
-        "the chart sets `BROKKR__WEBHOOK__ENABLED=true` when the chart value `webhook.enabled` is true",
+        "the chart always sets `BROKKR__WEBHOOK__ENABLED` to its value `webhook.enabled` (`false` included), so a ConfigMap cannot open the port",
     ),
     ("webhook.listen", "with the webhook on, the chart sets `BROKKR__WEBHOOK__LISTEN` to `0.0.0.0:<ports.webhook>`"),
     (

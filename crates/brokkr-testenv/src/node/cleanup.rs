@@ -56,27 +56,28 @@ pub(super) fn remove_container_cgroups(containers: &[String]) {
     if let Ok(hierarchies) = fs::read_dir(root) {
         parents.extend(hierarchies.filter_map(Result::ok).map(|h| h.path().join("k8s.io")));
     }
+    // One deadline for them all: a cgroup a stuck process holds must not hold the test's end for minutes.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     for parent in parents.into_iter().filter(|p| p.is_dir()) {
         for id in containers.iter().filter(|id| !id.is_empty() && !id.contains('/') && !id.starts_with('.')) {
             let cgroup = parent.join(id);
             if cgroup.is_dir() {
-                remove_depth_first(&cgroup);
+                remove_depth_first(&cgroup, deadline);
             }
         }
         let _ = fs::remove_dir(parent);
     }
 }
 
-fn remove_depth_first(dir: &Path) {
+/// Removes the cgroup `dir` and those below it, deepest first; one whose processes were just killed may be busy
+/// for a moment, so each removal is tried again until `deadline`.
+fn remove_depth_first(dir: &Path, deadline: std::time::Instant) {
     if let Ok(children) = fs::read_dir(dir) {
         for child in children.filter_map(Result::ok).filter(|c| c.file_type().is_ok_and(|t| t.is_dir())) {
-            remove_depth_first(&child.path());
+            remove_depth_first(&child.path(), deadline);
         }
     }
-    for _ in 0..20 {
-        if fs::remove_dir(dir).is_ok() || !dir.exists() {
-            return;
-        }
+    while fs::remove_dir(dir).is_err() && dir.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
