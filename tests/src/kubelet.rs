@@ -98,6 +98,14 @@ pub fn broker_pid(pod: &str) -> Option<u32> {
     })
 }
 
+/// How many sockets process `pid` holds open (its `/proc/<pid>/fd` links to `socket:`): listeners, accepted
+/// connections and its own clients. Connections still in a listen backlog are not the process's yet.
+#[must_use]
+pub fn open_sockets(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().filter_map(Result::ok);
+    fds.filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))).count()
+}
+
 /// The memory cgroup (v1) or cgroup (v2) folder of process `pid`.
 #[must_use]
 pub fn memory_cgroup(pid: u32) -> Option<PathBuf> {

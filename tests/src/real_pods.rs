@@ -23,7 +23,10 @@ use crate::{
     broker::ADMIN_TOKEN,
     chart::{NAMESPACE, RELEASE, Run, Walkthrough},
     hostile::{self, Webhook},
-    kubelet::{broker_pid, cgroup_memory, is_ready, memory_cgroup, name, pod_ip, quantity_bytes, ready_pods, restarts},
+    kubelet::{
+        broker_pid, cgroup_memory, eventually, is_ready, memory_cgroup, name, open_sockets, pod_ip, quantity_bytes,
+        ready_pods, restarts,
+    },
     node::NODE_IP,
 };
 
@@ -189,7 +192,8 @@ async fn webhook_of(w: &Walkthrough, pod: &Pod) -> Webhook {
 pub async fn hostile_client_against_a_real_pod(w: &Walkthrough, release: &Release, pods: &Api<Pod>) {
     let pod = ready_pods(pods, 3).await.expect("three replicas").remove(0);
     let webhook = webhook_of(w, &pod).await;
-    let cgroup = memory_cgroup(broker_pid(&name(&pod)).expect("the broker's process")).expect("its cgroup");
+    let pid = broker_pid(&name(&pod)).expect("the broker's process");
+    let cgroup = memory_cgroup(pid).expect("its cgroup");
     let real = "[log]\nlevel = \"debug\"\n";
     assert!(webhook.reviews(NAMESPACE, RELEASE, real).await, "a real review, before");
 
@@ -210,10 +214,18 @@ pub async fn hostile_client_against_a_real_pod(w: &Walkthrough, release: &Releas
         let webhook = webhook.clone();
         async move { hostile::flood(http, &webhook, slots + 64, Duration::from_secs(12)).await }
     });
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The flood fills the slots (most of them at any moment: a closed one is reopened), and the broker holds no
+    // more than its caps, whatever waits in the backlogs: listeners, the probe socket and its API connections aside.
+    let slots = slots + MAX_CONNECTIONS;
+    let held = eventually("the flood fills the slots", Duration::from_secs(10), || async {
+        let held = open_sockets(pid);
+        (held >= slots * 3 / 4).then_some(held)
+    })
+    .await;
+    assert!(held <= slots + 48, "{held} sockets open: more than the {slots} slots allow");
     let during = Instant::now();
     let answered = webhook.reviews(NAMESPACE, RELEASE, real).await;
-    let during = (answered, during.elapsed());
+    let during = (answered, during.elapsed(), held);
     let flood = flood.await.expect("the flood");
     assert!(during.0, "a real review during the flood was not answered within 30 s");
     let now = pods.get(&name(&pod)).await.expect("the pod");
@@ -226,7 +238,7 @@ pub async fn hostile_client_against_a_real_pod(w: &Walkthrough, release: &Releas
     println!(
         "e2e pod network: hostile client against {}: {MAX_CONNECTIONS} legal bodies at once answered {statuses:?}; \
          cgroup peak {} MiB of {} MiB, limit reached {} times, {} restarts; a real review during the flood \
-         (answered, took) {during:?}; heads written {flood:?}",
+         (answered, took, sockets the broker held) {during:?}; heads written {flood:?}",
         name(&pod),
         memory.peak >> 20,
         memory.limit >> 20,
