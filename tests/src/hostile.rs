@@ -11,16 +11,15 @@ use std::{
     time::{Duration, Instant},
 };
 
+use brokkr_testenv::slow_client::unfinished_head;
 use rustls::{ClientConfig, RootCertStore, pki_types::ServerName};
 use serde_json::Value;
 use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-/// Just under actix-http's 128 KiB head buffer: buffered whole, never refused as too large, until the head timeout.
-const HEAD_BYTES: usize = 127 * 1024;
 /// The longest one exchange with the broker may take before the client gives up on it.
 const EXCHANGE: Duration = Duration::from_secs(30);
 
@@ -122,18 +121,6 @@ pub fn review(namespace: &str, name: &str, document: &str, zeros: usize) -> Vec<
 #[must_use]
 pub fn length(body: &[u8]) -> String {
     format!("Content-Length: {}\r\n", body.len())
-}
-
-/// Sends a request head of [`HEAD_BYTES`] without its end, then holds the connection until the server closes it
-/// or `until`. Whether the whole head was written.
-async fn unfinished_head<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, until: Instant) -> bool {
-    let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: ".to_vec();
-    head.resize(HEAD_BYTES, b'a');
-    let written = stream.write_all(&head).await.is_ok() && stream.flush().await.is_ok();
-    let mut sink = [0; 512];
-    let held = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
-    drop(tokio::time::timeout(until.saturating_duration_since(Instant::now()), held).await);
-    written
 }
 
 /// How many unfinished heads each port took (into its socket buffers at least: a count, not a proof of slots).

@@ -12,30 +12,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use brokkr_testenv::slow_client::{HEAD_BYTES, unfinished_head};
 use support::{broker::Broker, connect};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// The chart's memory limit (`resources.limits.memory`).
 const CHART_LIMIT_MIB: u64 = 128;
 
 /// How long the clients keep the slots full.
 const FLOOD: Duration = Duration::from_secs(12);
-
-/// Just under actix-http's `MAX_BUFFER_SIZE` (128 KiB): a head this long is buffered whole, never refused as too
-/// large, until the head timeout.
-const HEAD_BYTES: usize = 127 * 1024;
-
-/// Sends a request head of [`HEAD_BYTES`] without its end, then waits until the broker closes the connection (or
-/// `until`). Whether the whole head was written.
-async fn unfinished_head<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, until: Instant) -> bool {
-    let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-Filler: ".to_vec();
-    head.resize(HEAD_BYTES, b'a');
-    let written = stream.write_all(&head).await.is_ok() && stream.flush().await.is_ok();
-    let mut sink = [0; 512];
-    let held = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
-    drop(tokio::time::timeout(until.saturating_duration_since(Instant::now()), held).await);
-    written
-}
 
 #[actix_rt::test]
 async fn heads_that_fill_every_slot_of_both_ports_stay_well_under_the_memory_limit() {

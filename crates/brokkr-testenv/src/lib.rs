@@ -15,6 +15,7 @@ mod pki;
 mod process;
 mod proxy;
 mod secret_volume;
+pub mod slow_client;
 mod vanish;
 
 pub use assets::assets_dir;
