@@ -102,7 +102,8 @@ pub fn broker_pid(pod: &str) -> Option<u32> {
 /// connections and its own clients. Connections still in a listen backlog are not the process's yet.
 #[must_use]
 pub fn open_sockets(pid: u32) -> usize {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).into_iter().flatten().filter_map(Result::ok);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the process's open files (/proc/<pid>/fd)");
+    let fds = fds.filter_map(Result::ok);
     fds.filter(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.to_string_lossy().starts_with("socket:"))).count()
 }
 

@@ -11,29 +11,38 @@ use std::{
 };
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::Api;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
+use brokkr_broker::serve::{HTTP_MAX_CONNECTIONS, HTTP_WORKERS};
+use futures::StreamExt;
+use kube::{
+    Api,
+    runtime::{WatchStreamExt, watcher},
+};
+
 use crate::{
-    chart::Walkthrough,
-    kubelet::{is_ready, name, pod_ip, ready_pods},
+    chart::{RELEASE, Walkthrough},
+    kubelet::{broker_pid, eventually, is_ready, name, open_sockets, pod_ip, ready_pods},
 };
 
 /// Clients per pod: more than the HTTP port's 128 slots and its 1,024-deep listen backlog together, so that a
 /// connection the kubelet opens waits behind the whole backlog (about 8 s at 128 connections a second).
 const CLIENTS: usize = 1_500;
-/// How long the flood lasts: six readiness periods (5 s each).
+/// How long the flood lasts, and the Pods are watched: six readiness periods (5 s each).
 const FLOOD: Duration = Duration::from_secs(30);
+/// How long a client waits before it connects again after a failed connection.
+const RECONNECT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Opens connections to `addr` until `stop`, each sending one byte of a request head and holding it until the broker
-/// closes it.
-async fn slow_client(addr: SocketAddr, stop: Arc<AtomicBool>) {
+/// closes it. A connection that fails (its SYN dropped by a full backlog, or refused) is tried again after a short
+/// backoff, as any client reconnects: without it, a refused connection would spin the test's own cores.
+async fn one_byte_client(addr: SocketAddr, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Relaxed) {
         let Ok(Ok(mut stream)) = tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            tokio::time::sleep(RECONNECT_BACKOFF).await;
             continue;
         };
         if stream.write_all(b"G").await.is_err() {
@@ -44,56 +53,73 @@ async fn slow_client(addr: SocketAddr, stop: Arc<AtomicBool>) {
     }
 }
 
-/// Floods every replica's HTTP port for [`FLOOD`] while reading each Pod's Ready condition twice a second, and
-/// applies a broken document once in the middle, which a broker must deny through the webhook's Service. Returns
-/// each Pod seen not Ready, with when it first was, and the webhook's Service if the document was not denied.
+/// Every broker Pod the kubelet reports not Ready during `window`, with when it first was, from a watch of the
+/// release's Pods (every change of their Ready condition, not samples of it).
+pub async fn not_ready_during(pods: Api<Pod>, window: Duration) -> Vec<(String, Duration)> {
+    let selector = format!("app.kubernetes.io/instance={RELEASE}");
+    let mut events = watcher(pods, watcher::Config::default().labels(&selector)).default_backoff().boxed();
+    let started = Instant::now();
+    let mut unready: Vec<(String, Duration)> = Vec::new();
+    let watching = async {
+        while let Some(event) = events.next().await {
+            let Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) = event else { continue };
+            let seen = unready.iter().any(|(n, _)| *n == name(&pod));
+            if !is_ready(&pod) && pod.metadata.deletion_timestamp.is_none() && !seen {
+                unready.push((name(&pod), started.elapsed()));
+            }
+        }
+    };
+    drop(tokio::time::timeout(window, watching).await);
+    unready
+}
+
+/// Floods every replica's HTTP port for [`FLOOD`] while watching each Pod's Ready condition, and applies a broken
+/// document once the flood holds, which a broker must deny through the webhook's Service. Returns each Pod seen not
+/// Ready, with when it first was, and the webhook's Service if the document was not denied.
 ///
-/// The flood must bite: at its middle, the slowest of three `GET /readyz` on a flooded port must take at least the
-/// 2 s the chart's readiness probe used to wait, or get no answer. Otherwise the test would prove nothing (too few open files, say).
+/// The flood must bite: once the broker holds most of its HTTP slots, two `GET /readyz` in a row on that port must
+/// each take at least the 2 s the chart's readiness probe used to wait, or get no answer, within 25 s. Otherwise the test
+/// would prove nothing.
 pub async fn readiness_under_a_flood(w: &Walkthrough, pods: &Api<Pod>) -> Vec<(String, Duration)> {
     let ready = ready_pods(pods, 3).await.expect("three replicas");
+    let watch = tokio::spawn(not_ready_during(pods.clone(), FLOOD));
     let stop = Arc::new(AtomicBool::new(false));
     let mut clients = Vec::new();
     for pod in &ready {
         let addr = SocketAddr::from((pod_ip(pod).expect("a pod IP"), 8080));
-        clients.extend((0..CLIENTS).map(|_| tokio::spawn(slow_client(addr, stop.clone()))));
+        clients.extend((0..CLIENTS).map(|_| tokio::spawn(one_byte_client(addr, stop.clone()))));
     }
-    let started = Instant::now();
-    let mut unready = Vec::new();
-    let mut checked = false;
-    while started.elapsed() < FLOOD {
-        for pod in &ready {
-            let now = pods.get(&name(pod)).await.expect("read the Pod");
-            // The first time each Pod was seen not Ready.
-            if !is_ready(&now) && !unready.iter().any(|(n, _)| *n == name(pod)) {
-                unready.push((name(pod), started.elapsed()));
-            }
-        }
-        if !checked && started.elapsed() > FLOOD / 2 {
-            checked = true;
-            // Three asks one after another, as the kubelet's probe asked every 5 s with a 2 s timeout: the slowest.
-            let url = format!("http://{}:8080/readyz", pod_ip(&ready[0]).expect("a pod IP"));
-            let mut waits = Vec::new();
-            for _ in 0..3 {
-                let asked = Instant::now();
-                let answer = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await;
-                waits.push((answer.map(|r| r.status().as_u16()).ok(), asked.elapsed()));
-            }
-            println!("e2e pod network: GET /readyz on a flooded HTTP port, three times: {waits:?}");
-            let slowest = waits.iter().map(|(_, waited)| *waited).max().unwrap_or_default();
-            assert!(slowest >= Duration::from_secs(2), "the flood does not hold the HTTP port: {waits:?}");
-            let refused = crate::real_pods::apply_document(w, crate::real_pods::BROKEN).await;
-            let by_broker = refused.stderr.contains(crate::real_pods::BROKEN_SAYS);
-            println!("e2e pod network: a broken apply during the flood denied by a broker: {by_broker}");
-            if !by_broker {
-                unready.push((format!("the webhook's Service: {}", refused.stderr.trim()), started.elapsed()));
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = broker_pid(&name(&ready[0])).expect("the broker's process");
+    eventually("the flood holds the HTTP slots", Duration::from_secs(10), || async {
+        (open_sockets(pid) >= HTTP_WORKERS * HTTP_MAX_CONNECTIONS * 3 / 4).then_some(())
+    })
+    .await;
+    // Asks one after another until two in a row wait at least 2 s (what the old probe needed, with its 2 s timeout
+    // and `failureThreshold: 2`, to take the Pod out of Ready): the backlog behind the slots grows for a few seconds.
+    let url = format!("http://{}:8080/readyz", pod_ip(&ready[0]).expect("a pod IP"));
+    let deadline = Instant::now() + Duration::from_secs(25);
+    let mut waits: Vec<(Option<u16>, Duration)> = Vec::new();
+    let bitten = |waits: &[(Option<u16>, Duration)]| {
+        waits.len() >= 2 && waits[waits.len() - 2..].iter().all(|(_, waited)| *waited >= Duration::from_secs(2))
+    };
+    while !bitten(&waits) && Instant::now() < deadline {
+        let asked = Instant::now();
+        let answer = reqwest::Client::new().get(&url).timeout(Duration::from_secs(5)).send().await;
+        waits.push((answer.map(|r| r.status().as_u16()).ok(), asked.elapsed()));
     }
+    println!("e2e pod network: GET /readyz on a flooded HTTP port until two in a row wait 2 s: {waits:?}");
+    assert!(bitten(&waits), "the flood does not hold the HTTP port: {waits:?}");
+    let refused = crate::real_pods::apply_document(w, crate::real_pods::BROKEN).await;
+    let by_broker = refused.stderr.contains(crate::real_pods::BROKEN_SAYS);
+    println!("e2e pod network: a broken apply during the flood denied by a broker: {by_broker}");
+
+    let mut unready = watch.await.expect("the watch of the Pods");
     stop.store(true, Ordering::Relaxed);
     for client in clients {
         client.abort();
+    }
+    if !by_broker {
+        unready.push((format!("the webhook's Service: {}", refused.stderr.trim()), FLOOD));
     }
     unready
 }

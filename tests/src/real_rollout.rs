@@ -1,5 +1,6 @@
 //! A staged rollout on replicas a kubelet runs: a harmful edit fails the traffic gate on the first wave and is
-//! rolled back, and a replica the kubelet restarts meanwhile starts on the last good configuration.
+//! rolled back, and a replica the kubelet restarts meanwhile starts on the last good configuration; then a healthy
+//! edit goes wave by wave, promoted by an operator.
 
 use std::{
     sync::{
@@ -127,14 +128,17 @@ async fn healthy_waves_promoted(w: &Walkthrough, pods: &Api<Pod>) {
                 && s.admitted == wave
         })
         .await;
+        // Wave `wave + 1` cannot be admitted on its own meanwhile: its bake (60 s) is longer than these waits.
         let members: Vec<String> = status.waves.iter().take(wave).flatten().map(|m| m.name.clone()).collect();
-        eventually("the admitted replicas run the edit", Duration::from_secs(30), || async {
+        let running_it = eventually("the admitted replicas run the edit", Duration::from_secs(30), || async {
             let said = running(pods).await;
             let run = said.iter().filter(|(n, h)| members.contains(n) && *h == hash(&healthy)).count();
-            (run == members.len()).then_some(())
+            (run == members.len()).then(|| said.iter().filter(|(_, h)| *h == hash(&healthy)).count())
         })
         .await;
-        timings.push((wave, members.len(), started.elapsed()));
+        // And no replica outside the admitted waves runs it.
+        assert_eq!(running_it, members.len(), "wave {wave}: {:?}", running(pods).await);
+        timings.push((wave, running_it, started.elapsed()));
         let (code, out) = w.kubectl_brokkr(admin, &["brokkr", "-n", NAMESPACE, "rollout", "promote"]).await;
         assert_eq!(code, 0, "promote wave {wave}: {out}");
     }
